@@ -1,0 +1,115 @@
+"""The unit of every task: a (context, query, response) triple, its JSONL form and the task registry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+FIELDS = ("context", "query", "response")
+
+
+@dataclass(frozen=True)
+class Triple:
+    context: str  # the text the inner step absorbs (or that Prompt mode puts before the query)
+    query: str  # asked after the context (Prompt) or alone (NC, FT)
+    response: str  # the gold answer, with its leading space, e.g. " Evan Armstrong"
+    answers: tuple[str, ...] = ()  # every acceptable answer for EM/F1 (SQuAD); empty means (response,)
+
+    @property
+    def gold_answers(self) -> tuple[str, ...]:
+        return self.answers or (self.response,)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[Triple]
+    test: list[Triple]
+
+
+class TripleFileError(ValueError):
+    """A JSONL triple file that cannot be read; the message names the file and line."""
+
+
+def write_jsonl(triples: Iterable[Triple], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for t in triples:
+            row = asdict(t)
+            if not row["answers"]:
+                del row["answers"]
+            else:
+                row["answers"] = list(row["answers"])
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[Triple]:
+    """Read triples; any malformed line raises TripleFileError naming the file, line and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise TripleFileError(f"{path}: no such file")
+    triples = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TripleFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise TripleFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            for key in FIELDS:
+                if key not in row:
+                    raise TripleFileError(f"{where}: missing field {key!r}")
+                if not isinstance(row[key], str):
+                    raise TripleFileError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__}")
+            unknown = set(row) - set(FIELDS) - {"answers"}
+            if unknown:
+                raise TripleFileError(f"{where}: unknown field(s) {sorted(unknown)}")
+            answers = row.get("answers", [])
+            if not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
+                raise TripleFileError(f"{where}: field 'answers' must be a list of strings")
+            if not row["response"].strip():
+                raise TripleFileError(f"{where}: field 'response' is empty")
+            triples.append(Triple(row["context"], row["query"], row["response"], tuple(answers)))
+    if not triples:
+        raise TripleFileError(f"{path}: holds no triples")
+    return triples
+
+
+# name -> builder(n_train, n_test, seed) -> Splits. Builders register themselves on import.
+TaskBuilder = Callable[[int, int, int], Splits]
+_REGISTRY: dict[str, TaskBuilder] = {}
+
+
+def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
+    def wrap(builder: TaskBuilder) -> TaskBuilder:
+        _REGISTRY[name] = builder
+        return builder
+
+    return wrap
+
+
+def task_names() -> list[str]:
+    from promptgd.data import tasks  # noqa: F401  (imports every task module so they register)
+
+    return sorted(_REGISTRY) + ["jsonl:<path>"]
+
+
+def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
+    """Build a task's splits by registry name, or read `jsonl:<path>` (test = the file, train = <path>.train.jsonl if present)."""
+    from promptgd.data import tasks  # noqa: F401
+
+    if name.startswith("jsonl:"):
+        path = Path(name.removeprefix("jsonl:"))
+        test = read_jsonl(path)[: n_test or None]
+        train_path = path.with_name(path.stem + ".train.jsonl")
+        train = read_jsonl(train_path)[: n_train or None] if train_path.is_file() else []
+        return Splits(train=train, test=test)
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(task_names())}")
+    return _REGISTRY[name](n_train, n_test, seed)
