@@ -1,0 +1,79 @@
+"""`promptgd` command line: thin wrappers over the recipes. Every command that writes results takes --out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from promptgd.config import ConfigError, RunConfig, load_config
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    """Preset (optional), then the convenience flags, then dotted overrides (which win)."""
+    flags = []
+    if getattr(args, "model", None):
+        flags.append(f"model.spec={args.model}")
+    if getattr(args, "task", None):
+        flags.append(f"task.name={args.task}")
+    if getattr(args, "modes", None):
+        flags.append(f"eval.modes={args.modes}")
+    if getattr(args, "limit", None) is not None:
+        flags.append(f"eval.limit={args.limit}")
+    return load_config(args.config, flags + args.overrides)
+
+
+def _split_config_and_overrides(args: argparse.Namespace) -> None:
+    """The first positional may be a preset path or already an override (contains '=')."""
+    if args.config is not None and "=" in args.config:
+        args.overrides.insert(0, args.config)
+        args.config = None
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from promptgd.evaluate.recipe import run_eval
+
+    run_eval(_config(args), Path(args.out))
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from promptgd.data.triples import task_names
+
+    print("\n".join(task_names()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptgd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("config", nargs="?", help="YAML preset (configs/*.yaml)")
+        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. inner.lr=3e-4 eval.limit=50")
+
+    p = sub.add_parser("eval", help="evaluate a model in NC / Prompt / FT modes")
+    with_config(p)
+    p.add_argument("--model", help="model spec (hub id, local dir, packaged:smollm2-135m, tiny:llama)")
+    p.add_argument("--task", help="task name or jsonl:<path>")
+    p.add_argument("--modes", help="comma-separated subset of nc,prompt,ft,ft_irrelevant")
+    p.add_argument("--limit", type=int, help="evaluate the first N test triples")
+    p.add_argument("--out", required=True, help="directory for predictions.jsonl and summary.json")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("tasks", help="list task names")
+    p.set_defaults(func=cmd_tasks, config=None, overrides=[])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _split_config_and_overrides(args)
+    try:
+        args.func(args)
+    except ConfigError as e:
+        print(f"promptgd: config error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

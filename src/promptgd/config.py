@@ -1,0 +1,230 @@
+"""Typed, frozen run configuration: YAML presets plus dotted CLI overrides, strictly checked.
+
+Every field is documented once, beside its definition. Unknown keys and values of the wrong type raise
+ConfigError naming the key path (and the YAML file when one is involved).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    spec: str = "packaged:smollm2-135m"  # hub id, local HF dir, `packaged:smollm2-135m` or `tiny:<name>`
+    dtype: Literal["float32", "float64", "bfloat16"] = "float32"  # parameter dtype; float32 is safe for 2nd order
+    device: str = "auto"  # "auto" picks cuda when available, else cpu
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "character_descriptions"  # registry name (`promptgd tasks`) or `jsonl:<path>`
+    n_train: int = 5000  # training triples to build or sample; 0 = all
+    n_test: int = 500  # test triples; 0 = all
+    seed: int = 0  # seeds the generator / sampler, so splits are reproducible
+    data_path: str | None = None  # raw data location for real-text tasks (SQuAD / WikiText); None = auto
+
+
+@dataclass(frozen=True)
+class FormatConfig:
+    separator: str = "\n"  # placed between context and query in Prompt mode
+    answer_end: str = "\n"  # appended to responses in training so the model learns where answers stop
+
+
+@dataclass(frozen=True)
+class InnerConfig:
+    lr: float = 1e-3  # η: plain-SGD learning rate of the update on the context
+    steps: int = 1  # SGD steps on the context
+    contexts: int = 1  # k contexts absorbed per update (the paper's multi-context study)
+    mode: Literal["batched", "sequential"] = "batched"  # k contexts: one step on their mean loss, or k steps
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    modes: tuple[str, ...] = ("nc", "prompt", "ft", "ft_irrelevant")  # subset of nc, prompt, ft, ft_irrelevant
+    limit: int = 0  # evaluate only the first N test triples; 0 = all
+    max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
+    batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)
+
+
+@dataclass(frozen=True)
+class WarmupConfig:
+    n_tasks: int = 0  # training triples for the format warm-up (0 = none); each is seen in Prompt and NC format
+    lr: float = 1e-5  # AdamW learning rate of the warm-up fine-tune
+    batch_size: int = 8  # sequences per optimiser step
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    objective: Literal["lc", "lg"] = "lc"  # learn from conditioning (teacher KL) or from gold labels (NLL)
+    first_order: bool = False  # drop the second-order term of the inner step (cheaper ablation)
+    n_tasks: int = 0  # meta-training tasks to use (0 = every training triple); one epoch over them
+    epochs: int = 1  # passes over the tasks
+    batch_size: int = 4  # tasks per outer step; gradients are accumulated task by task, so memory stays flat
+    lr: float = 1e-5  # outer Adam learning rate
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # after `warmup_steps` of linear ramp-up
+    warmup_steps: int = 10  # linear learning-rate ramp at the start of meta-training
+    weight_decay: float = 0.0  # Adam(W) weight decay on the meta-parameters
+    clip_norm: float = 1.0  # global gradient-norm clip; 0 disables
+    lm_weight: float = 0.1  # λ: weight of the generic-text LM loss that preserves language modelling
+    lm_corpus: str = "builtin"  # `builtin`, a text file path, or `wikitext:<dir>` for the tokenized release
+    lm_seq_len: int = 128  # tokens per generic-text chunk
+    val_every: int = 50  # outer steps between held-out FT evaluations; 0 disables
+    val_size: int = 50  # held-out training-distribution triples for those evaluations
+    ckpt_every: int = 100  # outer steps between resumable checkpoints; 0 = only at the end
+    log_every: int = 1  # outer steps between metrics.jsonl rows
+    seed: int = 0  # seeds data order and any sampling during training
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    objectives: tuple[str, ...] = ("lc",)  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    format: FormatConfig = field(default_factory=FormatConfig)
+    inner: InnerConfig = field(default_factory=InnerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+class ConfigError(ValueError):
+    """A config key that does not exist or a value of the wrong type; the message names the key."""
+
+
+def _check_value(value: Any, annotation: Any, key: str) -> Any:
+    """Return `value` converted to `annotation` where that is lossless, else raise ConfigError naming `key`."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(annotation))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_value(value, option, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}: {value!r} matches none of {annotation}")
+    if origin is tuple:
+        if isinstance(value, str):  # `eval.modes=nc,ft` on the command line
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        return tuple(_check_value(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if is_dataclass(annotation):
+        return _build(annotation, value, key)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or '<root>'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix + unknown[0]!r}; {cls.__name__} has: {', '.join(sorted(names))}")
+    kwargs = {k: _check_value(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _dotted_to_nested(overrides: list[str]) -> dict:
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the YAML preset at `path` (which may name a `base:` preset), then dotted overrides."""
+    data: dict = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+    data = _merge(data, _dotted_to_nested(overrides or []))
+    where = f"{path}: " if path is not None else ""
+    try:
+        return _build(RunConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from None
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    base = data.pop("base", None)
+    if base is not None:
+        data = _merge(_read_yaml(path.parent / base), data)
+    return data
+
+
+def to_dict(config: Any) -> dict:
+    """Plain dict (tuples as lists) for YAML/JSON dumps; `_build(RunConfig, to_dict(c)) == c`."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def dump_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def from_dict(data: dict) -> RunConfig:
+    return _build(RunConfig, data)
+
+
+def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    return _build(RunConfig, _merge(to_dict(config), _dotted_to_nested(overrides)))
+
+
+__all__ = ["RunConfig", "ConfigError", "load_config", "dump_yaml", "from_dict", "with_overrides", "replace"]

@@ -1,0 +1,137 @@
+"""The four evaluation modes over a list of triples.
+
+- nc:            the query alone, base weights
+- prompt:        context ⊕ separator ⊕ query, base weights
+- ft:            the query alone, after the inner update on the triple's own context
+- ft_irrelevant: the query alone, after the inner update on the next triple's context (a control: what
+                 a gradient step on unrelated text of the same kind does)
+
+With `inner.contexts = k > 1`, FT absorbs k consecutive contexts in one update and then asks all k queries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from promptgd.config import EvalConfig, FormatConfig, InnerConfig
+from promptgd.data.encoding import Encoder
+from promptgd.data.triples import Triple
+from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
+from promptgd.evaluate.decode import score_and_generate, stop_token_ids
+from promptgd.update.inner import Forward, Params, TokenBatch, inner_update
+
+MODES = ("nc", "prompt", "ft", "ft_irrelevant")
+
+
+@dataclass
+class EvalResult:
+    records: list[dict]  # one per (triple, mode)
+    modes: dict[str, dict[str, float]]  # mode -> metric -> mean
+    seconds: dict[str, float]  # mode -> wall time
+
+    def summary(self, model: str, task: str) -> dict:
+        n = len({r["index"] for r in self.records})
+        return {"model": model, "task": task, "n": n, "modes": self.modes}
+
+
+def evaluate(
+    forward: Forward,
+    params: Params,
+    tokenizer,
+    triples: list[Triple],
+    eval_cfg: EvalConfig,
+    inner_cfg: InnerConfig,
+    format_cfg: FormatConfig,
+    device: torch.device,
+    progress: bool = True,
+) -> EvalResult:
+    unknown = set(eval_cfg.modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
+    if eval_cfg.limit:
+        triples = triples[: eval_cfg.limit]
+    encoder = Encoder(tokenizer, format_cfg)
+    stop_ids = stop_token_ids(tokenizer)
+    records, modes, seconds = [], {}, {}
+    for mode in eval_cfg.modes:
+        start = time.perf_counter()
+        bar = tqdm(total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress, dynamic_ncols=True)
+        mode_records = []
+        for indices, step_params in _batches(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device):
+            prefix = encoder.prompt if mode == "prompt" else encoder.query
+            scored = score_and_generate(
+                forward,
+                step_params,
+                [prefix(triples[i]) for i in indices],
+                [encoder.response(triples[i]) for i in indices],
+                pad_id=tokenizer.pad_token_id,
+                stop_ids=stop_ids,
+                max_new_tokens=eval_cfg.max_new_tokens,
+                device=device,
+            )
+            for i, nll, gen in zip(indices, scored.nll, scored.generated):
+                mode_records.append(_record(mode, i, triples[i], tokenizer.decode(gen), nll))
+            bar.update(len(indices))
+        bar.close()
+        seconds[mode] = time.perf_counter() - start
+        records += mode_records
+        modes[mode] = _means(mode_records)
+    return EvalResult(records=records, modes=modes, seconds=seconds)
+
+
+def _batches(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device):
+    """Yield (triple indices, parameters to answer them with) for one mode."""
+    n = len(triples)
+    if mode in ("nc", "prompt"):
+        for start in range(0, n, eval_cfg.batch_size):
+            yield list(range(start, min(start + eval_cfg.batch_size, n))), params
+        return
+    k = inner_cfg.contexts
+    for start in range(0, n, k):
+        indices = list(range(start, min(start + k, n)))
+        # The control takes the contexts of the next group (wrapping), never the triples' own.
+        sources = indices if mode == "ft" else [(i + k) % n for i in indices]
+        contexts = [TokenBatch.from_lists([encoder.context(triples[j])], encoder.tokenizer.pad_token_id, device=device) for j in sources]
+        yield indices, absorb_params(forward, params, contexts, inner_cfg)
+
+
+def absorb_params(forward: Forward, params: Params, contexts: list[TokenBatch], inner_cfg: InnerConfig) -> Params:
+    """The inner update for evaluation: no graph kept, result detached, `params` themselves untouched."""
+    with torch.enable_grad():
+        leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+        adapted = inner_update(forward, leaves, contexts, inner_cfg.lr, inner_cfg.steps, inner_cfg.mode)
+    return {name: p.detach() for name, p in adapted.items()}
+
+
+def _record(mode: str, index: int, triple: Triple, generation: str, nll: float) -> dict:
+    answer = generation.split("\n", 1)[0].strip()
+    em = exact_match(answer, triple.gold_answers)
+    return {
+        "mode": mode,
+        "index": index,
+        "context": triple.context,
+        "query": triple.query,
+        "gold": triple.response.strip(),
+        "prediction": answer,
+        "correct": em,
+        "exact_match": em,
+        "prefix_match": prefix_match(answer, triple.gold_answers),
+        "f1": token_f1(answer, triple.gold_answers),
+        "nll": nll,
+    }
+
+
+def _means(records: list[dict]) -> dict[str, float]:
+    n = max(len(records), 1)
+    mean = lambda key: sum(float(r[key]) for r in records) / n  # noqa: E731
+    return {
+        "accuracy": mean("correct"),
+        "exact_match": mean("exact_match"),
+        "prefix_match": mean("prefix_match"),
+        "f1": mean("f1"),
+        "nll": mean("nll"),
+    }

@@ -1,0 +1,42 @@
+"""`promptgd eval`: load a model and a task, run the modes, write predictions.jsonl and summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from promptgd.config import RunConfig, dump_yaml
+from promptgd.data.triples import load_task
+from promptgd.evaluate.evaluator import EvalResult, evaluate
+from promptgd.models.loading import load_model
+from promptgd.report.tables import mode_table
+from promptgd.update.inner import functional_forward
+
+
+def evaluate_model(model, tokenizer, triples, cfg: RunConfig, progress: bool = True) -> EvalResult:
+    params = dict(model.named_parameters())
+    device = next(model.parameters()).device
+    return evaluate(functional_forward(model), params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress)
+
+
+def write_eval(result: EvalResult, cfg: RunConfig, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = result.summary(cfg.model.spec, cfg.task.name)
+    summary["seconds"] = result.seconds
+    with (out / "predictions.jsonl").open("w") as f:
+        for record in result.records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "config.yaml").write_text(dump_yaml(cfg))
+    return summary
+
+
+def run_eval(cfg: RunConfig, out: Path) -> dict:
+    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+    result = evaluate_model(model, tokenizer, splits.test, cfg)
+    summary = write_eval(result, cfg, out)
+    print(mode_table({cfg.model.spec: summary["modes"]}))
+    print(f"n = {summary['n']}  ({', '.join(f'{m} {s:.0f}s' for m, s in result.seconds.items())}); wrote {out}/")
+    return summary
+

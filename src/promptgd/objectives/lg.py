@@ -1,0 +1,21 @@
+"""Learning from gold labels (the paper's Eq. 9): −log P_θ'(r | q) on the gold response and its terminator."""
+
+from __future__ import annotations
+
+from promptgd.data.encoding import Encoder
+from promptgd.data.triples import Triple
+from promptgd.train.metastep import MetaTask
+from promptgd.update.inner import TokenBatch
+
+
+def lg_task(encoder: Encoder, triples: list[Triple], device) -> MetaTask:
+    pad = encoder.tokenizer.pad_token_id
+    answers = [encoder.response(t) + encoder.answer_end() for t in triples]
+    queries = TokenBatch.from_lists(
+        [encoder.query(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.query(t)) for t in triples], device
+    )
+    return MetaTask(
+        contexts=[TokenBatch.from_lists([encoder.context(t)], pad, device=device) for t in triples],
+        queries=queries,
+        target=queries.input_ids[queries.loss_mask.bool()],
+    )

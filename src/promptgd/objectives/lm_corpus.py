@@ -1,0 +1,43 @@
+"""Generic text for the λ·L_LM(θ) term that keeps the meta-trained model a good language model."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from promptgd.update.inner import TokenBatch
+
+
+def read_corpus(source: str) -> str:
+    """`builtin` (a few KB shipped with the package, for tests), `wikitext:<dir>` (the tokenized WikiText
+    release, cleaned of its ` @-@ `-style artefacts) or a path to a UTF-8 text file."""
+    if source == "builtin":
+        return resources.files("promptgd.data").joinpath("builtin/generic.txt").read_text(encoding="utf-8")
+    if source.startswith("wikitext:"):
+        from promptgd.data.wikitext import read_wikitext_articles
+
+        return "\n".join(read_wikitext_articles(Path(source.removeprefix("wikitext:")), split="valid"))
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"train.lm_corpus: {source!r} is neither `builtin`, `wikitext:<dir>` nor a file")
+    return path.read_text(encoding="utf-8")
+
+
+class LMCorpus:
+    """The corpus cut into fixed-length token chunks; chunk choice is a pure function of (seed, step), so a
+    resumed run draws exactly the chunks the uninterrupted run would have drawn."""
+
+    def __init__(self, tokenizer, source: str, seq_len: int, seed: int):
+        ids = tokenizer(read_corpus(source), add_special_tokens=False)["input_ids"]
+        self.chunks = [ids[i : i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len)]
+        if not self.chunks:
+            raise ValueError(f"train.lm_corpus {source!r} has fewer than lm_seq_len={seq_len} tokens")
+        self.pad_id = tokenizer.pad_token_id
+        self.seed = seed
+
+    def batch(self, step: int, device) -> TokenBatch:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        index = int(torch.randint(len(self.chunks), (1,), generator=generator))
+        return TokenBatch.from_lists([self.chunks[index]], self.pad_id, device=device)

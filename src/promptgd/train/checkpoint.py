@@ -1,0 +1,53 @@
+"""Atomic, pickle-free checkpoints: tensors in safetensors, everything else in JSON.
+
+A checkpoint is a directory written under a temporary name and renamed into place; `latest` is a one-line
+file replaced atomically after the rename. A crash at any moment leaves `latest` pointing at a complete
+checkpoint (or absent), never at a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def save_checkpoint(root: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp / "tensors.safetensors")
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    pointer = root / ".latest.tmp"
+    pointer.write_text(final.name + "\n")
+    os.replace(pointer, root / "latest")
+    for old in sorted(root.glob("step_*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(root: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    pointer = root / "latest"
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{root}: no checkpoint to resume from (no 'latest' file)")
+    directory = root / pointer.read_text().strip()
+    return load_file(directory / "tensors.safetensors"), json.loads((directory / "state.json").read_text())
+
+
+def _fsync_dir(directory: Path) -> None:
+    for path in directory.iterdir():
+        with path.open("rb") as f:
+            os.fsync(f.fileno())

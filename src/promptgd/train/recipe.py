@@ -1,0 +1,64 @@
+"""`promptgd train` and `promptgd run`: thin recipes over the components.
+
+Layout of a run directory:
+  start_model/   the format-warmed-up starting model (HF checkpoint; the LC teacher and the "base" row)
+  model/         the meta-trained model (HF checkpoint, with its tokenizer)
+  checkpoints/   resumable training state; metrics.jsonl  one row per logged step
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from promptgd.config import RunConfig
+from promptgd.data.triples import Splits, load_task
+from promptgd.models.loading import load_model
+from promptgd.models.parameterization import full_rank
+from promptgd.train.trainer import MetaTrainer
+from promptgd.train.warmup import format_warmup
+
+
+def split_for_training(cfg: RunConfig, splits: Splits) -> tuple[list, list]:
+    """(meta-training tasks, validation triples): validation comes from the end of the training split so it
+    is held out from meta-training but drawn from the same distribution."""
+    val_size = cfg.train.val_size if cfg.train.val_every else 0
+    if val_size >= len(splits.train):
+        raise ValueError(f"train.val_size={val_size} leaves no training tasks out of {len(splits.train)}")
+    tasks, val = splits.train[: len(splits.train) - val_size], splits.train[len(splits.train) - val_size :]
+    return (tasks[: cfg.train.n_tasks] if cfg.train.n_tasks else tasks), val
+
+
+def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = True):
+    """The model every comparison starts from: the loaded model after the format warm-up, saved once in
+    `out/start_model` so reruns, resumes and the LC teacher all use the very same weights."""
+    saved = out / "start_model"
+    if (saved / "config.json").is_file():
+        return load_model(str(saved), cfg.model.dtype, cfg.model.device)
+    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    if cfg.warmup.n_tasks:
+        losses = format_warmup(model, tokenizer, splits.train, cfg.warmup, cfg.format, cfg.train.seed, progress)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "warmup_losses.json").write_text(json.dumps(losses))
+        model.save_pretrained(saved, safe_serialization=True)
+        tokenizer.save_pretrained(saved)
+    return model, tokenizer
+
+
+def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True, splits: Splits | None = None,
+              start: tuple | None = None) -> Path:
+    """Meta-train and save the result to `out/model`; returns that path."""
+    splits = splits or load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+    model, tokenizer = start or starting_model(cfg, splits, out, progress)
+    tasks, val = split_for_training(cfg, splits)
+    trainer = MetaTrainer(cfg, model, tokenizer, full_rank(model), tasks, val, out)
+    if resume:
+        trainer.resume()
+    started = time.perf_counter()
+    trainer.train(progress=progress)
+    model.save_pretrained(out / "model", safe_serialization=True)
+    tokenizer.save_pretrained(out / "model")
+    (out / "train_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "steps": trainer.step}))
+    return out / "model"
+

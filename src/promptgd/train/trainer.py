@@ -1,0 +1,208 @@
+"""The meta-training loop: one readable loop over outer steps, with a Stateful trainer that checkpoints
+everything needed to resume bit-for-bit (parameters, Adam state, step, data order, RNG, teacher answers)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import resource
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from promptgd.config import RunConfig, dump_yaml, replace
+from promptgd.data.encoding import Encoder
+from promptgd.data.triples import Triple
+from promptgd.evaluate.evaluator import evaluate
+from promptgd.models.parameterization import Parameterization
+from promptgd.objectives.lc import lc_task, teacher_answers
+from promptgd.objectives.lg import lg_task
+from promptgd.objectives.lm_corpus import LMCorpus
+from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
+from promptgd.train.metastep import MetaTask, meta_loss
+from promptgd.update.inner import functional_forward, lm_loss
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak allocated accelerator memory, or on CPU the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MetaTrainer:
+    def __init__(self, cfg: RunConfig, model, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path):
+        self.cfg, self.tokenizer, self.param, self.tasks, self.val, self.out = cfg, tokenizer, param, tasks, val, out
+        self.device = next(model.parameters()).device
+        self.encoder = Encoder(tokenizer, cfg.format)
+        t = cfg.train
+        self.group = cfg.inner.contexts  # triples absorbed by one inner update
+        per_step = t.batch_size * self.group
+        self.order = self._data_order(len(tasks), t.epochs, t.seed)
+        self.total_steps = len(self.order) // per_step
+        if self.total_steps == 0:
+            raise ValueError(f"train: {len(tasks)} tasks × {t.epochs} epochs is less than one step of {per_step}")
+        self.optimizer = torch.optim.AdamW(param.trainable.values(), lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.lm = LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed) if t.lm_weight > 0 else None
+        # The teacher is the frozen starting model (LC); it never receives gradients.
+        self.teacher = copy.deepcopy(model).requires_grad_(False).eval() if t.objective == "lc" else None
+        self.teacher_answers: dict[int, list[int]] = {}
+        self.step = 0
+        self.skipped = 0
+
+    @staticmethod
+    def _data_order(n: int, epochs: int, seed: int) -> list[int]:
+        generator = torch.Generator().manual_seed(seed)
+        return [i for _ in range(epochs) for i in torch.randperm(n, generator=generator).tolist()]
+
+    def _lr_factor(self, step: int) -> float:
+        t = self.cfg.train
+        if step < t.warmup_steps:
+            return (step + 1) / t.warmup_steps
+        if t.lr_schedule == "constant":
+            return 1.0
+        progress = (step - t.warmup_steps) / max(1, self.total_steps - t.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    # ---- one outer step -------------------------------------------------------------------------------
+    def _meta_tasks(self, indices: list[int]) -> list[MetaTask]:
+        groups = [indices[i : i + self.group] for i in range(0, len(indices), self.group)]
+        if self.teacher is None:
+            return [lg_task(self.encoder, [self.tasks[i] for i in g], self.device) for g in groups]
+        missing = [i for i in indices if i not in self.teacher_answers]
+        if missing:
+            teacher_params = dict(self.teacher.named_parameters())
+            answers = teacher_answers(
+                functional_forward(self.teacher), teacher_params, self.encoder, [self.tasks[i] for i in missing],
+                self.cfg.eval.max_new_tokens, batch_size=len(missing), device=self.device,
+            )
+            self.teacher_answers.update(zip(missing, answers))
+        teacher_forward, teacher_params = functional_forward(self.teacher), dict(self.teacher.named_parameters())
+        return [
+            lc_task(teacher_forward, teacher_params, self.encoder, [self.tasks[i] for i in g], [self.teacher_answers[i] for i in g], self.device)
+            for g in groups
+        ]
+
+    def train_step(self) -> dict:
+        t = self.cfg.train
+        start = time.perf_counter()
+        per_step = t.batch_size * self.group
+        indices = self.order[self.step * per_step : (self.step + 1) * per_step]
+        tasks = self._meta_tasks(indices)
+        self.optimizer.zero_grad(set_to_none=True)
+        outer_total, tokens = 0.0, 0
+        # Task by task: each task's graph (and its adapted copy of the weights) is freed by its backward,
+        # so peak memory is that of one task whatever the batch size.
+        for task in tasks:
+            loss = meta_loss(self.param.forward, self.param.fast(), task, self.cfg.inner, t.first_order) / len(tasks)
+            loss.backward()
+            outer_total += loss.item()
+            tokens += sum(c.n_tokens for c in task.contexts) + task.queries.n_tokens
+        lm_value = float("nan")
+        if self.lm is not None:
+            lm_batch = self.lm.batch(self.step, self.device)
+            lm_term = lm_loss(self.param.forward, self.param.fast(), lm_batch)
+            (t.lm_weight * lm_term).backward()
+            lm_value, tokens = lm_term.item(), tokens + lm_batch.n_tokens
+        grads = [p.grad for p in self.param.trainable.values() if p.grad is not None]
+        grad_norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        finite = math.isfinite(outer_total) and math.isfinite(grad_norm) and (self.lm is None or math.isfinite(lm_value))
+        if finite:
+            if t.clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.param.trainable.values(), t.clip_norm)
+            self.optimizer.step()
+        else:
+            self.skipped += 1  # a non-finite loss or gradient: drop this step's update, keep going
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        self.step += 1
+        seconds = time.perf_counter() - start
+        return {
+            "step": self.step, "loss": outer_total + (t.lm_weight * lm_value if self.lm is not None else 0.0),
+            "outer": outer_total, "lm": lm_value, "grad_norm": grad_norm, "lr": lr, "skipped": self.skipped,
+            "tokens_per_s": tokens / seconds, "seconds": seconds, "peak_mem_mb": peak_memory_mb(self.device),
+        }
+
+    # ---- validation -----------------------------------------------------------------------------------
+    def validate(self) -> dict:
+        """FT accuracy on held-out triples of the training distribution."""
+        eval_cfg = replace(self.cfg.eval, modes=("ft",), limit=0)
+        with torch.no_grad():
+            params = {k: v.detach() for k, v in self.param.fast().items()}
+        result = evaluate(self.param.forward, params, self.tokenizer, self.val, eval_cfg, self.cfg.inner, self.cfg.format, self.device, progress=False)
+        return result.modes["ft"]
+
+    # ---- Stateful ------------------------------------------------------------------------------------
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {f"param/{k}": v for k, v in self.param.trainable.items()}
+        opt = self.optimizer.state_dict()
+        names = list(self.param.trainable)
+        for index, state in opt["state"].items():
+            for key, value in state.items():
+                tensors[f"adam/{names[index]}/{key}"] = value
+        tensors["rng/torch"] = torch.get_rng_state()
+        meta = {
+            "step": self.step,
+            "skipped": self.skipped,
+            "param_groups": opt["param_groups"],
+            "scheduler": self.scheduler.state_dict(),
+            "order": self.order,
+            "teacher_answers": {str(k): v for k, v in self.teacher_answers.items()},
+            "config": dump_yaml(self.cfg),
+        }
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        if meta["order"] != self.order:
+            raise ValueError("checkpoint data order differs from this run's: was the task or seed changed?")
+        names = list(self.param.trainable)
+        with torch.no_grad():
+            for name, p in self.param.trainable.items():
+                p.copy_(tensors[f"param/{name}"])
+        state = {}
+        for index, name in enumerate(names):
+            keys = [k for k in tensors if k.startswith(f"adam/{name}/")]
+            if keys:
+                state[index] = {k.rsplit("/", 1)[1]: tensors[k].to(self.device) for k in keys}
+        self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(tensors["rng/torch"])
+        self.step, self.skipped = meta["step"], meta["skipped"]
+        self.teacher_answers = {int(k): v for k, v in meta["teacher_answers"].items()}
+
+    def save(self) -> Path:
+        tensors, meta = self.state_dict()
+        return save_checkpoint(self.out / "checkpoints", self.step, tensors, meta)
+
+    def resume(self) -> None:
+        self.load_state_dict(*load_checkpoint(self.out / "checkpoints"))
+        metrics = self.out / "metrics.jsonl"
+        if metrics.is_file():  # drop rows logged after the checkpoint by the interrupted run
+            rows = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+            metrics.write_text("".join(r + "\n" for r in rows))
+
+    # ---- the loop ------------------------------------------------------------------------------------
+    def train(self, progress: bool = True, stop_after: int | None = None) -> None:
+        """Run to the end (or for `stop_after` more steps, which tests use to simulate an interruption)."""
+        t = self.cfg.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(dump_yaml(self.cfg))
+        last = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"meta-train {t.objective}", unit="step", disable=not progress, dynamic_ncols=True)
+        with (self.out / "metrics.jsonl").open("a") as log:
+            while self.step < last:
+                row = self.train_step()
+                if t.val_every and (self.step % t.val_every == 0 or self.step == self.total_steps) and self.val:
+                    row["val_ft"] = self.validate()
+                if self.step % t.log_every == 0 or "val_ft" in row or self.step == self.total_steps:
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                if (t.ckpt_every and self.step % t.ckpt_every == 0) or self.step == last:
+                    self.save()
+                bar.set_postfix(loss=f"{row['outer']:.3f}", lm=f"{row['lm']:.2f}", gn=f"{row['grad_norm']:.2f}")
+                bar.update(1)
+        bar.close()

@@ -1,0 +1,96 @@
+"""The inner update θ' = θ − η ∇θ L_LM(c; θ), applied functionally so the model object is never mutated.
+
+A `Forward` maps (parameter dict, model keyword arguments) to the model's output. Full-rank meta-learning
+passes the model's own parameters; LoRA variants pass a dict whose tensors are built from LoRA factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+Params = dict[str, torch.Tensor]
+Forward = Callable[..., object]  # forward(params, input_ids=..., attention_mask=..., ...) -> ModelOutput
+
+
+def functional_forward(model: torch.nn.Module) -> Forward:
+    """Call `model` with `params` swapped in; buffers (rotary tables) stay the model's own.
+
+    `tie_weights=True` makes one tensor under `model.embed_tokens.weight` feed the tied `lm_head` as well,
+    so tied embeddings stay tied through the inner update.
+    """
+
+    def forward(params: Params, **kwargs):
+        return functional_call(model, params, args=(), kwargs=kwargs, tie_weights=True, strict=False)
+
+    return forward
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded token sequences; `loss_mask[i, t]` marks tokens whose prediction is scored."""
+
+    input_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    loss_mask: torch.Tensor  # [B, T]: 1 where token t is a target (its predictor is position t-1)
+
+    @staticmethod
+    def from_lists(sequences: list[list[int]], pad_id: int, scored_from: list[int] | None = None, device=None) -> "TokenBatch":
+        """Pad `sequences`; tokens at index >= scored_from[i] (default 1: all but the first) are scored."""
+        length = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(sequences), length), dtype=torch.long)
+        scored = torch.zeros((len(sequences), length), dtype=torch.long)
+        for i, seq in enumerate(sequences):
+            ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            attention[i, : len(seq)] = 1
+            scored[i, max(1, scored_from[i] if scored_from else 1) : len(seq)] = 1
+        return TokenBatch(ids.to(device), attention.to(device), scored.to(device))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def token_logprobs(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
+    """Log-probabilities [B, T-1, V] of the next token at every position (float32 whatever the model dtype)."""
+    logits = forward(params, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    return F.log_softmax(logits[:, :-1].float(), dim=-1)
+
+
+def lm_loss(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
+    """Next-token NLL: the mean over each sequence's scored tokens, then over sequences (each text counts once)."""
+    logits = forward(params, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+    targets = batch.input_ids[:, 1:]
+    mask = batch.loss_mask[:, 1:].to(logits.dtype)
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
+    per_sequence = (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return per_sequence.mean()
+
+
+def inner_update(
+    forward: Forward,
+    params: Params,
+    contexts: list[TokenBatch],
+    lr: float,
+    steps: int = 1,
+    mode: Literal["batched", "sequential"] = "batched",
+    create_graph: bool = False,
+) -> Params:
+    """Plain SGD on the contexts' LM loss, over every tensor in `params` (all must require grad).
+
+    `batched`: `steps` steps on the mean loss over all contexts; `sequential`: `steps` steps on each
+    context in turn. With `create_graph` the result stays a differentiable function of `params` through
+    the gradient too (second order); without it the gradient is a constant, so dθ'/dθ = I (first order).
+    """
+    schedule = [contexts] * steps if mode == "batched" else [[c] for c in contexts for _ in range(steps)]
+    adapted = params
+    for group in schedule:
+        loss = sum(lm_loss(forward, adapted, c) for c in group) / len(group)
+        grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=create_graph)
+        adapted = {name: p - lr * g for (name, p), g in zip(adapted.items(), grads)}
+    return adapted
