@@ -36,6 +36,28 @@ def cmd_eval(args: argparse.Namespace) -> None:
     run_eval(_config(args), Path(args.out))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from promptgd.train.recipe import run_train
+
+    path = run_train(_config(args), Path(args.out), resume=args.resume)
+    print(f"meta-trained model: {path}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from promptgd.train.pipeline import run_pipeline
+
+    out = args.out or f"runs/{Path(args.config).stem if args.config else 'default'}"
+    run_pipeline(_config(args), Path(out))
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    import json
+
+    from promptgd.data.acquire import fetch
+
+    print(json.dumps(fetch(args.task, args.path), indent=2))
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     from promptgd.data.triples import task_names
 
@@ -58,6 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate the first N test triples")
     p.add_argument("--out", required=True, help="directory for predictions.jsonl and summary.json")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="meta-train a model (LC or LG); saves an HF checkpoint at OUT/model")
+    with_config(p)
+    p.add_argument("--model", help="model spec to start from")
+    p.add_argument("--task", help="task name or jsonl:<path>")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, model/)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="warm-up, base eval, meta-training per objective, eval, report")
+    with_config(p)
+    p.add_argument("--model", help="model spec to start from")
+    p.add_argument("--task", help="task name or jsonl:<path>")
+    p.add_argument("--out", default=None, help="run directory (default runs/<preset name>)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("data", help="data sets")
+    data = p.add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("fetch", help="acquire and preprocess a real-text task's data; prints its manifest")
+    p.add_argument("task", choices=["squad", "wikitext"])
+    p.add_argument("--path", help="a local copy of the raw data (file or directory)")
+    p.set_defaults(func=cmd_data_fetch, config=None, overrides=[])
 
     p = sub.add_parser("tasks", help="list task names")
     p.set_defaults(func=cmd_tasks, config=None, overrides=[])

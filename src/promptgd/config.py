@@ -131,9 +131,15 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
         (item_type, _ellipsis) = typing.get_args(annotation)
         return tuple(_check_value(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if is_dataclass(annotation):
-        return _build(annotation, value, key)
+        return _build(annotation, value, key + ".")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # YAML 1.1 reads `1e-3` (no dot) as a string; accept it only if it really is a number.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected float, got str {value!r}") from None
     if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
     if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):

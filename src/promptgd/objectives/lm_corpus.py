@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from promptgd.data.acquire import acquire_wikitext
+from promptgd.data.wikitext import articles
 from promptgd.update.inner import TokenBatch
 
 
@@ -16,9 +18,9 @@ def read_corpus(source: str) -> str:
     if source == "builtin":
         return resources.files("promptgd.data").joinpath("builtin/generic.txt").read_text(encoding="utf-8")
     if source.startswith("wikitext:"):
-        from promptgd.data.wikitext import read_wikitext_articles
-
-        return "\n".join(read_wikitext_articles(Path(source.removeprefix("wikitext:")), split="valid"))
+        raw = acquire_wikitext(source.removeprefix("wikitext:"))
+        text = raw.splits["train"] or raw.splits["valid"]  # offline WikiText-2 has no train split
+        return "\n".join(paragraph for article in articles(text) for paragraph in article)
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"train.lm_corpus: {source!r} is neither `builtin`, `wikitext:<dir>` nor a file")

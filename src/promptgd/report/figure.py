@@ -1,0 +1,62 @@
+"""The run report: a markdown table and a bar chart in the style of the paper's Figure 2 (groups = rows
+base / LC / LG, bars = NC / Prompt / FT accuracy), both built only from the run's summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from promptgd.report.tables import MODE_NAMES, mode_table  # noqa: E402
+
+ROW_NAMES = {"base": "base (warmed up)", "lc": "LC meta-trained", "lg": "LG meta-trained"}
+FIGURE_MODES = ("nc", "prompt", "ft")
+
+
+def gap_closed(base: dict, meta: dict) -> float | None:
+    """(meta FT − base FT) / (base Prompt − base FT): the share of the Prompt−FT gap the meta-training closed."""
+    gap = base["prompt"]["accuracy"] - base["ft"]["accuracy"]
+    return None if gap <= 0 else (meta["ft"]["accuracy"] - base["ft"]["accuracy"]) / gap
+
+
+def figure2(rows: dict[str, dict], path: Path, title: str) -> None:
+    labels = list(rows)
+    modes = [m for m in FIGURE_MODES if all(m in rows[r] for r in labels)]
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(labels), 3.4))
+    for j, mode in enumerate(modes):
+        values = [100 * rows[r][mode]["accuracy"] for r in labels]
+        xs = [i + (j - (len(modes) - 1) / 2) * width for i in range(len(labels))]
+        bars = ax.bar(xs, values, width, label=MODE_NAMES[mode])
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(labels)), [ROW_NAMES.get(r, r) for r in labels])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=9)
+    ax.legend(frameon=False, fontsize=8, ncols=len(modes))
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def write_report(summary: dict, out: Path) -> str:
+    """Write report.md and figure2.png under `out`; return the markdown."""
+    rows = summary["rows"]
+    title = f"{summary['model']} on {summary['task']} (n = {summary['n']})"
+    figure2(rows, out / "figure2.png", title)
+    lines = [f"### {title}", "", mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}), ""]
+    if "base" in rows:
+        for name, row in rows.items():
+            closed = gap_closed(rows["base"], row) if name != "base" else None
+            if closed is not None:
+                lines.append(f"- {ROW_NAMES.get(name, name)}: closes {100 * closed:.0f}% of the base Prompt−FT gap.")
+    seconds = summary.get("seconds", {})
+    if seconds:
+        lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()))
+    lines += ["", "![figure 2](figure2.png)", ""]
+    markdown = "\n".join(lines)
+    (out / "report.md").write_text(markdown)
+    return markdown

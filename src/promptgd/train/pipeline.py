@@ -1,0 +1,52 @@
+"""`promptgd run`: the whole experiment in one command.
+
+format warm-up → base evaluation → for each objective: meta-train from the warmed-up base, evaluate
+→ report (markdown table + Figure-2-style bar chart). Layout under --out:
+  start_model/  base/  <objective>/{model,metrics.jsonl,checkpoints,eval}/  report.md  figure2.png  summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from promptgd.config import RunConfig, replace
+from promptgd.data.triples import load_task
+from promptgd.evaluate.recipe import evaluate_model, write_eval
+from promptgd.models.loading import load_model
+from promptgd.report.figure import write_report
+from promptgd.train.recipe import run_train, starting_model
+
+
+def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+    stages: dict[str, float] = {}
+
+    def timed(stage: str, fn):
+        t0 = time.perf_counter()
+        result = fn()
+        stages[stage] = time.perf_counter() - t0
+        return result
+
+    model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress))
+    rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress))}
+    for objective in cfg.pipeline.objectives:
+        objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
+        # Every objective starts from the same warmed-up weights, reloaded from disk.
+        start = starting_model(objective_cfg, splits, out, progress) if cfg.warmup.n_tasks else load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+        path = timed(f"train_{objective}", lambda: run_train(objective_cfg, out / objective, progress=progress, splits=splits, start=start))
+        trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
+        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress))
+    summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
+               "rows": rows, "seconds": {**stages, "total": time.perf_counter() - started}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(write_report(summary, out))
+    return summary
+
+
+def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool) -> dict:
+    result = evaluate_model(model, tokenizer, triples, cfg, progress)
+    return write_eval(result, cfg, out)["modes"]
