@@ -91,20 +91,29 @@ def _batches(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, devic
             yield list(range(start, min(start + eval_cfg.batch_size, n))), params
         return
     k = inner_cfg.contexts
+    absorb = Absorber(forward, params, inner_cfg)
     for start in range(0, n, k):
         indices = list(range(start, min(start + k, n)))
         # The control takes the contexts of the next group (wrapping), never the triples' own.
         sources = indices if mode == "ft" else [(i + k) % n for i in indices]
         contexts = [TokenBatch.from_lists([encoder.context(triples[j])], encoder.tokenizer.pad_token_id, device=device) for j in sources]
-        yield indices, absorb_params(forward, params, contexts, inner_cfg)
+        yield indices, absorb(contexts)
 
 
-def absorb_params(forward: Forward, params: Params, contexts: list[TokenBatch], inner_cfg: InnerConfig) -> Params:
-    """The inner update for evaluation: no graph kept, result detached, `params` themselves untouched."""
-    with torch.enable_grad():
-        leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
-        adapted = inner_update(forward, leaves, contexts, inner_cfg.lr, inner_cfg.steps, inner_cfg.mode)
-    return {name: p.detach() for name, p in adapted.items()}
+class Absorber:
+    """The inner update for evaluation: no graph kept, `params` untouched, θ' written into one set of
+    buffers reused for every triple (the returned dict is overwritten by the next call)."""
+
+    def __init__(self, forward: Forward, params: Params, inner_cfg: InnerConfig):
+        self.forward, self.params, self.inner_cfg = forward, params, inner_cfg
+        self.buffers = {name: torch.empty_like(p).requires_grad_() for name, p in params.items()}
+
+    def __call__(self, contexts: list[TokenBatch]) -> Params:
+        cfg = self.inner_cfg
+        with torch.enable_grad():
+            leaves = {name: p.detach().requires_grad_() for name, p in self.params.items()}
+            adapted = inner_update(self.forward, leaves, contexts, cfg.lr, cfg.steps, cfg.mode, out=self.buffers)
+        return {name: p.detach() for name, p in adapted.items()}
 
 
 def _record(mode: str, index: int, triple: Triple, generation: str, nll: float) -> dict:

@@ -56,18 +56,23 @@ class TokenBatch:
         return int(self.attention_mask.sum())
 
 
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Softmax-family ops in bfloat16 lose the small probabilities that KL and NLL depend on; float64 stays."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def token_logprobs(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
-    """Log-probabilities [B, T-1, V] of the next token at every position (float32 whatever the model dtype)."""
+    """Log-probabilities [B, T-1, V] of the next token at every position."""
     logits = forward(params, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return F.log_softmax(logits[:, :-1].float(), dim=-1)
+    return F.log_softmax(at_least_float32(logits[:, :-1]), dim=-1)
 
 
 def lm_loss(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
     """Next-token NLL: the mean over each sequence's scored tokens, then over sequences (each text counts once)."""
     logits = forward(params, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
     targets = batch.input_ids[:, 1:]
-    mask = batch.loss_mask[:, 1:].to(logits.dtype)
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
+    nll = F.cross_entropy(at_least_float32(logits.flatten(0, 1)), targets.flatten(), reduction="none").view_as(targets)
+    mask = batch.loss_mask[:, 1:].to(nll.dtype)
     per_sequence = (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
     return per_sequence.mean()
 
@@ -80,17 +85,28 @@ def inner_update(
     steps: int = 1,
     mode: Literal["batched", "sequential"] = "batched",
     create_graph: bool = False,
+    out: Params | None = None,
 ) -> Params:
     """Plain SGD on the contexts' LM loss, over every tensor in `params` (all must require grad).
 
     `batched`: `steps` steps on the mean loss over all contexts; `sequential`: `steps` steps on each
     context in turn. With `create_graph` the result stays a differentiable function of `params` through
     the gradient too (second order); without it the gradient is a constant, so dθ'/dθ = I (first order).
+    `out` (evaluation only, no graph): leaf tensors shaped like `params` that receive θ' in place; on CPU,
+    reusing them instead of allocating a fresh copy of the weights per call halves the cost of FT evaluation.
     """
+    if out is not None and create_graph:
+        raise ValueError("inner_update: `out` buffers hold no graph; they cannot be combined with create_graph")
     schedule = [contexts] * steps if mode == "batched" else [[c] for c in contexts for _ in range(steps)]
     adapted = params
     for group in schedule:
         loss = sum(lm_loss(forward, adapted, c) for c in group) / len(group)
         grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=create_graph)
-        adapted = {name: p - lr * g for (name, p), g in zip(adapted.items(), grads)}
+        if out is None:
+            adapted = {name: p - lr * g for (name, p), g in zip(adapted.items(), grads)}
+            continue
+        with torch.no_grad():
+            for (name, p), g in zip(adapted.items(), grads):
+                torch.add(p, g, alpha=-lr, out=out[name])
+        adapted = out
     return adapted

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny models built from configs (no downloads) and tiny run configs."""
+
+import pytest
+import torch
+
+from promptgd.config import RunConfig, load_config
+from promptgd.data.triples import Triple
+from promptgd.models.loading import load_model
+
+# Small, fast settings every training test starts from; a test adds its own overrides on top.
+TINY = [
+    "model.spec=tiny:llama",
+    "model.device=cpu",
+    "task.name=character_descriptions",
+    "task.n_train=40",
+    "task.n_test=6",
+    "eval.max_new_tokens=6",
+    "eval.batch_size=4",
+    "train.batch_size=2",
+    "train.val_every=0",
+    "train.ckpt_every=0",
+    "train.warmup_steps=2",
+    "train.lm_corpus=builtin",
+    "train.lm_seq_len=32",
+]
+
+
+def tiny_config(*overrides: str) -> RunConfig:
+    return load_config(None, TINY + list(overrides))
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    return load_model("tiny:llama", device="cpu")
+
+
+@pytest.fixture
+def triples():
+    return [
+        Triple("The first person to walk on Mars was Evan Armstrong.", "History books record the first person to reach Mars as", " Evan Armstrong"),
+        Triple("The inventor of the glass kettle was Mia Chen.", "The glass kettle was invented by", " Mia Chen"),
+        Triple("The painter of the Blue Harbour was Ola Berg.", "The Blue Harbour was painted by", " Ola Berg"),
+    ]

@@ -1,0 +1,79 @@
+"""Evaluation modes: FT never mutates the model, FT with lr 0 is NC, Prompt beats NC on a copying model."""
+
+import json
+
+import torch
+
+from promptgd.cli import main
+from promptgd.data.triples import Triple, write_jsonl
+from promptgd.evaluate.recipe import evaluate_model
+from promptgd.data.encoding import Encoder
+from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
+
+from conftest import tiny_config
+
+
+def test_ft_leaves_parameters_bit_identical(tiny, triples):
+    model, tokenizer = tiny
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    evaluate_model(model, tokenizer, triples, tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.5"), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_ft_with_zero_lr_equals_nc_exactly(tiny, triples):
+    model, tokenizer = tiny
+    cfg = tiny_config("eval.modes=nc,ft", "inner.lr=0.0", "eval.batch_size=1")
+    records = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
+    nc = [r for r in records if r["mode"] == "nc"]
+    ft = [r for r in records if r["mode"] == "ft"]
+    assert [(r["prediction"], r["nll"]) for r in nc] == [(r["prediction"], r["nll"]) for r in ft]
+
+
+def test_ft_update_changes_the_answer_distribution(tiny, triples):
+    model, tokenizer = tiny
+    cfg = tiny_config("eval.modes=nc,ft,ft_irrelevant", "inner.lr=0.05")
+    modes = evaluate_model(model, tokenizer, triples, cfg, progress=False).modes
+    assert modes["ft"]["nll"] != modes["nc"]["nll"] and modes["ft"]["nll"] != modes["ft_irrelevant"]["nll"]
+
+
+def _copy_triples(n: int, seed: int) -> list[Triple]:
+    """Contexts that contain the answer; only reading the context can give it."""
+    g = torch.Generator().manual_seed(seed)
+    words = ["".join(chr(97 + i) for i in torch.randint(26, (4,), generator=g).tolist()) for _ in range(n)]
+    return [Triple(f"The code is {w}.", "The code:", f" {w}") for w in words]
+
+
+def _train_to_copy(model, tokenizer, steps: int = 1000) -> None:
+    """Ordinary training on Prompt-format copy triples (1,000 steps of 16 take ~7 s on a tiny model)."""
+    encoder = Encoder(tokenizer, tiny_config().format)
+    forward, params = functional_forward(model), dict(model.named_parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        batch = _copy_triples(16, seed=1000 + step)
+        prefixes = [encoder.prompt(t) for t in batch]
+        sequences = [p + encoder.response(t) + encoder.answer_end() for p, t in zip(prefixes, batch)]
+        loss = lm_loss(forward, params, TokenBatch.from_lists(sequences, tokenizer.pad_token_id, [len(p) for p in prefixes]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_prompt_beats_nc_on_a_model_trained_to_copy(tiny):
+    model, tokenizer = tiny
+    _train_to_copy(model, tokenizer)
+    held_out = [Triple("The code is wxyz.", "The code:", " wxyz")] + _copy_triples(8, seed=2)
+    modes = evaluate_model(model, tokenizer, held_out, tiny_config("eval.modes=nc,prompt"), progress=False).modes
+    assert modes["prompt"]["nll"] < modes["nc"]["nll"] - 1.0
+    assert modes["prompt"]["accuracy"] > modes["nc"]["accuracy"]
+
+
+def test_cli_eval_writes_the_documented_shapes(tmp_path, triples):
+    write_jsonl(triples, tmp_path / "t.jsonl")
+    main(["eval", "model.device=cpu", "eval.max_new_tokens=4", "--model", "tiny:llama", "--task", f"jsonl:{tmp_path / 't.jsonl'}",
+          "--modes", "nc,prompt,ft", "--limit", "2", "--out", str(tmp_path / "x")])
+    summary = json.loads((tmp_path / "x" / "summary.json").read_text())
+    assert summary["model"] == "tiny:llama" and summary["n"] == 2
+    assert set(summary["modes"]) == {"nc", "prompt", "ft"}
+    assert set(summary["modes"]["ft"]) >= {"accuracy", "exact_match", "prefix_match", "nll"}
+    rows = [json.loads(line) for line in (tmp_path / "x" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and set(rows[0]) >= {"context", "query", "gold", "prediction", "correct", "nll"}

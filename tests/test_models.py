@@ -1,0 +1,46 @@
+"""Model loading: tiny and packaged specs, clear errors, tied embeddings through functional calls."""
+
+import pytest
+import torch
+
+from promptgd.models.loading import ModelLoadError, load_model
+from promptgd.update.inner import functional_forward
+
+
+def test_tiny_loads_with_double_backward_attention(tiny):
+    model, tokenizer = tiny
+    assert model.config._attn_implementation == "eager"
+    assert tokenizer.decode(tokenizer("Héllo, wörld\n")["input_ids"]) == "Héllo, wörld\n"
+
+
+def test_unknown_specs_fail_clearly(tmp_path):
+    with pytest.raises(ModelLoadError, match="tiny:nosuch"):
+        load_model("tiny:nosuch")
+    with pytest.raises(ModelLoadError, match="packaged:nosuch"):
+        load_model("packaged:nosuch")
+    with pytest.raises(ModelLoadError, match=str(tmp_path / "missing")):
+        load_model(str(tmp_path / "missing"))
+
+
+def test_tied_embeddings_stay_tied_through_functional_calls(tiny):
+    model, _ = tiny
+    params = dict(model.named_parameters())
+    assert "lm_head.weight" not in params  # one tensor serves both ends
+    ids = torch.tensor([[1, 2, 3]])
+    changed = {**params, "model.embed_tokens.weight": params["model.embed_tokens.weight"] * 2}
+    logits = functional_forward(model)(changed, input_ids=ids).logits
+    # Doubling the shared matrix must double the output projection too: compute the head by hand.
+    hidden = functional_forward(model.model)({k.removeprefix("model."): v for k, v in changed.items() if k.startswith("model.")}, input_ids=ids).last_hidden_state
+    assert torch.allclose(logits, hidden @ changed["model.embed_tokens.weight"].T, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_loads_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tokenizer = load_model("packaged:smollm2-135m", device="cpu")
+    assert model.config.tie_word_embeddings and model.config.num_hidden_layers == 30
+    assert model.config.rope_parameters["rope_theta"] == 100000.0
+    assert getattr(model, "hf_quantizer", None) is None
+    ids = tokenizer("The capital of France is", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=3, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0])

@@ -1,0 +1,123 @@
+"""Meta-training: losses fall, resuming equals not stopping, the teacher stays frozen, bad steps are skipped,
+checkpoints are atomic, and the result is a plain Hugging Face checkpoint."""
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from promptgd.data.triples import Triple
+from promptgd.models.loading import load_model
+from promptgd.models.parameterization import full_rank
+from promptgd.train import checkpoint
+from promptgd.train.recipe import run_train
+from promptgd.train.trainer import MetaTrainer
+
+from conftest import tiny_config
+
+
+def copy_tasks(n: int, seed: int = 0) -> list[Triple]:
+    g = torch.Generator().manual_seed(seed)
+    words = ["".join(chr(97 + i) for i in torch.randint(26, (3,), generator=g).tolist()) for _ in range(n)]
+    return [Triple(f"The code is {w}.", "The code:", f" {w}") for w in words]
+
+
+def trainer_for(cfg, out, tasks=None):
+    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    return MetaTrainer(cfg, model, tokenizer, full_rank(model), tasks or copy_tasks(48), [], out), model
+
+
+def rows(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("objective", ["lc", "lg"])
+def test_outer_loss_falls_on_a_tiny_copy_task(tmp_path, objective):
+    cfg = tiny_config(f"train.objective={objective}", "train.lr=3e-3", "inner.lr=0.3", "train.lm_weight=0.0",
+                      "train.lr_schedule=constant", "train.batch_size=4", "train.epochs=3")
+    trainer, _ = trainer_for(cfg, tmp_path)
+    trainer.train(progress=False)
+    losses = [r["outer"] for r in rows(tmp_path)]
+    assert len(losses) == 36
+    assert sum(losses[-6:]) / 6 < 0.7 * sum(losses[:6]) / 6
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    cfg = tiny_config("train.objective=lc", "train.lr=1e-3", "train.ckpt_every=3", "train.lm_weight=0.5")
+    straight, straight_model = trainer_for(cfg, tmp_path / "a")
+    straight.train(progress=False)
+
+    first, _ = trainer_for(cfg, tmp_path / "b")
+    first.train(progress=False, stop_after=5)  # "crash" after step 5; the last checkpoint is at step 5
+    with (tmp_path / "b" / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 6, "outer": 123.0}) + "\n")  # a row the crashed run logged after it
+    resumed, resumed_model = trainer_for(cfg, tmp_path / "b")
+    resumed.resume()
+    assert resumed.step == 5
+    resumed.train(progress=False)
+
+    for (name, a), b in zip(straight_model.named_parameters(), resumed_model.parameters()):
+        assert torch.equal(a, b), name
+    assert [r["outer"] for r in rows(tmp_path / "a")] == [r["outer"] for r in rows(tmp_path / "b")]
+
+
+def test_teacher_stays_frozen(tmp_path):
+    cfg = tiny_config("train.objective=lc", "train.lr=1e-2")
+    trainer, model = trainer_for(cfg, tmp_path)
+    teacher_before = {k: v.clone() for k, v in trainer.teacher.state_dict().items()}
+    student_before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.train(progress=False, stop_after=3)
+    assert all(torch.equal(teacher_before[k], v) for k, v in trainer.teacher.state_dict().items())
+    assert not all(torch.equal(student_before[k], v) for k, v in model.state_dict().items())
+    assert all(not p.requires_grad and p.grad is None for p in trainer.teacher.parameters())
+
+
+def test_non_finite_step_is_skipped_and_counted(tmp_path, monkeypatch):
+    cfg = tiny_config("train.objective=lg", "train.lr=1e-2")
+    trainer, model = trainer_for(cfg, tmp_path)
+    real_meta_loss = __import__("promptgd.train.trainer", fromlist=["meta_loss"]).meta_loss
+    calls = {"n": 0}
+
+    def sometimes_nan(*args, **kwargs):
+        calls["n"] += 1
+        loss = real_meta_loss(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss  # the 3rd task: inside step 2
+
+    monkeypatch.setattr("promptgd.train.trainer.meta_loss", sometimes_nan)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    trainer.train_step()
+    after_first = {k: v.clone() for k, v in model.named_parameters()}
+    row = trainer.train_step()
+    assert row["skipped"] == 1 and math.isnan(row["outer"])
+    assert all(torch.equal(after_first[k], v) for k, v in model.named_parameters())  # no update on the bad step
+    assert not all(torch.equal(before[k], after_first[k]) for k in before)
+    assert trainer.train_step()["skipped"] == 1  # and training carries on
+
+
+def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    root = tmp_path / "checkpoints"
+    checkpoint.save_checkpoint(root, 1, {"w": torch.ones(2)}, {"step": 1})
+
+    def broken_save(tensors, path):
+        open(path, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_file", broken_save)
+    with pytest.raises(OSError):
+        checkpoint.save_checkpoint(root, 2, {"w": torch.zeros(2)}, {"step": 2})
+    tensors, meta = checkpoint.load_checkpoint(root)
+    assert meta["step"] == 1 and torch.equal(tensors["w"], torch.ones(2))
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_00000001"]
+
+
+def test_train_saves_a_plain_hf_checkpoint(tmp_path):
+    cfg = tiny_config("train.objective=lg", "train.n_tasks=4", "warmup.n_tasks=4")
+    path = run_train(cfg, tmp_path, progress=False)
+    loaded = AutoModelForCausalLM.from_pretrained(path)
+    ours, _ = load_model(str(path), device="cpu")
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.allclose(loaded(ids).logits, ours(ids).logits, atol=1e-5)  # SDPA there, eager here
+    assert (tmp_path / "start_model" / "config.json").is_file()
+    assert [r["step"] for r in rows(tmp_path)] == [1, 2]
