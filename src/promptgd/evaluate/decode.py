@@ -1,8 +1,12 @@
-"""Teacher-forced response NLL and greedy decoding in one pass over a shared KV cache.
+"""Teacher-forced response NLL and greedy decoding from one shared forward pass.
 
-Prefixes are left-padded so they all end at the same column P; responses follow, right-padded. One
-forward over [prefix ⊕ response] scores the response and its logit at P−1 is the first greedy token;
-the cache is then cropped back to P and decoding continues from there, so the prefix is encoded once.
+Prefixes are left-padded so they all end at column P; responses follow, right-padded. One forward over
+[prefix ⊕ response] scores the response. The same logits also say how far greedy decoding would follow
+the gold response: at each response position the greedy token is the argmax there, so greedy decoding
+reproduces the gold tokens up to the first position j where the argmax differs (the gold response is a
+free "draft", as in speculative decoding). Decoding therefore resumes at P + j from the cropped KV cache
+instead of at P, and a correct answer (draft accepted, then a stop token) costs no decoding step at all.
+The generated text is exactly what plain greedy decoding from P would produce.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from promptgd.update.inner import Forward, Params
+from promptgd.update.inner import Forward, Params, at_least_float32
 
 
 @dataclass
@@ -21,17 +25,14 @@ class Scored:
     nll: list[float]  # mean NLL per response token, one per example (nan where the response is empty)
     generated: list[list[int]]  # greedy continuation of each prefix, stop token excluded
     stopped: list[bool]  # whether decoding ended at a stop token rather than at max_new_tokens
+    decode_steps: int  # incremental forward passes that were needed after the scoring pass
 
 
 @lru_cache(maxsize=8)
-def _stop_token_ids(tokenizer) -> frozenset[int]:
+def stop_token_ids(tokenizer) -> frozenset[int]:
     """Token ids that end an answer: EOS and every token whose text contains a newline."""
     newline = {i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])}
     return frozenset(newline | {tokenizer.eos_token_id})
-
-
-def stop_token_ids(tokenizer) -> frozenset[int]:
-    return _stop_token_ids(tokenizer)
 
 
 @torch.no_grad()
@@ -61,39 +62,56 @@ def score_and_generate(
 
     nll = [float("nan")] * n
     if resp_width:
-        logprobs = F.log_softmax(out.logits[:, width - 1 : -1].float(), dim=-1)
-        targets = ids[:, width:]
-        resp_mask = mask[:, width:].float()
-        token_nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        logprobs = F.log_softmax(at_least_float32(out.logits[:, width - 1 : -1]), dim=-1)
+        token_nll = -logprobs.gather(-1, ids[:, width:].unsqueeze(-1)).squeeze(-1)
+        resp_mask = mask[:, width:].to(token_nll.dtype)
         nll = ((token_nll * resp_mask).sum(1) / resp_mask.sum(1)).tolist()
 
-    cache = out.cache
-    cache.crop(-resp_width)
-    next_token = out.logits[:, width - 1].argmax(-1)
-    attention = mask[:, :width]
-    position = positions[:, width - 1]
-    generated: list[list[int]] = [[] for _ in range(n)]
+    # greedy[i, j]: the greedy token after prefix ⊕ response[:j].
+    greedy = out.logits[:, width - 1 :].argmax(-1).tolist()
+    generated: list[list[int]] = []
+    accepted: list[int] = []  # gold tokens that greedy decoding reproduces; they already sit in the cache
     stopped = [False] * n
-    done = torch.zeros(n, dtype=torch.bool, device=device)
-    for step in range(max_new_tokens):
-        for i in (~done).nonzero().flatten().tolist():
-            token = int(next_token[i])
-            if token in stop_ids:
-                done[i] = stopped[i] = True
+    for i, r in enumerate(responses):
+        j = 0
+        while j < len(r) and j < max_new_tokens and greedy[i][j] == r[j] and r[j] not in stop_ids:
+            j += 1
+        generated.append(r[:j])
+        accepted.append(j)
+        if j < max_new_tokens:
+            if greedy[i][j] in stop_ids:
+                stopped[i] = True
             else:
-                generated[i].append(token)
-        if bool(done.all()) or step == max_new_tokens - 1:
-            break
+                generated[i].append(greedy[i][j])
+    done = [stopped[i] or len(generated[i]) >= max_new_tokens for i in range(n)]
+    if all(done):
+        return Scored(nll=nll, generated=generated, stopped=stopped, decode_steps=0)
+
+    # Resume after the shortest accepted draft among unfinished sequences; the cache keeps prefix ⊕ those
+    # tokens, and every sequence re-feeds its own known tokens from there on (forced) before decoding freely.
+    start = min(accepted[i] for i in range(n) if not done[i])
+    cache = out.cache
+    cache.crop(-(resp_width - start) if resp_width > start else 0)
+    attention = torch.cat([mask[:, :width], torch.ones((n, start), dtype=mask.dtype, device=device)], dim=1)
+    position = positions[:, width - 1] + start
+    steps = 0
+    while not all(done):
+        # Feed token `start + steps` of every sequence (pad for the finished ones; their output is unused).
+        column = start + steps
+        feed = [generated[i][column] if column < len(generated[i]) else pad_id for i in range(n)]
         attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=device)], dim=1)
         position = position + 1
-        out = forward(
-            params,
-            input_ids=next_token.unsqueeze(1),
-            attention_mask=attention,
-            position_ids=position.unsqueeze(1),
-            cache=cache,
-            use_cache=True,
-        )
+        out = forward(params, input_ids=torch.tensor(feed, device=device).unsqueeze(1), attention_mask=attention,
+                      position_ids=position.unsqueeze(1), cache=cache, use_cache=True)
         cache = out.cache
-        next_token = out.logits[:, -1].argmax(-1)
-    return Scored(nll=nll, generated=generated, stopped=stopped)
+        steps += 1
+        next_tokens = out.logits[:, -1].argmax(-1).tolist()
+        for i in range(n):
+            if done[i] or len(generated[i]) > column + 1:  # finished, or still inside its forced draft
+                continue
+            if next_tokens[i] in stop_ids:
+                stopped[i] = done[i] = True
+            else:
+                generated[i].append(next_tokens[i])
+                done[i] = len(generated[i]) >= max_new_tokens
+    return Scored(nll=nll, generated=generated, stopped=stopped, decode_steps=steps)

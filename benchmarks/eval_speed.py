@@ -1,0 +1,83 @@
+"""FT-mode evaluation speed: examples per second, and the cost of one FT evaluation relative to one plain
+forward+backward over the same tokens (context, query and response).
+
+    python benchmarks/eval_speed.py --model packaged:smollm2-135m --n 50 --out results/bench_eval_speed
+
+One FT evaluation = the inner update on the context (forward+backward+SGD step into reused buffers), one
+forward over query ⊕ response that scores the response and checks greedy decoding against it, and as many
+decoding steps as the model's disagreement with the gold answer requires. Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from promptgd.config import load_config
+from promptgd.data.encoding import Encoder
+from promptgd.data.triples import load_task
+from promptgd.evaluate.recipe import evaluate_model
+from promptgd.models.loading import load_model
+from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
+
+
+def plain_forward_backward_s(model, tokenizer, triples, cfg) -> float:
+    """Median time of one forward+backward over context ⊕ query ⊕ response, one triple at a time."""
+    encoder = Encoder(tokenizer, cfg.format)
+    forward, params = functional_forward(model), dict(model.named_parameters())
+    device = next(model.parameters()).device
+    times = []
+    for t in triples:
+        batch = TokenBatch.from_lists([encoder.context(t) + encoder.query(t) + encoder.response(t)], tokenizer.pad_token_id, device=device)
+        start = time.perf_counter()
+        lm_loss(forward, params, batch).backward()
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="packaged:smollm2-135m")
+    parser.add_argument("--task", default="character_descriptions")
+    parser.add_argument("--n", type=int, default=50, help="test triples to evaluate")
+    parser.add_argument("--out", required=True, help="directory for eval_speed.json")
+    args = parser.parse_args()
+
+    cfg = load_config(None, [f"model.spec={args.model}", f"task.name={args.task}", "task.n_train=0", f"task.n_test={args.n}", "eval.modes=ft"])
+    model, tokenizer = load_model(cfg.model.spec)
+    triples = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed).test
+    evaluate_model(model, tokenizer, triples[:2], cfg, progress=False)  # warm-up: allocations, stop-token table
+    result = evaluate_model(model, tokenizer, triples, cfg, progress=False)
+    ft_s = result.seconds["ft"] / len(triples)
+    plain_s = plain_forward_backward_s(model, tokenizer, triples[: min(len(triples), 20)], cfg)
+    figures = {
+        "model": args.model,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "n": len(triples),
+        "ft_examples_per_s": 1 / ft_s,
+        "ft_eval_s": ft_s,
+        "plain_fwd_bwd_s": plain_s,
+        "ratio_ft_eval_to_fwd_bwd": ft_s / plain_s,
+        "ft_accuracy": result.modes["ft"]["accuracy"],
+    }
+    print(f"{'what':<36}{'value':>10}")
+    print(f"{'FT evaluation (examples/s)':<36}{figures['ft_examples_per_s']:>10.2f}")
+    print(f"{'one FT evaluation (s)':<36}{ft_s:>10.3f}")
+    print(f"{'one forward+backward, same tokens (s)':<36}{plain_s:>10.3f}")
+    print(f"{'ratio (target <= 2.5)':<36}{figures['ratio_ft_eval_to_fwd_bwd']:>10.2f}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval_speed.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

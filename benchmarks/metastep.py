@@ -1,0 +1,130 @@
+"""Cost of one meta-step relative to one plain forward+backward over the same tokens, and peak memory
+against the outer batch size.
+
+    python benchmarks/metastep.py --model packaged:smollm2-135m --out results/bench_metastep
+
+The plain reference is what ordinary fine-tuning on the task's tokens would cost: one forward and one
+backward over the context and over query ⊕ answer. The meta-step does the inner forward+backward on the
+context, the outer forward on query ⊕ answer at θ', and the backward through both (second order: through
+the inner gradient too). Peak memory runs each batch size in a fresh process (on CPU, peak RSS only grows).
+Last line: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from promptgd.config import load_config
+from promptgd.data.encoding import Encoder
+from promptgd.data.people import character_descriptions
+from promptgd.models.loading import load_model
+from promptgd.models.parameterization import full_rank
+from promptgd.objectives.lg import lg_task
+from promptgd.train.trainer import MetaTrainer, peak_memory_mb
+from promptgd.train.metastep import meta_loss
+from promptgd.update.inner import lm_loss
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up: first calls pay one-off allocation and dispatch costs
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def step_times(model_spec: str, repeats: int) -> dict:
+    model, tokenizer = load_model(model_spec)
+    cfg = load_config(None, [f"model.spec={model_spec}"])
+    encoder = Encoder(tokenizer, cfg.format)
+    triple = character_descriptions(0, 1, seed=0).test[0]
+    device = next(model.parameters()).device
+    task = lg_task(encoder, [triple], device)  # LC and LG share the meta-step; LG needs no teacher here
+    param = full_rank(model)
+
+    def plain():
+        loss = lm_loss(param.forward, param.fast(), task.contexts[0]) + lm_loss(param.forward, param.fast(), task.queries)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def meta(first_order: bool):
+        meta_loss(param.forward, param.fast(), task, cfg.inner, first_order).backward()
+        model.zero_grad(set_to_none=True)
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t_plain = timed(lambda: (plain(), sync()), repeats)
+    t_second = timed(lambda: (meta(False), sync()), repeats)
+    t_first = timed(lambda: (meta(True), sync()), repeats)
+    tokens = task.contexts[0].n_tokens + task.queries.n_tokens
+    return {"tokens": tokens, "plain_s": t_plain, "second_order_s": t_second, "first_order_s": t_first}
+
+
+def peak_memory(model_spec: str, batch_size: int) -> float:
+    """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
+    model, tokenizer = load_model(model_spec)
+    cfg = load_config(None, [f"model.spec={model_spec}", f"train.batch_size={batch_size}", "train.objective=lg",
+                             "train.val_every=0", "train.ckpt_every=0", "train.lm_weight=0"])
+    tasks = character_descriptions(2 * batch_size, 0, seed=0).train
+    trainer = MetaTrainer(cfg, model, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
+    if next(model.parameters()).is_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train_step()
+    trainer.train_step()
+    return peak_memory_mb(next(model.parameters()).device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="packaged:smollm2-135m")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-sizes", default="1,4,16")
+    parser.add_argument("--out", required=True, help="directory for metastep.json")
+    parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
+    args = parser.parse_args()
+    if args.peak_memory_for is not None:
+        print(json.dumps({"peak_mb": peak_memory(args.model, args.peak_memory_for)}))
+        return
+
+    times = step_times(args.model, args.repeats)
+    peaks = {}
+    for b in [int(x) for x in args.batch_sizes.split(",")]:
+        child = subprocess.run([sys.executable, __file__, "--model", args.model, "--out", args.out, "--peak-memory-for", str(b)],
+                               check=True, capture_output=True, text=True)
+        peaks[b] = json.loads(child.stdout.strip().splitlines()[-1])["peak_mb"]
+    sizes = sorted(peaks)
+    result = {
+        "model": args.model,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "tokens_per_task": times["tokens"],
+        "plain_fwd_bwd_s": times["plain_s"],
+        "second_order_s": times["second_order_s"],
+        "first_order_s": times["first_order_s"],
+        "ratio_second_order": times["second_order_s"] / times["plain_s"],
+        "ratio_first_order": times["first_order_s"] / times["plain_s"],
+        "peak_mem_mb": {str(b): peaks[b] for b in sizes},
+        f"peak_mem_ratio_b{sizes[-1]}_b{sizes[0]}": peaks[sizes[-1]] / peaks[sizes[0]],
+    }
+    print(f"{'what':<34}{'value':>12}")
+    print(f"{'plain forward+backward (s)':<34}{result['plain_fwd_bwd_s']:>12.3f}")
+    print(f"{'second-order meta-step (s)':<34}{result['second_order_s']:>12.3f}   ratio {result['ratio_second_order']:.2f}x (target <= 4)")
+    print(f"{'first-order meta-step (s)':<34}{result['first_order_s']:>12.3f}   ratio {result['ratio_first_order']:.2f}x (target <= 2)")
+    for b in sizes:
+        print(f"{f'peak memory, batch {b} (MiB)':<34}{peaks[b]:>12.0f}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metastep.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
