@@ -58,6 +58,34 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
     print(json.dumps(fetch(args.task, args.path), indent=2))
 
 
+def _model_and_param(spec: str, device: str):
+    from promptgd.evaluate.recipe import parameterization_for
+    from promptgd.models.loading import load_model
+
+    model, tokenizer = load_model(spec, device=device)
+    return model, tokenizer, parameterization_for(model, spec)
+
+
+def cmd_absorb(args: argparse.Namespace) -> None:
+    from promptgd.config import InnerConfig
+    from promptgd.update.absorb import absorb
+
+    texts = [Path(p).read_text(encoding="utf-8") for p in args.context]
+    model, tokenizer, param = _model_and_param(args.model, args.device)
+    updated = absorb(model, tokenizer, texts, InnerConfig(lr=args.lr, steps=args.steps, mode=args.mode), param=param)
+    updated.save_pretrained(args.out, safe_serialization=True)
+    tokenizer.save_pretrained(args.out)
+    print(f"absorbed {len(texts)} text(s) into {args.out}")
+
+
+def cmd_ask(args: argparse.Namespace) -> None:
+    from promptgd.models.loading import load_model
+    from promptgd.update.absorb import ask
+
+    model, tokenizer = load_model(args.model, device=args.device)
+    print(ask(model, tokenizer, args.question, args.max_new_tokens))
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     from promptgd.data.triples import task_names
 
@@ -102,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", choices=["squad", "wikitext"])
     p.add_argument("--path", help="a local copy of the raw data (file or directory)")
     p.set_defaults(func=cmd_data_fetch, config=None, overrides=[])
+
+    p = sub.add_parser("absorb", help="apply the inner update for some texts and save the updated model")
+    p.add_argument("--model", required=True, help="a (meta-trained) model spec or run model directory")
+    p.add_argument("--context", action="append", required=True, help="a UTF-8 text file to absorb (repeatable)")
+    p.add_argument("--lr", type=float, default=1e-3, help="inner learning rate η (the one the model was meta-trained with)")
+    p.add_argument("--steps", type=int, default=1, help="SGD steps")
+    p.add_argument("--mode", choices=["batched", "sequential"], default="batched", help="several texts: one step on their mean loss, or one after another")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="directory for the updated model (HF checkpoint)")
+    p.set_defaults(func=cmd_absorb, config=None, overrides=[])
+
+    p = sub.add_parser("ask", help="answer a question greedily from a model")
+    p.add_argument("--model", required=True)
+    p.add_argument("question")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_ask, config=None, overrides=[])
 
     p = sub.add_parser("tasks", help="list task names")
     p.set_defaults(func=cmd_tasks, config=None, overrides=[])

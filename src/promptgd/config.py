@@ -84,6 +84,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    variant: Literal["none", "outer", "inner"] = "none"  # none: meta-learn every weight; outer: a LoRA delta, full inner step; inner: LoRA init, inner step on the factors
+    rank: int = 1  # r of every factored matrix (the paper uses 1)
+    alpha: float = 1.0  # delta = (alpha / rank) · B·A, as in PEFT
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # Linear layer names to factor
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank if self.rank else 0.0
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     objectives: tuple[str, ...] = ("lc",)  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
 
@@ -97,6 +109,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 

@@ -5,18 +5,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from promptgd.config import RunConfig, dump_yaml
 from promptgd.data.triples import load_task
 from promptgd.evaluate.evaluator import EvalResult, evaluate
 from promptgd.models.loading import load_model
 from promptgd.report.tables import mode_table
-from promptgd.update.inner import functional_forward
+from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
+from promptgd.models.parameterization import Parameterization, full_rank
 
 
-def evaluate_model(model, tokenizer, triples, cfg: RunConfig, progress: bool = True) -> EvalResult:
-    params = dict(model.named_parameters())
+def evaluate_model(model, tokenizer, triples, cfg: RunConfig, progress: bool = True, param: Parameterization | None = None) -> EvalResult:
+    """Evaluate `model`, or the parameterization `param` of it (LoRA-inner: the inner update moves the factors)."""
+    param = param or full_rank(model)
+    with torch.no_grad():
+        params = {name: p.detach() for name, p in param.fast().items()}
     device = next(model.parameters()).device
-    return evaluate(functional_forward(model), params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress)
+    return evaluate(param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress)
+
+
+def parameterization_for(model, spec: str) -> Parameterization:
+    """Full rank, unless `spec` is a run's model directory that carries a LoRA-inner adapter."""
+    adapter = Path(spec) / ADAPTER_DIR
+    if (adapter / "adapter_config.json").is_file():
+        factors, lora_cfg = load_adapter(model, adapter)
+        return lora_inner(model, factors, lora_cfg)
+    return full_rank(model)
 
 
 def write_eval(result: EvalResult, cfg: RunConfig, out: Path) -> dict:
@@ -34,7 +49,7 @@ def write_eval(result: EvalResult, cfg: RunConfig, out: Path) -> dict:
 def run_eval(cfg: RunConfig, out: Path) -> dict:
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
-    result = evaluate_model(model, tokenizer, splits.test, cfg)
+    result = evaluate_model(model, tokenizer, splits.test, cfg, param=parameterization_for(model, cfg.model.spec))
     summary = write_eval(result, cfg, out)
     print(mode_table({cfg.model.spec: summary["modes"]}))
     print(f"n = {summary['n']}  ({', '.join(f'{m} {s:.0f}s' for m, s in result.seconds.items())}); wrote {out}/")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from promptgd.config import RunConfig, replace
 from promptgd.data.triples import load_task
-from promptgd.evaluate.recipe import evaluate_model, write_eval
+from promptgd.evaluate.recipe import evaluate_model, parameterization_for, write_eval
 from promptgd.models.loading import load_model
 from promptgd.report.figure import write_report
 from promptgd.train.recipe import run_train, starting_model
@@ -39,7 +39,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
         start = starting_model(objective_cfg, splits, out, progress) if cfg.warmup.n_tasks else load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
         path = timed(f"train_{objective}", lambda: run_train(objective_cfg, out / objective, progress=progress, splits=splits, start=start))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
-        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress))
+        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress, parameterization_for(trained, str(path))))
     summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
                "rows": rows, "seconds": {**stages, "total": time.perf_counter() - started}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -47,6 +47,6 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
     return summary
 
 
-def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool) -> dict:
-    result = evaluate_model(model, tokenizer, triples, cfg, progress)
+def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:
+    result = evaluate_model(model, tokenizer, triples, cfg, progress, param)
     return write_eval(result, cfg, out)["modes"]

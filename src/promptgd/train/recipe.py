@@ -15,6 +15,7 @@ from pathlib import Path
 from promptgd.config import RunConfig
 from promptgd.data.triples import Splits, load_task
 from promptgd.models.loading import load_model
+from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
 from promptgd.train.trainer import MetaTrainer
 from promptgd.train.warmup import format_warmup
@@ -46,19 +47,38 @@ def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = T
     return model, tokenizer
 
 
+def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> None:
+    """out/model is always loadable by `promptgd eval --model out/model`:
+    - full rank: the model itself, a plain HF checkpoint;
+    - lora outer: the delta merged into the weights (plain HF checkpoint), the adapter also in out/adapter;
+    - lora inner: the unchanged base weights plus the meta-learned factors in out/model/adapter (PEFT format);
+      evaluation then updates only the factors, as in training."""
+    if cfg.lora.variant == "outer":
+        save_adapter(model, factors, cfg.lora, out / "adapter", cfg.model.spec)
+        merge_into_model(model, factors, cfg.lora)
+    model.requires_grad_(True)  # LoRA variants froze the base; saved checkpoints carry no such state anyway
+    model.save_pretrained(out / "model", safe_serialization=True)
+    tokenizer.save_pretrained(out / "model")
+    if cfg.lora.variant == "inner":
+        save_adapter(model, factors, cfg.lora, out / "model" / ADAPTER_DIR, cfg.model.spec)
+
+
 def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True, splits: Splits | None = None,
               start: tuple | None = None) -> Path:
     """Meta-train and save the result to `out/model`; returns that path."""
     splits = splits or load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
     model, tokenizer = start or starting_model(cfg, splits, out, progress)
     tasks, val = split_for_training(cfg, splits)
-    trainer = MetaTrainer(cfg, model, tokenizer, full_rank(model), tasks, val, out)
+    variant = cfg.lora.variant
+    factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
+    param = {"none": lambda: full_rank(model), "outer": lambda: lora_outer(model, factors, cfg.lora),
+             "inner": lambda: lora_inner(model, factors, cfg.lora)}[variant]()
+    trainer = MetaTrainer(cfg, model, tokenizer, param, tasks, val, out)
     if resume:
         trainer.resume()
     started = time.perf_counter()
     trainer.train(progress=progress)
-    model.save_pretrained(out / "model", safe_serialization=True)
-    tokenizer.save_pretrained(out / "model")
+    save_meta_trained(model, tokenizer, factors, cfg, out)
     (out / "train_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "steps": trainer.step}))
     return out / "model"
 

@@ -1,0 +1,55 @@
+"""Using a meta-trained model as a memory: absorb texts into the weights, then ask questions.
+
+    promptgd absorb --model runs/y/model --context notes.txt --out updated/
+    promptgd ask --model updated/ "Who was the first person to walk on Mars?"
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from promptgd.config import InnerConfig
+from promptgd.evaluate.decode import score_and_generate, stop_token_ids
+from promptgd.models.parameterization import Parameterization, full_rank
+from promptgd.update.inner import TokenBatch, functional_forward, inner_update
+
+
+def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> list[TokenBatch]:
+    """One batch per text; a text longer than `max_tokens` is cut into consecutive chunks of the same batch,
+    so it still counts as one context in the mean loss."""
+    batches = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+        chunks = [ids[i : i + max_tokens] for i in range(0, len(ids), max_tokens)]
+        batches.append(TokenBatch.from_lists(chunks, tokenizer.pad_token_id, device=device))
+    return batches
+
+
+def absorb(model, tokenizer, texts: list[str], inner: InnerConfig = InnerConfig(), max_tokens: int = 1024,
+           param: Parameterization | None = None):
+    """Return a copy of `model` after the inner update on `texts` (the input model is left untouched).
+
+    `param` selects what the update moves (default: every weight; a LoRA-inner parameterization moves only
+    its factors, and the returned model has the updated delta merged in)."""
+    if not texts:
+        raise ValueError("absorb: no texts given")
+    param = param or full_rank(model)
+    device = next(model.parameters()).device
+    leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
+    adapted = inner_update(param.forward, leaves, context_batches(tokenizer, texts, max_tokens, device), inner.lr, inner.steps, inner.mode)
+    updated = copy.deepcopy(model)
+    with torch.no_grad():
+        weights = param.to_model({k: v.detach() for k, v in adapted.items()})  # LoRA-inner: factors merged in
+        for name, p in updated.named_parameters():
+            p.copy_(weights[name])
+    return updated
+
+
+@torch.no_grad()
+def ask(model, tokenizer, question: str, max_new_tokens: int = 64) -> str:
+    """Greedy answer to `question` from `model` (first line, as in evaluation)."""
+    scored = score_and_generate(functional_forward(model), dict(model.named_parameters()), [tokenizer(question)["input_ids"]], [[]], tokenizer.pad_token_id,
+                                stop_token_ids(tokenizer), max_new_tokens, next(model.parameters()).device)
+    return tokenizer.decode(scored.generated[0]).strip()

@@ -1,0 +1,42 @@
+"""Absorb → save → load → ask round-trips, from Python and from the command line."""
+
+import torch
+
+import promptgd
+from promptgd.cli import main
+from promptgd.config import InnerConfig
+from promptgd.models.loading import load_model
+
+
+def test_absorb_returns_an_updated_copy(tiny):
+    model, tokenizer = tiny
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    updated = promptgd.absorb(model, tokenizer, ["The code is abc."], InnerConfig(lr=0.1))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not all(torch.equal(before[k], v) for k, v in updated.state_dict().items())
+    assert updated.lm_head.weight is updated.model.embed_tokens.weight  # still tied
+
+
+def test_long_texts_are_chunked_not_truncated(tiny):
+    model, tokenizer = tiny
+    text = "word " * 300
+    a = promptgd.absorb(model, tokenizer, [text], InnerConfig(lr=0.1), max_tokens=64)
+    b = promptgd.absorb(model, tokenizer, [text[:320]], InnerConfig(lr=0.1), max_tokens=64)
+    assert not torch.equal(a.model.embed_tokens.weight, b.model.embed_tokens.weight)
+
+
+def test_cli_absorb_save_load_ask_round_trip(tmp_path, capsys):
+    model, tokenizer = load_model("tiny:llama", device="cpu")
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    (tmp_path / "notes.txt").write_text("The code is abc.")
+    (tmp_path / "more.txt").write_text("The key is xyz.")
+    main(["absorb", "--model", str(tmp_path / "m"), "--context", str(tmp_path / "notes.txt"), "--context",
+          str(tmp_path / "more.txt"), "--lr", "0.05", "--device", "cpu", "--out", str(tmp_path / "updated")])
+    in_memory = promptgd.absorb(*load_model(str(tmp_path / "m"), device="cpu"), ["The code is abc.", "The key is xyz."], InnerConfig(lr=0.05))
+    reloaded, tok = load_model(str(tmp_path / "updated"), device="cpu")
+    for (name, a), b in zip(in_memory.named_parameters(), reloaded.parameters()):
+        assert torch.equal(a, b), name
+    capsys.readouterr()
+    main(["ask", "--model", str(tmp_path / "updated"), "The code:", "--max-new-tokens", "5", "--device", "cpu"])
+    assert capsys.readouterr().out.strip() == promptgd.ask(reloaded, tok, "The code:", 5)
