@@ -86,6 +86,16 @@ def cmd_ask(args: argparse.Namespace) -> None:
     print(ask(model, tokenizer, args.question, args.max_new_tokens))
 
 
+def cmd_diagnose(args: argparse.Namespace) -> None:
+    from promptgd.report.diagnostics import diagnostics_markdown
+
+    markdown = diagnostics_markdown(Path(args.eval_dir) / "predictions.jsonl")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diagnostics.md").write_text(markdown)
+    print(markdown)
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     from promptgd.data.triples import task_names
 
@@ -147,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_ask, config=None, overrides=[])
+
+    p = sub.add_parser("diagnose", help="the paper's Tables 4 and 5 from an evaluation directory (needs nc, ft, ft_irrelevant)")
+    p.add_argument("eval_dir", help="a directory written by `promptgd eval` (holds predictions.jsonl)")
+    p.add_argument("--out", required=True, help="directory for diagnostics.md")
+    p.set_defaults(func=cmd_diagnose, config=None, overrides=[])
 
     p = sub.add_parser("tasks", help="list task names")
     p.set_defaults(func=cmd_tasks, config=None, overrides=[])

@@ -7,7 +7,6 @@ differentiated, and the fused SDPA/flash kernels have no double backward.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from promptgd.data.acquire import cache_dir
 from promptgd.models.tiny import tiny_model
 
 ATTENTION = "eager"
@@ -29,11 +29,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 class ModelLoadError(RuntimeError):
     """The spec could not be turned into a model; the message names the spec and how to obtain it."""
-
-
-def cache_dir() -> Path:
-    """Where promptgd keeps converted models and processed data: $PROMPTGD_CACHE or ~/.cache/promptgd."""
-    return Path(os.environ.get("PROMPTGD_CACHE", Path.home() / ".cache" / "promptgd"))
 
 
 def resolve_device(device: str) -> torch.device:
