@@ -23,8 +23,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
     return load_config(args.config, flags + args.overrides)
 
 
-def _split_config_and_overrides(args: argparse.Namespace) -> None:
-    """The first positional may be a preset path or already an override (contains '=')."""
+def _split_config_and_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Dotted overrides may stand anywhere, before or after the flags; the first positional may be a preset
+    path or already an override (contains '=')."""
+    unknown = [e for e in extra if e.startswith("-") or "=" not in e]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = list(extra)
     if args.config is not None and "=" in args.config:
         args.overrides.insert(0, args.config)
         args.config = None
@@ -107,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", nargs="?", help="YAML preset (configs/*.yaml)")
-        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. inner.lr=3e-4 eval.limit=50")
+        p.add_argument("config", nargs="?", help="YAML preset (configs/*.yaml); dotted overrides such as "
+                       "inner.lr=3e-4 eval.limit=50 may follow anywhere on the line")
 
     p = sub.add_parser("eval", help="evaluate a model in NC / Prompt / FT modes")
     with_config(p)
@@ -139,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("fetch", help="acquire and preprocess a real-text task's data; prints its manifest")
     p.add_argument("task", choices=["squad", "wikitext"])
     p.add_argument("--path", help="a local copy of the raw data (file or directory)")
-    p.set_defaults(func=cmd_data_fetch, config=None, overrides=[])
+    p.set_defaults(func=cmd_data_fetch, config=None)
 
     p = sub.add_parser("absorb", help="apply the inner update for some texts and save the updated model")
     p.add_argument("--model", required=True, help="a (meta-trained) model spec or run model directory")
@@ -149,29 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["batched", "sequential"], default="batched", help="several texts: one step on their mean loss, or one after another")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="directory for the updated model (HF checkpoint)")
-    p.set_defaults(func=cmd_absorb, config=None, overrides=[])
+    p.set_defaults(func=cmd_absorb, config=None)
 
     p = sub.add_parser("ask", help="answer a question greedily from a model")
     p.add_argument("--model", required=True)
     p.add_argument("question")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_ask, config=None, overrides=[])
+    p.set_defaults(func=cmd_ask, config=None)
 
     p = sub.add_parser("diagnose", help="the paper's Tables 4 and 5 from an evaluation directory (needs nc, ft, ft_irrelevant)")
     p.add_argument("eval_dir", help="a directory written by `promptgd eval` (holds predictions.jsonl)")
     p.add_argument("--out", required=True, help="directory for diagnostics.md")
-    p.set_defaults(func=cmd_diagnose, config=None, overrides=[])
+    p.set_defaults(func=cmd_diagnose, config=None)
 
     p = sub.add_parser("tasks", help="list task names")
-    p.set_defaults(func=cmd_tasks, config=None, overrides=[])
+    p.set_defaults(func=cmd_tasks, config=None)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    _split_config_and_overrides(args)
+    args, extra = parser.parse_known_args(argv)
+    _split_config_and_overrides(parser, args, extra)
     try:
         args.func(args)
     except ConfigError as e:
