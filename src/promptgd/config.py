@@ -28,8 +28,8 @@ class TaskConfig:
     name: str = "character_descriptions"  # registry name (`promptgd tasks`) or `jsonl:<path>`
     n_train: int = 5000  # training triples to build or sample; 0 = all
     n_test: int = 500  # test triples; 0 = all
-    seed: int = 0  # seeds the generator / sampler, so splits are reproducible
-    data_path: str | None = None  # raw data location for real-text tasks (SQuAD / WikiText); None = auto
+    seed: int = 0  # seeds the generator / sampler, so splits are reproducible; real-text data comes from
+    # $PROMPTGD_DATA, the cache filled by `promptgd data fetch TASK --path P`, or the hub (see data/acquire.py)
 
 
 @dataclass(frozen=True)
