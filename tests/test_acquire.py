@@ -14,16 +14,7 @@ WIKITEXT = Path(__file__).parent / "fixtures" / "wikitext"
 FAKE_SUMS = {name: acquire.sha256_hex((SQUAD / name).read_bytes()) for name in acquire.SQUAD_FILES.values()}
 
 
-def no_network(*args, **kwargs):
-    raise RuntimeError("network disabled in tests")
-
-
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PROMPTGD_DATA", raising=False)
-    monkeypatch.setattr(acquire, "_import_datasets", no_network)
-    monkeypatch.setattr(acquire, "_pip_download", no_network)
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 def files_under(folder: Path) -> list[Path]:

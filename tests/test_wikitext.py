@@ -9,15 +9,7 @@ from promptgd.data.triples import Triple
 FIXTURES = Path(__file__).parent / "fixtures" / "wikitext"
 
 
-@pytest.fixture(autouse=True)
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PROMPTGD_DATA", raising=False)
-
-    def no_network(*args, **kwargs):
-        raise RuntimeError("network disabled in tests")
-
-    monkeypatch.setattr(acquire, "_import_datasets", no_network)
+pytestmark = pytest.mark.usefixtures("offline_data")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def evaluate_model(model, tokenizer, triples, cfg: RunConfig, progress: bool = T
     param = param or full_rank(model)
     with torch.no_grad():
         params = {name: p.detach() for name, p in param.fast().items()}
-    device = next(model.parameters()).device
+    device = next(param.model.parameters()).device
     return evaluate(param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress)
 
 

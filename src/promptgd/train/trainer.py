@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from promptgd.config import RunConfig, dump_yaml, replace
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
-from promptgd.evaluate.evaluator import evaluate
+from promptgd.evaluate.recipe import evaluate_model
 from promptgd.models.parameterization import Parameterization
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
@@ -130,11 +130,8 @@ class MetaTrainer:
     # ---- validation -----------------------------------------------------------------------------------
     def validate(self) -> dict:
         """FT accuracy on held-out triples of the training distribution."""
-        eval_cfg = replace(self.cfg.eval, modes=("ft",), limit=0)
-        with torch.no_grad():
-            params = {k: v.detach() for k, v in self.param.fast().items()}
-        result = evaluate(self.param.forward, params, self.tokenizer, self.val, eval_cfg, self.cfg.inner, self.cfg.format, self.device, progress=False)
-        return result.modes["ft"]
+        cfg = replace(self.cfg, eval=replace(self.cfg.eval, modes=("ft",), limit=0))
+        return evaluate_model(self.param.model, self.tokenizer, self.val, cfg, progress=False, param=self.param).modes["ft"]
 
     # ---- Stateful ------------------------------------------------------------------------------------
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
