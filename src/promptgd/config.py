@@ -48,7 +48,7 @@ class InnerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    modes: tuple[str, ...] = ("nc", "prompt", "ft", "ft_irrelevant")  # subset of nc, prompt, ft, ft_irrelevant
+    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = ("nc", "prompt", "ft", "ft_irrelevant")  # which modes to run, in order
     limit: int = 0  # evaluate only the first N test triples; 0 = all
     max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
     batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)
@@ -97,7 +97,7 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    objectives: tuple[str, ...] = ("lc",)  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
+    objectives: tuple[Literal["lc", "lg"], ...] = ("lc",)  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
 
 
 @dataclass(frozen=True)
