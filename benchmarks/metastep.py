@@ -75,7 +75,7 @@ def peak_memory(model_spec: str, batch_size: int) -> float:
     cfg = load_config(None, [f"model.spec={model_spec}", f"train.batch_size={batch_size}", "train.objective=lg",
                              "train.val_every=0", "train.ckpt_every=0", "train.lm_weight=0"])
     tasks = character_descriptions(2 * batch_size, 0, seed=0).train
-    trainer = MetaTrainer(cfg, model, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
+    trainer = MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
     if next(model.parameters()).is_cuda:
         torch.cuda.reset_peak_memory_stats()
     trainer.train_step()

@@ -27,7 +27,7 @@ def test_only_the_factors_are_meta_learned(tmp_path, variant):
     param = (lora_outer if variant == "outer" else lora_inner)(model, factors, cfg.lora)
     base_before = {k: v.clone() for k, v in model.state_dict().items()}
     factors_before = {k: v.clone() for k, v in factors.items()}
-    trainer = MetaTrainer(cfg, model, tokenizer, param, copy_tasks(8), [], tmp_path)
+    trainer = MetaTrainer(cfg, tokenizer, param, copy_tasks(8), [], tmp_path)
     trainer.train_step()
     trainer.train_step()
     assert all(torch.equal(base_before[k], v) for k, v in model.state_dict().items())

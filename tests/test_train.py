@@ -26,7 +26,7 @@ def copy_tasks(n: int, seed: int = 0) -> list[Triple]:
 
 def trainer_for(cfg, out, tasks=None):
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
-    return MetaTrainer(cfg, model, tokenizer, full_rank(model), tasks or copy_tasks(48), [], out), model
+    return MetaTrainer(cfg, tokenizer, full_rank(model), tasks or copy_tasks(48), [], out), model
 
 
 def rows(out):

@@ -73,7 +73,7 @@ def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = 
     factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
     param = {"none": lambda: full_rank(model), "outer": lambda: lora_outer(model, factors, cfg.lora),
              "inner": lambda: lora_inner(model, factors, cfg.lora)}[variant]()
-    trainer = MetaTrainer(cfg, model, tokenizer, param, tasks, val, out)
+    trainer = MetaTrainer(cfg, tokenizer, param, tasks, val, out)
     if resume:
         trainer.resume()
     started = time.perf_counter()

@@ -34,9 +34,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class MetaTrainer:
-    def __init__(self, cfg: RunConfig, model, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path):
+    def __init__(self, cfg: RunConfig, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path):
         self.cfg, self.tokenizer, self.param, self.tasks, self.val, self.out = cfg, tokenizer, param, tasks, val, out
-        self.device = next(model.parameters()).device
+        self.device = next(param.model.parameters()).device
         self.encoder = Encoder(tokenizer, cfg.format)
         t = cfg.train
         self.group = cfg.inner.contexts  # triples absorbed by one inner update
@@ -49,7 +49,7 @@ class MetaTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.lm = LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed) if t.lm_weight > 0 else None
         # The teacher is the frozen starting model (LC); it never receives gradients.
-        self.teacher = copy.deepcopy(model).requires_grad_(False).eval() if t.objective == "lc" else None
+        self.teacher = copy.deepcopy(param.model).requires_grad_(False).eval() if t.objective == "lc" else None
         self.teacher_answers: dict[int, list[int]] = {}
         self.step = 0
         self.skipped = 0
