@@ -77,3 +77,12 @@ def test_cli_eval_writes_the_documented_shapes(tmp_path, triples):
     assert set(summary["modes"]["ft"]) >= {"accuracy", "exact_match", "prefix_match", "nll"}
     rows = [json.loads(line) for line in (tmp_path / "x" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and set(rows[0]) >= {"context", "query", "gold", "prediction", "correct", "nll"}
+
+
+def test_multi_context_ft_asks_every_query_after_one_update(tiny, triples):
+    model, tokenizer = tiny
+    cfg = tiny_config("eval.modes=ft", "inner.contexts=3", "inner.lr=0.05")
+    records = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
+    assert sorted(r["index"] for r in records) == [0, 1, 2]
+    one_at_a_time = evaluate_model(model, tokenizer, triples, tiny_config("eval.modes=ft", "inner.lr=0.05"), progress=False).records
+    assert [r["nll"] for r in records] != [r["nll"] for r in one_at_a_time]  # the update now holds all three contexts

@@ -121,3 +121,15 @@ def test_train_saves_a_plain_hf_checkpoint(tmp_path):
     assert torch.allclose(loaded(ids).logits, ours(ids).logits, atol=1e-5)  # SDPA there, eager here
     assert (tmp_path / "start_model" / "config.json").is_file()
     assert [r["step"] for r in rows(tmp_path)] == [1, 2]
+
+
+@pytest.mark.parametrize("mode", ["batched", "sequential"])
+def test_multi_context_meta_training_absorbs_k_contexts_per_update(tmp_path, mode):
+    cfg = tiny_config("train.objective=lg", "inner.contexts=3", f"inner.mode={mode}", "train.batch_size=2", "train.lr=3e-3",
+                      "inner.lr=0.3", "train.lm_weight=0.0", "train.lr_schedule=constant", "train.epochs=2")
+    trainer, _ = trainer_for(cfg, tmp_path, copy_tasks(24))
+    tasks = trainer._meta_tasks(trainer.order[:6])
+    assert len(tasks) == 2 and all(len(t.contexts) == 3 and t.queries.input_ids.shape[0] == 3 for t in tasks)
+    trainer.train(progress=False)
+    losses = [r["outer"] for r in rows(tmp_path)]
+    assert len(losses) == 8 and sum(losses[-2:]) < sum(losses[:2])
