@@ -133,3 +133,16 @@ def test_multi_context_meta_training_absorbs_k_contexts_per_update(tmp_path, mod
     trainer.train(progress=False)
     losses = [r["outer"] for r in rows(tmp_path)]
     assert len(losses) == 8 and sum(losses[-2:]) < sum(losses[:2])
+
+
+@pytest.mark.parametrize("objective", ["lc", "lg"])
+def test_prompt_term_is_logged_and_changes_the_update(tmp_path, objective):
+    base = [f"train.objective={objective}", "train.lr=1e-2", "train.lm_weight=0.0"]
+    plain, plain_model = trainer_for(tiny_config(*base), tmp_path / "a")
+    kept, kept_model = trainer_for(tiny_config(*base, "train.prompt_weight=1.0"), tmp_path / "b")
+    assert plain.train_step()["prompt"] == 0.0
+    kept.train_step()  # LC's Prompt-mode KL is exactly 0 until the student has moved away from the teacher
+    row = kept.train_step()
+    assert row["prompt"] > 0 and row["loss"] == pytest.approx(row["outer"] + row["prompt"])
+    plain.train_step()
+    assert not torch.equal(plain_model.model.embed_tokens.weight, kept_model.model.embed_tokens.weight)

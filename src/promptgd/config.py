@@ -74,6 +74,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam(W) weight decay on the meta-parameters
     clip_norm: float = 1.0  # global gradient-norm clip; 0 disables
     lm_weight: float = 0.1  # λ: weight of the generic-text LM loss that preserves language modelling
+    prompt_weight: float = 0.0  # μ: weight of the same answer loss in Prompt mode at θ (c ⊕ q, no update), which keeps Prompt accuracy from eroding; 0 = the paper's objective
     lm_corpus: str = "builtin"  # `builtin`, a text file path, or `wikitext:<dir>` for the tokenized release
     lm_seq_len: int = 128  # tokens per generic-text chunk
     val_every: int = 50  # outer steps between held-out FT evaluations; 0 disables

@@ -43,5 +43,6 @@ def lc_task(
     return MetaTask(
         contexts=[TokenBatch.from_lists([encoder.context(t)], pad, device=device) for t in triples],
         queries=TokenBatch.from_lists([encoder.query(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.query(t)) for t in triples], device),
+        prompts=with_context,
         target=target,
     )

@@ -14,8 +14,12 @@ def lg_task(encoder: Encoder, triples: list[Triple], device) -> MetaTask:
     queries = TokenBatch.from_lists(
         [encoder.query(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.query(t)) for t in triples], device
     )
+    prompts = TokenBatch.from_lists(
+        [encoder.prompt(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.prompt(t)) for t in triples], device
+    )
     return MetaTask(
         contexts=[TokenBatch.from_lists([encoder.context(t)], pad, device=device) for t in triples],
         queries=queries,
+        prompts=prompts,
         target=queries.input_ids[queries.loss_mask.bool()],
     )

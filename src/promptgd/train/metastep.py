@@ -15,6 +15,7 @@ from promptgd.update.inner import Forward, Params, TokenBatch, inner_update
 class MetaTask:
     contexts: list[TokenBatch]  # what the inner step absorbs (k contexts for multi-context training)
     queries: TokenBatch  # query ⊕ answer rows, one per context; answer tokens are the scored ones
+    prompts: TokenBatch  # context ⊕ separator ⊕ query ⊕ answer rows, answer tokens scored (Prompt mode)
     target: torch.Tensor  # [n_answer_tokens, V] teacher log-probs (LC) or [n_answer_tokens] ids (LG)
 
 

@@ -18,6 +18,7 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.models.parameterization import Parameterization
+from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.lm_corpus import LMCorpus
@@ -94,13 +95,21 @@ class MetaTrainer:
         indices = self.order[self.step * per_step : (self.step + 1) * per_step]
         tasks = self._meta_tasks(indices)
         self.optimizer.zero_grad(set_to_none=True)
-        outer_total, tokens = 0.0, 0
+        outer_total, prompt_total, tokens = 0.0, 0.0, 0
         # Task by task: each task's graph (and its adapted copy of the weights) is freed by its backward,
         # so peak memory is that of one task whatever the batch size.
         for task in tasks:
-            loss = meta_loss(self.param.forward, self.param.fast(), task, self.cfg.inner, t.first_order) / len(tasks)
+            params = self.param.fast()
+            outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order) / len(tasks)
+            loss = outer
+            if t.prompt_weight:
+                # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt intact.
+                prompt = answer_loss(answer_logprobs(self.param.forward, params, task.prompts), task.target, len(task.contexts)) / len(tasks)
+                loss = loss + t.prompt_weight * prompt
+                prompt_total += prompt.item()
+                tokens += task.prompts.n_tokens
             loss.backward()
-            outer_total += loss.item()
+            outer_total += outer.item()
             tokens += sum(c.n_tokens for c in task.contexts) + task.queries.n_tokens
         lm_value = float("nan")
         if self.lm is not None:
@@ -110,7 +119,7 @@ class MetaTrainer:
             lm_value, tokens = lm_term.item(), tokens + lm_batch.n_tokens
         grads = [p.grad for p in self.param.trainable.values() if p.grad is not None]
         grad_norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
-        finite = math.isfinite(outer_total) and math.isfinite(grad_norm) and (self.lm is None or math.isfinite(lm_value))
+        finite = math.isfinite(outer_total + prompt_total) and math.isfinite(grad_norm) and (self.lm is None or math.isfinite(lm_value))
         if finite:
             if t.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.param.trainable.values(), t.clip_norm)
@@ -122,8 +131,9 @@ class MetaTrainer:
         self.step += 1
         seconds = time.perf_counter() - start
         return {
-            "step": self.step, "loss": outer_total + (t.lm_weight * lm_value if self.lm is not None else 0.0),
-            "outer": outer_total, "lm": lm_value, "grad_norm": grad_norm, "lr": lr, "skipped": self.skipped,
+            "step": self.step,
+            "loss": outer_total + t.prompt_weight * prompt_total + (t.lm_weight * lm_value if self.lm is not None else 0.0),
+            "outer": outer_total, "prompt": prompt_total, "lm": lm_value, "grad_norm": grad_norm, "lr": lr, "skipped": self.skipped,
             "tokens_per_s": tokens / seconds, "seconds": seconds, "peak_mem_mb": peak_memory_mb(self.device),
         }
 
