@@ -91,13 +91,14 @@ def save_adapter(model: torch.nn.Module, factors: Params, cfg: LoraConfig, path:
     from peft import get_peft_model
 
     peft_model = get_peft_model(copy.deepcopy(model), PeftLoraConfig(
-        r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules), lora_dropout=0.0,
-        base_model_name_or_path=base_name))
+        r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules), lora_dropout=0.0))
+    # PEFT records the in-memory model's name_or_path (empty for a model built or converted here).
+    peft_model.peft_config["default"].base_model_name_or_path = base_name
     with torch.no_grad():
         for key, value in factors.items():
             module, which = key.rsplit(".", 1)
             getattr(peft_model.base_model.model.get_submodule(module), which)["default"].weight.copy_(value)
-    peft_model.save_pretrained(path)
+    peft_model.save_pretrained(path, save_embedding_layers=False)  # LoRA never touches embeddings; "auto" would query the hub
 
 
 def load_adapter(model: torch.nn.Module, path: Path) -> tuple[dict[str, torch.nn.Parameter], LoraConfig]:
