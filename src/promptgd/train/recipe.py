@@ -56,7 +56,6 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
     if cfg.lora.variant == "outer":
         save_adapter(model, factors, cfg.lora, out / "adapter", cfg.model.spec)
         merge_into_model(model, factors, cfg.lora)
-    model.requires_grad_(True)  # LoRA variants froze the base; saved checkpoints carry no such state anyway
     model.save_pretrained(out / "model", safe_serialization=True)
     tokenizer.save_pretrained(out / "model")
     if cfg.lora.variant == "inner":
