@@ -11,10 +11,13 @@ delta starts at exactly zero and adapters save and load with `peft.PeftModel`.
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from promptgd.config import LoraConfig
 from promptgd.models.parameterization import Parameterization
@@ -85,9 +88,7 @@ def merge_into_model(model: torch.nn.Module, factors: Params, cfg: LoraConfig) -
 
 def save_adapter(model: torch.nn.Module, factors: Params, cfg: LoraConfig, path: Path, base_name: str) -> None:
     """Write a PEFT adapter (adapter_config.json + adapter_model.safetensors) that PeftModel loads."""
-    import copy
-
-    from peft import LoraConfig as PeftLoraConfig
+    from peft import LoraConfig as PeftLoraConfig  # imported here: PEFT takes a second to import, only saving needs it
     from peft import get_peft_model
 
     peft_model = get_peft_model(copy.deepcopy(model), PeftLoraConfig(
@@ -103,10 +104,6 @@ def save_adapter(model: torch.nn.Module, factors: Params, cfg: LoraConfig, path:
 
 def load_adapter(model: torch.nn.Module, path: Path) -> tuple[dict[str, torch.nn.Parameter], LoraConfig]:
     """Factors and LoRA config from a PEFT adapter directory saved by `save_adapter` (or by PEFT)."""
-    import json
-
-    from safetensors.torch import load_file
-
     peft_cfg = json.loads((path / "adapter_config.json").read_text())
     cfg = LoraConfig(rank=peft_cfg["r"], alpha=float(peft_cfg["lora_alpha"]), target_modules=tuple(sorted(peft_cfg["target_modules"])))
     device = next(model.parameters()).device
