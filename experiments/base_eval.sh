@@ -8,5 +8,5 @@ for task in character_descriptions reversal; do
 done
 .venv/bin/python experiments/results_table.py \
   --title "Base SmolLM2-135M-Instruct (no warm-up, no meta-training), 500 test triples per task" \
-  --command "experiments/base_eval.sh $root" \
+  --command "experiments/base_eval.sh $root, i.e. promptgd eval configs/eval_base.yaml --task TASK --out $root/TASK for TASK in character_descriptions, reversal" \
   "$root/character_descriptions" "$root/reversal" > results/base_smollm2_character_descriptions.md
