@@ -84,11 +84,10 @@ def cmd_absorb(args: argparse.Namespace) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from promptgd.models.loading import load_model
     from promptgd.update.absorb import ask
 
-    model, tokenizer = load_model(args.model, device=args.device)
-    print(ask(model, tokenizer, args.question, args.max_new_tokens))
+    model, tokenizer, param = _model_and_param(args.model, args.device)
+    print(ask(model, tokenizer, args.question, args.max_new_tokens, param))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ import torch
 from promptgd.config import InnerConfig
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.models.parameterization import Parameterization, full_rank
-from promptgd.update.inner import TokenBatch, functional_forward, inner_update
+from promptgd.update.inner import TokenBatch, inner_update
 
 
 def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> list[TokenBatch]:
@@ -48,8 +48,10 @@ def absorb(model, tokenizer, texts: list[str], inner: InnerConfig = InnerConfig(
 
 
 @torch.no_grad()
-def ask(model, tokenizer, question: str, max_new_tokens: int = 64) -> str:
-    """Greedy answer to `question` from `model` (first line, as in evaluation)."""
-    scored = score_and_generate(functional_forward(model), dict(model.named_parameters()), [tokenizer(question)["input_ids"]], [[]], tokenizer.pad_token_id,
+def ask(model, tokenizer, question: str, max_new_tokens: int = 64, param: Parameterization | None = None) -> str:
+    """Greedy answer to `question` (first line, as in evaluation), from `param` of `model` if given."""
+    param = param or full_rank(model)
+    params = {name: p.detach() for name, p in param.fast().items()}
+    scored = score_and_generate(param.forward, params, [tokenizer(question)["input_ids"]], [[]], tokenizer.pad_token_id,
                                 stop_token_ids(tokenizer), max_new_tokens, next(model.parameters()).device)
     return tokenizer.decode(scored.generated[0]).strip()
