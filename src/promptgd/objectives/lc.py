@@ -36,13 +36,11 @@ def lc_task(
 ) -> MetaTask:
     """Student rows q ⊕ â; target = the teacher's log-distribution at the same answer positions of c ⊕ q ⊕ â."""
     pad = encoder.tokenizer.pad_token_id
-    with_context = TokenBatch.from_lists(
-        [encoder.prompt(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.prompt(t)) for t in triples], device
-    )
+    with_context = TokenBatch.answered([encoder.prompt(t) for t in triples], answers, pad, device)
     target = token_logprobs(teacher, teacher_params, with_context)[with_context.loss_mask[:, 1:].bool()]
     return MetaTask(
         contexts=[TokenBatch.from_lists([encoder.context(t)], pad, device=device) for t in triples],
-        queries=TokenBatch.from_lists([encoder.query(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.query(t)) for t in triples], device),
+        queries=TokenBatch.answered([encoder.query(t) for t in triples], answers, pad, device),
         prompts=with_context,
         target=target,
     )

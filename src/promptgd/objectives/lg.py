@@ -11,15 +11,10 @@ from promptgd.update.inner import TokenBatch
 def lg_task(encoder: Encoder, triples: list[Triple], device) -> MetaTask:
     pad = encoder.tokenizer.pad_token_id
     answers = [encoder.response(t) + encoder.answer_end() for t in triples]
-    queries = TokenBatch.from_lists(
-        [encoder.query(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.query(t)) for t in triples], device
-    )
-    prompts = TokenBatch.from_lists(
-        [encoder.prompt(t) + a for t, a in zip(triples, answers)], pad, [len(encoder.prompt(t)) for t in triples], device
-    )
+    queries = TokenBatch.answered([encoder.query(t) for t in triples], answers, pad, device)
     return MetaTask(
         contexts=[TokenBatch.from_lists([encoder.context(t)], pad, device=device) for t in triples],
         queries=queries,
-        prompts=prompts,
+        prompts=TokenBatch.answered([encoder.prompt(t) for t in triples], answers, pad, device),
         target=queries.input_ids[queries.loss_mask.bool()],
     )

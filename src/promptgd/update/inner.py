@@ -51,6 +51,11 @@ class TokenBatch:
             scored[i, max(1, scored_from[i] if scored_from else 1) : len(seq)] = 1
         return TokenBatch(ids.to(device), attention.to(device), scored.to(device))
 
+    @staticmethod
+    def answered(prefixes: list[list[int]], answers: list[list[int]], pad_id: int, device=None) -> "TokenBatch":
+        """Rows prefix ⊕ answer with only the answer tokens scored."""
+        return TokenBatch.from_lists([p + a for p, a in zip(prefixes, answers)], pad_id, [len(p) for p in prefixes], device)
+
     @property
     def n_tokens(self) -> int:
         return int(self.attention_mask.sum())
