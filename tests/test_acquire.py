@@ -232,3 +232,19 @@ def test_seeded_sample():
         acquire.seeded_sample(triples, 21, 1, "t train")
     with pytest.raises(ValueError, match="use 0 for all"):
         acquire.seeded_sample(triples, -1, 1, "t train")
+
+
+def test_seeded_context_sample_takes_whole_contexts():
+    triples = [Triple(f"paragraph {i // 4}", f"q{i}", " r") for i in range(20)]  # 5 contexts of 4 questions
+    assert acquire.seeded_context_sample(triples, 0, 1, "t test") == triples
+    a = acquire.seeded_context_sample(triples, 10, 1, "t test")
+    assert a == acquire.seeded_context_sample(triples, 10, 1, "t test") and len(a) == 10
+    contexts = [t.context for t in a]
+    # Two whole contexts, then two questions of a third; each context's questions in file order.
+    assert [contexts.count(c) for c in dict.fromkeys(contexts)] == [4, 4, 2]
+    order = [int(t.query[1:]) for t in a]
+    assert all(order[i] < order[i + 1] for i in range(9) if contexts[i] == contexts[i + 1])
+    many = [Triple(f"paragraph {i // 4}", f"q{i}", " r") for i in range(400)]
+    assert acquire.seeded_context_sample(many, 10, 1, "t test") != acquire.seeded_context_sample(many, 10, 2, "t test")
+    with pytest.raises(ValueError, match="t test: asked for 21 triples, 20 available"):
+        acquire.seeded_context_sample(triples, 21, 1, "t test")

@@ -6,6 +6,7 @@ import torch
 
 from promptgd.cli import main
 from promptgd.data.triples import Triple, write_jsonl
+from promptgd.evaluate import evaluator
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.data.encoding import Encoder
 from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
@@ -86,3 +87,24 @@ def test_multi_context_ft_asks_every_query_after_one_update(tiny, triples):
     assert sorted(r["index"] for r in records) == [0, 1, 2]
     one_at_a_time = evaluate_model(model, tokenizer, triples, tiny_config("eval.modes=ft", "inner.lr=0.05"), progress=False).records
     assert [r["nll"] for r in records] != [r["nll"] for r in one_at_a_time]  # the update now holds all three contexts
+
+
+def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch):
+    model, tokenizer = tiny
+    shared = "Ada Lovelace wrote the first program."
+    triples = [Triple(shared, "Who wrote it?", " Ada"), Triple("Rain falls.", "What falls?", " Rain"),
+               Triple(shared, "What did she write?", " the first program")]
+    updates = []
+    original = evaluator.Absorber.__call__
+    monkeypatch.setattr(evaluator.Absorber, "__call__", lambda self, contexts: updates.append(contexts) or original(self, contexts))
+    cfg = tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.05")
+    grouped = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
+    assert len(updates) == 4  # two distinct contexts, per mode
+    alone = [evaluate_model(model, tokenizer, [t], cfg, progress=False).records for t in triples]
+    ft = [r for r in grouped if r["mode"] == "ft"]
+    assert [r["index"] for r in ft] == [0, 1, 2]
+    for record, (single, _) in zip(ft, alone):
+        assert record["prediction"] == single["prediction"] and abs(record["nll"] - single["nll"]) < 1e-4
+    irrelevant = {r["index"]: r for r in grouped if r["mode"] == "ft_irrelevant"}
+    # Each group absorbs the other group's context, so question 0 sees "Rain falls." and question 1 the shared text.
+    assert irrelevant[0]["nll"] != ft[0]["nll"] and irrelevant[1]["nll"] != ft[1]["nll"]

@@ -437,6 +437,24 @@ def seeded_sample(triples: list[Triple], n: int, seed: int, what: str) -> list[T
     return random.Random(f"{what}:{seed}").sample(triples, n)
 
 
+def seeded_context_sample(triples: list[Triple], n: int, seed: int, what: str) -> list[Triple]:
+    """n triples drawn a context at a time: distinct contexts in an order seeded by (what, seed), each with
+    all its triples in file order, the last context cut to make n. All triples in order when n == 0.
+
+    For evaluation: FT absorbs each distinct context once (see evaluate/evaluator.py), so a SQuAD test set
+    of 500 questions over ~100 paragraphs costs ~100 inner updates instead of ~500."""
+    if n < 0 or n > len(triples):
+        raise ValueError(f"{what}: asked for {n} triples, {len(triples)} available; use 0 for all")
+    if n == 0:
+        return list(triples)
+    by_context: dict[str, list[Triple]] = {}
+    for triple in triples:
+        by_context.setdefault(triple.context, []).append(triple)
+    contexts = list(by_context)
+    random.Random(f"{what}:{seed}").shuffle(contexts)
+    return [t for context in contexts for t in by_context[context]][:n]
+
+
 # Imported on demand: those modules import this one.
 _TASK_MODULES = {"squad": "promptgd.data.squad", "wikitext": "promptgd.data.wikitext"}
 

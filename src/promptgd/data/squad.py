@@ -8,7 +8,9 @@ One triple per question:
 - response = " " + the first gold answer (stripped);
 - answers  = every gold answer, stripped, empty ones removed, deduplicated in order.
 
-Train comes from train-v1.1.json, test from dev-v1.1.json. Records are dropped, and counted by
+Train comes from train-v1.1.json, test from dev-v1.1.json. A training sample draws questions at random;
+a test sample draws whole paragraphs (all their questions, ~5 each) so that FT evaluation absorbs each
+paragraph once for all its questions. Records are dropped, and counted by
 reason, in this order:
 - "empty_answer": no gold answer is left once stripped;
 - "context_over_words": the paragraph has more than `max_context_words` whitespace-separated words;
@@ -116,5 +118,5 @@ def build_squad(n_train: int, n_test: int, seed: int) -> Splits:
     splits = acquire.read_processed(TASK)
     return Splits(
         train=acquire.seeded_sample(splits["train"], n_train, seed, f"{TASK} train"),
-        test=acquire.seeded_sample(splits["test"], n_test, seed, f"{TASK} test"),
+        test=acquire.seeded_context_sample(splits["test"], n_test, seed, f"{TASK} test"),
     )
