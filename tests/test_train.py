@@ -24,9 +24,9 @@ def copy_tasks(n: int, seed: int = 0) -> list[Triple]:
     return [Triple(f"The code is {w}.", "The code:", f" {w}") for w in words]
 
 
-def trainer_for(cfg, out, tasks=None):
+def trainer_for(cfg, out, tasks=None, task_b=()):
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
-    return MetaTrainer(cfg, tokenizer, full_rank(model), tasks or copy_tasks(48), [], out), model
+    return MetaTrainer(cfg, tokenizer, full_rank(model), tasks or copy_tasks(48), [], out, task_b), model
 
 
 def rows(out):

@@ -97,6 +97,16 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
+class TransferConfig:
+    mode: Literal["none", "sequential", "joint"] = "none"  # cross-task study (Table 3): sequential = meta-train on task, then ordinary fine-tune on `task_b`; joint = that fine-tuning loss on task_b inside every outer step
+    task_b: str = "reversal"  # the second task (registry name or `jsonl:<path>`); its train split is fine-tuned on, its test split measures transfer
+    n_tasks: int = 200  # task-B training triples for the ordinary fine-tune (each in Prompt and NC format)
+    lr: float = 3.0e-5  # sequential: AdamW learning rate of the fine-tune on task B
+    batch_size: int = 8  # sequences per fine-tuning batch (sequential step, or joint term per outer step)
+    weight: float = 1.0  # joint: weight of task B's fine-tuning loss in the outer loss
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     objectives: tuple[Literal["lc", "lg"], ...] = ("lc",)  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
 
@@ -111,6 +121,7 @@ class RunConfig:
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 

@@ -18,6 +18,7 @@ from promptgd.models.loading import load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
 from promptgd.train.trainer import MetaTrainer
+from promptgd.train.transfer import finetune_on_task_b, task_b_triples
 from promptgd.train.warmup import format_warmup
 
 
@@ -64,7 +65,10 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
 
 def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True, splits: Splits | None = None,
               start: tuple | None = None) -> Path:
-    """Meta-train and save the result to `out/model`; returns that path."""
+    """Meta-train and save the result to `out/model`; returns that path. With `transfer.mode` sequential the
+    saved model is the meta-trained one after the ordinary fine-tune on task B."""
+    if cfg.transfer.mode == "sequential" and cfg.lora.variant != "none":
+        raise ValueError("transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none")
     splits = splits or load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
     model, tokenizer = start or starting_model(cfg, splits, out, progress)
     tasks, val = split_for_training(cfg, splits)
@@ -72,11 +76,14 @@ def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = 
     factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
     param = {"none": lambda: full_rank(model), "outer": lambda: lora_outer(model, factors, cfg.lora),
              "inner": lambda: lora_inner(model, factors, cfg.lora)}[variant]()
-    trainer = MetaTrainer(cfg, tokenizer, param, tasks, val, out)
+    task_b = task_b_triples(cfg) if cfg.transfer.mode == "joint" else []
+    trainer = MetaTrainer(cfg, tokenizer, param, tasks, val, out, task_b)
     if resume:
         trainer.resume()
     started = time.perf_counter()
     trainer.train(progress=progress)
+    if cfg.transfer.mode == "sequential":
+        (out / "task_b_losses.json").write_text(json.dumps(finetune_on_task_b(model, tokenizer, cfg, progress)))
     save_meta_trained(model, tokenizer, factors, cfg, out)
     (out / "train_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "steps": trainer.step}))
     return out / "model"

@@ -22,6 +22,7 @@ from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.lm_corpus import LMCorpus
+from promptgd.objectives.supervised import SupervisedStream
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
 from promptgd.train.metastep import MetaTask, meta_loss
 from promptgd.update.inner import functional_forward, lm_loss
@@ -35,7 +36,10 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class MetaTrainer:
-    def __init__(self, cfg: RunConfig, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path):
+    def __init__(self, cfg: RunConfig, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path,
+                 task_b: list[Triple] = ()):
+        """`task_b`: training triples of the second task, fine-tuned on inside every outer step when
+        `transfer.mode` is joint."""
         self.cfg, self.tokenizer, self.param, self.tasks, self.val, self.out = cfg, tokenizer, param, tasks, val, out
         self.device = next(param.model.parameters()).device
         self.encoder = Encoder(tokenizer, cfg.format)
@@ -49,6 +53,8 @@ class MetaTrainer:
         self.optimizer = torch.optim.AdamW(param.trainable.values(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.lm = LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed) if t.lm_weight > 0 else None
+        transfer = cfg.transfer
+        self.task_b = SupervisedStream(self.encoder, list(task_b), transfer.batch_size, t.seed) if transfer.mode == "joint" else None
         # The teacher is the frozen starting model (LC); it never receives gradients.
         self.teacher = copy.deepcopy(param.model).requires_grad_(False).eval() if t.objective == "lc" else None
         self.teacher_answers: dict[int, list[int]] = {}
@@ -117,9 +123,16 @@ class MetaTrainer:
             lm_term = lm_loss(self.param.forward, self.param.fast(), lm_batch)
             (t.lm_weight * lm_term).backward()
             lm_value, tokens = lm_term.item(), tokens + lm_batch.n_tokens
+        task_b_value = float("nan")
+        if self.task_b is not None:
+            b_batch = self.task_b.batch(self.step, self.device)
+            b_term = lm_loss(self.param.forward, self.param.fast(), b_batch)
+            (self.cfg.transfer.weight * b_term).backward()
+            task_b_value, tokens = b_term.item(), tokens + b_batch.n_tokens
         grads = [p.grad for p in self.param.trainable.values() if p.grad is not None]
         grad_norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
-        finite = math.isfinite(outer_total + prompt_total) and math.isfinite(grad_norm) and (self.lm is None or math.isfinite(lm_value))
+        extras = [v for v, on in ((lm_value, self.lm is not None), (task_b_value, self.task_b is not None)) if on]
+        finite = all(math.isfinite(v) for v in [outer_total, prompt_total, grad_norm, *extras])
         if finite:
             if t.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.param.trainable.values(), t.clip_norm)
@@ -132,8 +145,9 @@ class MetaTrainer:
         seconds = time.perf_counter() - start
         return {
             "step": self.step,
-            "loss": outer_total + t.prompt_weight * prompt_total + (t.lm_weight * lm_value if self.lm is not None else 0.0),
-            "outer": outer_total, "prompt": prompt_total, "lm": lm_value, "grad_norm": grad_norm, "lr": lr, "skipped": self.skipped,
+            "loss": outer_total + t.prompt_weight * prompt_total + (t.lm_weight * lm_value if self.lm is not None else 0.0)
+            + (self.cfg.transfer.weight * task_b_value if self.task_b is not None else 0.0),
+            "outer": outer_total, "prompt": prompt_total, "lm": lm_value, "task_b": task_b_value, "grad_norm": grad_norm, "lr": lr, "skipped": self.skipped,
             "tokens_per_s": tokens / seconds, "seconds": seconds, "peak_mem_mb": peak_memory_mb(self.device),
         }
 
