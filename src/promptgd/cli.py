@@ -100,6 +100,16 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     print(markdown)
 
 
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from promptgd.reproduce.runner import Reproduction, run_reproduction
+
+    work = args.work or f"runs/reproduce/{args.scale}"
+    rep = Reproduction(configs=Path(args.configs), work=Path(work), scale=args.scale, overrides=tuple(args.overrides))
+    command = " ".join(["promptgd reproduce", args.name, "--scale", args.scale, "--out", args.out]
+                       + (["--work", args.work] if args.work else []) + list(args.overrides))
+    run_reproduction(args.name, rep, Path(args.out), command)
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     from promptgd.data.triples import task_names
 
@@ -166,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("eval_dir", help="a directory written by `promptgd eval` (holds predictions.jsonl)")
     p.add_argument("--out", required=True, help="directory for diagnostics.md")
     p.set_defaults(func=cmd_diagnose, config=None)
+
+    p = sub.add_parser("reproduce", help="one of the paper's results end to end: models, evaluations, results/<name>_<scale>.md and .png")
+    p.add_argument("name", choices=["figure2", "table1", "table2", "table3", "table4", "table5"])
+    p.add_argument("--scale", choices=["small", "paper"], default="small",
+                   help="small: offline SmolLM2-135M presets (configs/), CPU hours; paper: configs/paper/ (Llama-3.2-1B, GPU)")
+    p.add_argument("--out", default="results", help="directory for <name>_<scale>.md and .png")
+    p.add_argument("--work", help="models and evaluations, reused across experiments (default runs/reproduce/<scale>)")
+    p.add_argument("--configs", default="configs", help="the presets directory")
+    p.set_defaults(func=cmd_reproduce, config=None)
 
     p = sub.add_parser("tasks", help="list task names")
     p.set_defaults(func=cmd_tasks, config=None)

@@ -14,11 +14,12 @@ from promptgd.update.inner import TokenBatch
 
 def read_corpus(source: str) -> str:
     """`builtin` (a few KB shipped with the package, for tests), `wikitext:<dir>` (the tokenized WikiText
-    release, cleaned of its ` @-@ `-style artefacts) or a path to a UTF-8 text file."""
+    release, cleaned of its ` @-@ `-style artefacts; a bare `wikitext:` looks in $PROMPTGD_DATA, then the
+    hub) or a path to a UTF-8 text file."""
     if source == "builtin":
         return resources.files("promptgd.data").joinpath("builtin/generic.txt").read_text(encoding="utf-8")
     if source.startswith("wikitext:"):
-        raw = acquire_wikitext(source.removeprefix("wikitext:"))
+        raw = acquire_wikitext(source.removeprefix("wikitext:") or None)
         text = raw.splits["train"] or raw.splits["valid"]  # offline WikiText-2 has no train split
         return "\n".join(paragraph for article in articles(text) for paragraph in article)
     path = Path(source)

@@ -60,3 +60,23 @@ def write_report(summary: dict, out: Path) -> str:
     markdown = "\n".join(lines)
     (out / "report.md").write_text(markdown)
     return markdown
+
+
+def bar_chart(values: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    """Grouped bars: one group per row label, one bar per column; `values` are fractions, plotted in %."""
+    labels = list(values)
+    columns = list(dict.fromkeys(c for row in values.values() for c in row))
+    width = 0.8 / max(len(columns), 1)
+    fig, ax = plt.subplots(figsize=(2.0 + 1.5 * len(labels), 3.8))
+    for j, column in enumerate(columns):
+        xs = [i + (j - (len(columns) - 1) / 2) * width for i in range(len(labels))]
+        bars = ax.bar(xs, [100 * values[r].get(column, float("nan")) for r in labels], width, label=column)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(labels)), [label.replace(", ", ",\n").replace(": ", ":\n") for label in labels], fontsize=7)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=9)
+    ax.legend(frameon=False, fontsize=7, ncols=min(len(columns), 4))
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

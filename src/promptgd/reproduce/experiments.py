@@ -1,0 +1,128 @@
+"""The paper's figures and tables as data: which models to build and which evaluation fills each cell.
+
+A model is named by (task, name) and lives in `<work>/<task>/<name>/model`, the layout `promptgd run` writes,
+so the models of one experiment are reused by the next (Table 5 reads the models Figure 2 built) and a
+`promptgd run configs/squad.yaml --out <work>/squad` run is picked up as it is. `base` is the task's
+format-warmed-up starting model, `<work>/<task>/start_model`.
+
+Two scales share these definitions and differ only in the presets they read:
+- small: the offline SmolLM2-135M presets in configs/ (a few CPU hours per experiment);
+- paper: configs/paper/ (Llama-3.2-1B from the hub, full data, batch 16), for a GPU machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+TASKS = ("character_descriptions", "reversal", "squad", "wikitext")
+SCALES = ("small", "paper")
+# Preset and extra overrides per (scale, task); paths are relative to the configs directory.
+PRESETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "small": {
+        "character_descriptions": ("quickstart.yaml", ()),
+        "reversal": ("quickstart.yaml", ("task.name=reversal",)),
+        "squad": ("squad.yaml", ()),
+        "wikitext": ("wikitext.yaml", ()),
+    },
+    "paper": {task: (f"paper/{task}.yaml", ()) for task in TASKS},
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    task: str | None  # whose preset it is trained with and whose warmed-up start it starts from; None: the column's task
+    name: str  # directory under <work>/<task>/; "base" is the warmed-up start model itself
+    overrides: tuple[str, ...] = ()  # dotted overrides on the task's preset for training
+    kind: Literal["start", "meta", "untrained_lora", "then_b"] = "meta"  # then_b: `source` fine-tuned on transfer.task_b
+    source: "Model | None" = None  # then_b: the model (same task) that is fine-tuned
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.name}"
+
+    def for_column(self, column: "Column") -> "Model":
+        return self if self.task is not None else replace(self, task=column.task)
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    metric: str  # a mode's accuracy ("nc", "prompt", "ft", "ft_irrelevant") or "share:<Table 4 cell>"
+    task: str | None = None  # the test set (and preset) it is measured on; None: the row model's own task
+    split: Literal["test", "val", "train"] = "test"  # val / train: the meta-training split's held-out / seen triples
+    overrides: tuple[str, ...] = ()  # eval-time overrides, e.g. inner.contexts=4
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    rows: tuple[tuple[str, Model], ...]  # (row label, model)
+    columns: tuple[Column, ...]
+    expectation: str  # the paper's direction, for the reader to compare against
+    derived: Literal["", "gap_closed", "retention"] = ""  # an extra column computed from the others
+
+
+def base(task: str | None) -> Model:
+    return Model(task, "base", kind="start")
+
+
+def meta(task: str | None, name: str, objective: str, *overrides: str) -> Model:
+    return Model(task, name, (f"train.objective={objective}", *overrides))
+
+
+def experiments(scale: str) -> dict[str, Experiment]:
+    if scale not in SCALES:
+        raise ValueError(f"--scale {scale!r}: choose from {', '.join(SCALES)}")
+    small = scale == "small"
+    fig_tasks = ("character_descriptions", "reversal") if small else TASKS
+    table1_tasks = ("squad",) if small else ("squad", "wikitext")
+    multi_task = "character_descriptions" if small else "squad"
+    a, b = ("character_descriptions", "reversal") if small else ("wikitext", "squad")
+    acc = (Column("NC", "nc"), Column("Prompt", "prompt"), Column("FT", "ft"))
+    lora = ("lora.rank=1",)
+    ks = (1, 4, 16)
+    shares = ("always wrong", "always right", "right without the update only", "right only with the update")
+    return {e.name: e for e in (
+        Experiment(
+            "figure2", "Figure 2: NC / Prompt / FT accuracy, base vs. LC vs. LG meta-training",
+            tuple((f"{t}: {label}", m) for t in fig_tasks for label, m in (("base", base(t)), ("LC", meta(t, "lc", "lc")), ("LG", meta(t, "lg", "lg")))),
+            acc, "meta-training raises FT toward Prompt; LC (no labels) is about as good as LG.", "gap_closed"),
+        Experiment(
+            "table1", "Table 1: FT accuracy of the LoRA variants (gold labels, LG)",
+            (("no meta-learning", base(None)),
+             ("full-rank meta-training", meta(None, "lg", "lg")),
+             ("rank-1 outer LoRA, full inner step", meta(None, "lg-lora-outer", "lg", "lora.variant=outer", *lora)),
+             ("untrained LoRA (inner step on the factors)", Model(None, "lora-untrained", ("lora.variant=inner", *lora), kind="untrained_lora")),
+             ("LoRA inner + outer", meta(None, "lg-lora-inner", "lg", "lora.variant=inner", *lora))),
+            tuple(Column(t, "ft", task=t) for t in table1_tasks),
+            "LoRA-inner ≥ full-rank meta-training > no meta-learning on SQuAD (paper: 72.0 vs 58.6 vs 47.3)."),
+        Experiment(
+            "table2", f"Table 2: FT accuracy with k contexts absorbed in one update ({multi_task})",
+            (("no meta-learning", base(multi_task)), ("meta-trained, k = 1", meta(multi_task, "lc", "lc")),
+             ("meta-trained, k = 4", meta(multi_task, "lc-k4", "lc", "inner.contexts=4"))),
+            tuple(Column(f"k = {k}", "ft", overrides=(f"inner.contexts={k}",)) for k in ks),
+            "accuracy falls with k for every model; the multi-context-trained model holds up best at k = 4 and 16."),
+        Experiment(
+            "table3", f"Table 3: cross-task transfer, meta-train on {a}, fine-tune on {b}",
+            (("no meta-learning", base(a)),
+             (f"no meta-learning, then fine-tune on {b}", Model(a, f"base-then-{b}", (f"transfer.task_b={b}",), "then_b", base(a))),
+             (f"meta-train on {a}", meta(a, "lc", "lc")),
+             (f"sequential: meta-train on {a}, then fine-tune on {b}", Model(a, f"lc-then-{b}", (f"transfer.task_b={b}",), "then_b", meta(a, "lc", "lc"))),
+             (f"joint: meta-train on {a} while fine-tuning on {b}", meta(a, f"lc-joint-{b}", "lc", "transfer.mode=joint", f"transfer.task_b={b}"))),
+            (Column(f"in-domain FT ({a})", "ft", task=a), Column(f"transfer FT ({b})", "ft", task=b)),
+            f"in-domain gains survive the fine-tune on {b} mostly (retention < 1); transfer to {b} is small "
+            "(paper, WikiText → SQuAD: 47.8 sequential, 48.0 joint vs 47.3 without meta-training).", "retention"),
+        Experiment(
+            "table4", "Table 4 (lower panel): what the update does per item, meta-trained (LC) model",
+            tuple((t, meta(t, "lc", "lc")) for t in ("squad", "wikitext")),
+            tuple(Column(f"{split}: {share}", f"share:{share}", split=split) for split in ("val", "train") for share in shares),
+            "most gains are items right only with the update; more of them on the training split than on val."),
+        Experiment(
+            "table5", "Table 5: FT after the item's own context vs. an irrelevant context vs. no context (LC model)",
+            tuple((t, meta(t, "lc", "lc")) for t in ("squad", "wikitext")),
+            (Column("FT, own context", "ft"), Column("FT, irrelevant context", "ft_irrelevant"), Column("no context (NC)", "nc")),
+            "the own context helps, an irrelevant one hurts: FT own > NC > FT irrelevant."),
+    )}
+

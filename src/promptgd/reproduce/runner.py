@@ -1,0 +1,219 @@
+"""`promptgd reproduce <name> --scale small|paper`: build the experiment's models, fill its cells, write
+`<out>/<name>_<scale>.md` and a bar chart beside it.
+
+Everything is cached under the work directory and checked before reuse: a model directory is reused only if
+it was trained with the same config, an evaluation only if its task, format, inner-step and decoding settings
+match and it covers the modes asked for. An interrupted experiment resumes where it stopped (meta-training
+from its last checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
+from promptgd.data.triples import Splits, load_task
+from promptgd.evaluate.evaluator import MODES
+from promptgd.evaluate.recipe import evaluate_model, parameterization_for, write_eval
+from promptgd.models.loading import load_model
+from promptgd.models.lora import init_factors
+from promptgd.report.diagnostics import read_predictions, update_effect
+from promptgd.report.figure import bar_chart
+from promptgd.reproduce.experiments import PRESETS, Column, Experiment, Model, experiments
+from promptgd.train.recipe import run_train, save_meta_trained, split_for_training, starting_model
+from promptgd.train.transfer import finetune_on_task_b
+
+# The config sections an evaluation's result depends on (the model itself is identified by its directory).
+EVAL_SECTIONS = ("task", "format", "inner", "eval")
+
+
+@dataclass
+class Reproduction:
+    configs: Path  # the directory holding the presets (configs/ of the repository)
+    work: Path  # models and evaluations: <work>/<task>/<model>/...
+    scale: str
+    overrides: tuple[str, ...] = ()  # dotted overrides applied to every config (after the experiment's own)
+    progress: bool = True
+
+    def config(self, task: str, *overrides: str) -> RunConfig:
+        preset, preset_overrides = PRESETS[self.scale][task]
+        return load_config(self.configs / preset, [*preset_overrides, *overrides, *self.overrides])
+
+    def splits(self, cfg: RunConfig) -> Splits:
+        return load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+
+    # ---- models ----------------------------------------------------------------------------------------
+    def start(self, task: str):
+        """The task's format-warmed-up starting model (saved once in <work>/<task>/start_model)."""
+        cfg = self.config(task)
+        return starting_model(cfg, self.splits(cfg), self.work / task, self.progress)
+
+    def model_path(self, model: Model) -> str:
+        """Build `model` unless it is already there; return what `load_model` takes to load it."""
+        if model.kind == "start":
+            cfg = self.config(model.task)
+            self.start(model.task)
+            return str(self.work / model.task / "start_model") if cfg.warmup.n_tasks else cfg.model.spec
+        cfg = self.config(model.task, *model.overrides)
+        out = self.work / model.task / model.name
+        if (out / "model" / "config.json").is_file():
+            _check_same(out / "config.yaml", dump_yaml(cfg), f"model {model.key}")
+            return str(out / "model")
+        if model.kind == "meta":
+            resume = (out / "checkpoints").is_dir()
+            if resume:
+                _check_same(out / "config.yaml", dump_yaml(cfg), f"model {model.key}")
+            return str(run_train(cfg, out, resume=resume, progress=self.progress, splits=self.splits(cfg), start=self.start(model.task)))
+        if model.kind == "untrained_lora":
+            trained, tokenizer = self.start(model.task)
+            save_meta_trained(trained, tokenizer, init_factors(trained, cfg.lora, cfg.train.seed), cfg, out)
+        else:  # then_b: ordinary fine-tuning of `source` on task B
+            source, tokenizer = load_model(self.model_path(model.source), cfg.model.dtype, cfg.model.device)
+            finetune_on_task_b(source, tokenizer, cfg, self.progress)
+            source.save_pretrained(out / "model", safe_serialization=True)
+            tokenizer.save_pretrained(out / "model")
+        (out / "config.yaml").write_text(dump_yaml(cfg))
+        return str(out / "model")
+
+    # ---- cells -----------------------------------------------------------------------------------------
+    def evaluation(self, model: Model, column: Column, modes: list[str]) -> Path:
+        """Evaluate `model` as `column` asks (in at least `modes`); return the evaluation directory."""
+        task = column.task or model.task
+        path = self.model_path(model)
+        # The model and the modes this table needs win over every override.
+        cfg = with_overrides(self.config(task, *column.overrides), [f"model.spec={path}", f"eval.modes={','.join(modes)}"])
+        out = self._eval_dir(model, task, column)
+        if _covers(out, cfg, modes):
+            return out
+        loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device)
+        splits = self.splits(cfg)
+        if column.split == "test":
+            triples = splits.test
+        else:
+            trained_cfg = self.config(model.task, *model.overrides)
+            tasks, val = split_for_training(trained_cfg, self.splits(trained_cfg))
+            if not val:
+                raise ValueError(f"{column.header}: model {model.key} has no held-out split (train.val_every or train.val_size is 0)")
+            triples = val if column.split == "val" else tasks[: len(val)]  # seen in meta-training, as many as val
+        result = evaluate_model(loaded, tokenizer, triples, cfg, self.progress, parameterization_for(loaded, path))
+        write_eval(result, cfg, out)
+        return out
+
+    def _eval_dir(self, model: Model, task: str, column: Column) -> Path:
+        own = task == model.task and column.split == "test" and not column.overrides
+        if model.kind == "start" and own:
+            return self.work / model.task / "base"  # where `promptgd run` puts the base row
+        suffix = "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *column.overrides]))
+        return self.work / model.task / model.name / f"eval{suffix}"
+
+
+def _check_same(path: Path, expected: str, what: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} is missing, so the cached model cannot be checked; delete its directory to rebuild")
+    if yaml.safe_load(path.read_text()) != yaml.safe_load(expected):
+        raise ValueError(f"{what}: {path} differs from the config this experiment asks for; delete {path.parent} "
+                         "to rebuild it, or pass another --work directory")
+
+
+def _covers(out: Path, cfg: RunConfig, modes: list[str]) -> bool:
+    """Whether the evaluation in `out` was made with the same evaluation settings and has `modes`."""
+    if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
+        return False
+    cached = yaml.safe_load((out / "config.yaml").read_text())
+    wanted = to_dict(cfg)
+    for section in (cached, wanted):
+        section["eval"] = {k: v for k, v in section["eval"].items() if k != "modes"}
+    same = all(cached.get(s) == wanted[s] for s in EVAL_SECTIONS)
+    return same and set(modes) <= set(json.loads((out / "summary.json").read_text())["modes"])
+
+
+def cell_value(eval_dir: Path, metric: str) -> float:
+    if metric.startswith("share:"):
+        return update_effect(read_predictions(eval_dir / "predictions.jsonl"))[metric.removeprefix("share:")]
+    return json.loads((eval_dir / "summary.json").read_text())["modes"][metric]["accuracy"]
+
+
+def _modes(metric: str) -> list[str]:
+    return ["nc", "ft"] if metric.startswith("share:") else [metric]
+
+
+def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> Path:
+    """Run experiment `name` and write `<out>/<name>_<scale>.md` and `.png`; return the markdown path."""
+    started = time.perf_counter()
+    table_of = experiments(rep.scale)
+    if name not in table_of:
+        raise KeyError(f"unknown experiment {name!r}; choose from {', '.join(table_of)}")
+    experiment = table_of[name]
+    # Columns that share a model, test set, split and overrides share one evaluation run with all their modes.
+    groups: dict[tuple, list[str]] = {}
+    for _, model in experiment.rows:
+        for column in experiment.columns:
+            key = (model.for_column(column).key, column.task, column.split, column.overrides)
+            groups.setdefault(key, [])
+            groups[key] += [m for m in _modes(column.metric) if m not in groups[key]]
+    values: dict[str, dict[str, float]] = {}
+    for label, model in experiment.rows:
+        for column in experiment.columns:
+            resolved = model.for_column(column)
+            modes = groups[(resolved.key, column.task, column.split, column.overrides)]
+            eval_dir = rep.evaluation(resolved, column, [m for m in MODES if m in modes])
+            values.setdefault(label, {})[column.header] = cell_value(eval_dir, column.metric)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}_{rep.scale}"
+    bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
+    markdown = report(experiment, rep, values, command, time.perf_counter() - started, stem)
+    (out / f"{stem}.md").write_text(markdown)
+    print(markdown)
+    return out / f"{stem}.md"
+
+
+def report(experiment: Experiment, rep: Reproduction, values: dict[str, dict[str, float]], command: str, seconds: float, stem: str) -> str:
+    headers = [c.header for c in experiment.columns]
+    extra = _derived(experiment, values)
+    lines = [f"# {experiment.title} — scale `{rep.scale}`", "", "```bash", command, "```", "",
+             f"Wall time of this command: {seconds / 60:.1f} min (models and evaluations already in `{rep.work}` are reused).", "",
+             "| model | " + " | ".join(headers + list(extra.get("", {}))) + " |",
+             "|---|" + "---:|" * (len(headers) + len(extra.get("", {})))]
+    for label, row in values.items():
+        cells = [f"{100 * row[h]:.1f}" for h in headers] + list(extra.get(label, {}).values())
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Accuracy in % (exact match after SQuAD normalisation of the first answer line).",
+              f"Paper's direction: {experiment.expectation}", "",
+              "Models (under the work directory; every config also takes the command's overrides):", ""]
+    for label, model in experiment.rows:
+        tasks = [model.task] if model.task else [c.task for c in experiment.columns]
+        for task in dict.fromkeys(tasks):
+            preset, preset_overrides = PRESETS[rep.scale][task]
+            where = "start_model" if model.kind == "start" else model.name
+            source = f", fine-tuned from `{task}/{model.source.name}`" if model.source else ""
+            lines.append(f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip() + source)
+    lines += ["", f"![{experiment.name}]({stem}.png)", ""]
+    return "\n".join(lines)
+
+
+def _derived(experiment: Experiment, values: dict[str, dict[str, float]]) -> dict[str, dict[str, str]]:
+    """The extra column: {"": {header: ""}, row label: {header: text}}; empty when the experiment has none."""
+    if experiment.derived == "gap_closed":
+        out: dict[str, dict[str, str]] = {"": {"gap closed": ""}}
+        for label, model in experiment.rows:
+            base_label = next(lbl for lbl, m in experiment.rows if m.task == model.task and m.kind == "start")
+            b = values[base_label]
+            gap = b["Prompt"] - b["FT"]
+            text = "–" if model.kind == "start" or gap <= 0 else f"{100 * (values[label]['FT'] - b['FT']) / gap:.0f}%"
+            out[label] = {"gap closed": text}
+        return out
+    if experiment.derived == "retention":
+        in_domain = experiment.columns[0].header
+        reference = next(lbl for lbl, m in experiment.rows if m.name == "lc")
+        ref = values[reference][in_domain]
+        out = {"": {"retention": ""}}
+        for label, model in experiment.rows:
+            keeps = model.kind != "start" and (model.source is None or model.source.kind != "start") and ref > 0
+            out[label] = {"retention": f"{values[label][in_domain] / ref:.2f}" if keeps else "–"}
+        return out
+    return {}

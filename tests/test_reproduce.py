@@ -1,0 +1,73 @@
+"""`promptgd reproduce`: every experiment's configs load at both scales; tiny end-to-end runs write the table,
+reuse what is built, and refuse a cached model trained with another config."""
+
+from pathlib import Path
+
+import pytest
+
+from promptgd.cli import main
+from promptgd.reproduce import runner
+from promptgd.reproduce.experiments import SCALES, experiments
+from promptgd.reproduce.runner import Reproduction
+
+from conftest import TINY
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+# Every model is a tiny Llama on a few character descriptions, whatever task the experiment names.
+SMALL = TINY + ["task.n_test=4", "train.n_tasks=4", "warmup.n_tasks=4", "eval.max_new_tokens=3", "inner.lr=0.05",
+                "transfer.n_tasks=4", "train.val_size=4", "eval.modes=ft"]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_experiment_config_loads(scale):
+    rep = Reproduction(CONFIGS, Path("unused"), scale)
+    for experiment in experiments(scale).values():
+        assert experiment.rows and experiment.columns
+        for _, model in experiment.rows:
+            for column in experiment.columns:
+                resolved = model.for_column(column)
+                assert resolved.task is not None
+                rep.config(resolved.task, *resolved.overrides)
+                rep.config(column.task or resolved.task, *column.overrides)
+
+
+def run(tmp_path, name, *extra):
+    main(["reproduce", name, "--scale", "small", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work"),
+          "--configs", str(CONFIGS), *SMALL, *extra])
+    return (tmp_path / "results" / f"{name}_small.md").read_text()
+
+
+def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
+    markdown = run(tmp_path, "table3")
+    assert "promptgd reproduce table3 --scale small" in markdown and (tmp_path / "results" / "table3_small.png").is_file()
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 5 and all(len(r.split("|")) == 6 for r in rows)  # label, in-domain, transfer, retention
+    work = tmp_path / "work" / "character_descriptions"
+    assert {p.name for p in work.iterdir()} >= {"start_model", "base", "lc", "lc-then-reversal", "base-then-reversal", "lc-joint-reversal"}
+    assert (work / "lc-joint-reversal" / "metrics.jsonl").read_text().count('"task_b"') == 2
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached model was rebuilt")
+
+    monkeypatch.setattr(runner, "run_train", no_training)
+    monkeypatch.setattr(runner, "evaluate_model", no_training)
+    assert run(tmp_path, "table3").split("Wall time")[1].split("\n", 2)[2] == markdown.split("Wall time")[1].split("\n", 2)[2]
+
+
+def test_table1_and_table4_cover_lora_and_split_cells(tmp_path):
+    markdown = run(tmp_path, "table1")
+    assert "untrained LoRA" in markdown
+    assert (tmp_path / "work" / "squad" / "lora-untrained" / "model" / "adapter" / "adapter_config.json").is_file()
+    table4 = run(tmp_path, "table4", "train.val_every=100")
+    header = next(line for line in table4.splitlines() if line.startswith("| model"))
+    assert "val: right only with the update" in header and "train: always wrong" in header
+    for line in table4.splitlines():
+        if line.startswith("| squad") or line.startswith("| wikitext"):
+            shares = [float(c) for c in line.strip("| ").split(" | ")[1:]]
+            assert sum(shares[:4]) == pytest.approx(100, abs=0.2) and sum(shares[4:]) == pytest.approx(100, abs=0.2)
+
+
+def test_a_cached_model_with_another_config_is_refused(tmp_path):
+    run(tmp_path, "table5")
+    with pytest.raises(ValueError, match="differs from the config this experiment asks for"):
+        run(tmp_path, "table5", "train.lr=0.5")
