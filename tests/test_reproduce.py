@@ -1,13 +1,14 @@
 """`promptgd reproduce`: every experiment's configs load at both scales; tiny end-to-end runs write the table,
 reuse what is built, and refuse a cached model trained with another config."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from promptgd.cli import main
 from promptgd.reproduce import runner
-from promptgd.reproduce.experiments import SCALES, experiments
+from promptgd.reproduce.experiments import SCALES, Column, experiments
 from promptgd.reproduce.runner import Reproduction
 
 from conftest import TINY
@@ -71,3 +72,14 @@ def test_a_cached_model_with_another_config_is_refused(tmp_path):
     run(tmp_path, "table5")
     with pytest.raises(ValueError, match="differs from the config this experiment asks for"):
         run(tmp_path, "table5", "train.lr=0.5")
+
+
+def test_a_new_mode_is_added_to_the_cached_evaluation(tmp_path):
+    rep = Reproduction(CONFIGS, tmp_path / "work", "small", tuple(SMALL), progress=False)
+    model = experiments("small")["figure2"].rows[0][1]  # character descriptions, base
+    out = rep.evaluation(model, Column("NC", "nc"), ["nc"])
+    first = (out / "predictions.jsonl").read_text()
+    assert rep.evaluation(model, Column("FT", "ft"), ["ft"]) == out
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["modes"]) == {"nc", "ft"} and (out / "predictions.jsonl").read_text().startswith(first)
+    assert "- nc\n  - ft" in (out / "config.yaml").read_text()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
+from promptgd.config import RunConfig, dump_yaml, from_dict, load_config, to_dict, with_overrides
 from promptgd.data.triples import Splits, load_task
-from promptgd.evaluate.evaluator import MODES
+from promptgd.evaluate.evaluator import MODES, EvalResult
 from promptgd.evaluate.recipe import evaluate_model, parameterization_for, write_eval
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors
@@ -62,12 +62,12 @@ class Reproduction:
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
         if (out / "model" / "config.json").is_file():
-            _check_same(out / "config.yaml", dump_yaml(cfg), f"model {model.key}")
+            _check_same(out / "config.yaml", cfg, f"model {model.key}")
             return str(out / "model")
         if model.kind == "meta":
             resume = (out / "checkpoints").is_dir()
             if resume:
-                _check_same(out / "config.yaml", dump_yaml(cfg), f"model {model.key}")
+                _check_same(out / "config.yaml", cfg, f"model {model.key}")
             return str(run_train(cfg, out, resume=resume, progress=self.progress, splits=self.splits(cfg), start=self.start(model.task)))
         if model.kind == "untrained_lora":
             trained, tokenizer = self.start(model.task)
@@ -88,7 +88,9 @@ class Reproduction:
         # The model and the modes this table needs win over every override.
         cfg = with_overrides(self.config(task, *column.overrides), [f"model.spec={path}", f"eval.modes={','.join(modes)}"])
         out = self._eval_dir(model, task, column)
-        if _covers(out, cfg, modes):
+        cached = _cached_modes(out, cfg)
+        missing = [m for m in modes if m not in cached]
+        if not missing:
             return out
         loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device)
         splits = self.splits(cfg)
@@ -100,8 +102,14 @@ class Reproduction:
             if not val:
                 raise ValueError(f"{column.header}: model {model.key} has no held-out split (train.val_every or train.val_size is 0)")
             triples = val if column.split == "val" else tasks[: len(val)]  # seen in meta-training, as many as val
-        result = evaluate_model(loaded, tokenizer, triples, cfg, self.progress, parameterization_for(loaded, path))
-        write_eval(result, cfg, out)
+        result = evaluate_model(loaded, tokenizer, triples, with_overrides(cfg, [f"eval.modes={','.join(missing)}"]),
+                                self.progress, parameterization_for(loaded, path))
+        if cached:  # add the new modes to the evaluation already there (e.g. Table 5's ft_irrelevant)
+            summary = json.loads((out / "summary.json").read_text())
+            old = [r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached]
+            result = EvalResult(old + result.records, {**cached, **result.modes}, {**summary.get("seconds", {}), **result.seconds})
+        every = [m for m in MODES if m in result.modes]
+        write_eval(result, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out)
         return out
 
     def _eval_dir(self, model: Model, task: str, column: Column) -> Path:
@@ -112,24 +120,27 @@ class Reproduction:
         return self.work / model.task / model.name / f"eval{suffix}"
 
 
-def _check_same(path: Path, expected: str, what: str) -> None:
+def _check_same(path: Path, expected: RunConfig, what: str) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{what}: {path} is missing, so the cached model cannot be checked; delete its directory to rebuild")
-    if yaml.safe_load(path.read_text()) != yaml.safe_load(expected):
+    # Through from_dict, so a config saved before a section existed reads with that section's defaults.
+    if from_dict(yaml.safe_load(path.read_text())) != expected:
         raise ValueError(f"{what}: {path} differs from the config this experiment asks for; delete {path.parent} "
                          "to rebuild it, or pass another --work directory")
 
 
-def _covers(out: Path, cfg: RunConfig, modes: list[str]) -> bool:
-    """Whether the evaluation in `out` was made with the same evaluation settings and has `modes`."""
+def _cached_modes(out: Path, cfg: RunConfig) -> dict[str, dict]:
+    """The modes (mode -> metrics) of the evaluation in `out` if it was made with the same evaluation
+    settings as `cfg` (its modes aside), else {}."""
     if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
-        return False
-    cached = yaml.safe_load((out / "config.yaml").read_text())
+        return {}
+    cached = to_dict(from_dict(yaml.safe_load((out / "config.yaml").read_text())))
     wanted = to_dict(cfg)
     for section in (cached, wanted):
         section["eval"] = {k: v for k, v in section["eval"].items() if k != "modes"}
-    same = all(cached.get(s) == wanted[s] for s in EVAL_SECTIONS)
-    return same and set(modes) <= set(json.loads((out / "summary.json").read_text())["modes"])
+    if any(cached[s] != wanted[s] for s in EVAL_SECTIONS):
+        return {}
+    return json.loads((out / "summary.json").read_text())["modes"]
 
 
 def cell_value(eval_dir: Path, metric: str) -> float:
