@@ -6,7 +6,7 @@ import pytest
 
 from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, load_config, to_dict, with_overrides
 
-PRESETS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
+PRESETS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("**/*.yaml"))
 
 
 def test_there_are_presets():
