@@ -57,15 +57,19 @@ class Reproduction:
         """Build `model` unless it is already there; return what `load_model` takes to load it."""
         if model.kind == "start":
             cfg = self.config(model.task)
-            self.start(model.task)
-            return str(self.work / model.task / "start_model") if cfg.warmup.n_tasks else cfg.model.spec
+            if not cfg.warmup.n_tasks:
+                return cfg.model.spec
+            saved = self.work / model.task / "start_model"
+            if not (saved / "config.json").is_file():
+                self.start(model.task)
+            return str(saved)
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
         if (out / "model" / "config.json").is_file():
             _check_same(out / "config.yaml", cfg, f"model {model.key}")
             return str(out / "model")
         if model.kind == "meta":
-            resume = (out / "checkpoints").is_dir()
+            resume = (out / "checkpoints" / "latest").is_file()
             if resume:
                 _check_same(out / "config.yaml", cfg, f"model {model.key}")
             return str(run_train(cfg, out, resume=resume, progress=self.progress, splits=self.splits(cfg), start=self.start(model.task)))
