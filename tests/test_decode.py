@@ -47,3 +47,16 @@ def test_correct_answers_cost_no_decoding_step(tiny):
     scored = score_and_generate(forward, params, prefixes, [a for a, _ in answers], tokenizer.pad_token_id, stop_ids, 5, torch.device("cpu"))
     assert scored.generated == [a for a, _ in answers] and scored.stopped == [False, True]
     assert scored.decode_steps == 0
+
+
+def test_token_accuracy_counts_teacher_forced_argmax_hits(tiny):
+    model, tokenizer = tiny
+    forward, params = functional_forward(model), dict(model.named_parameters())
+    prefixes = [tokenizer("The code is")["input_ids"], tokenizer("A much longer prefix here:")["input_ids"]]
+    greedy, _ = plain_greedy(model, prefixes[1], frozenset(), 4)
+    golds = [[33, 34, 35], greedy[:2] + [120, greedy[3]]]
+    scored = score_and_generate(forward, params, prefixes, golds, tokenizer.pad_token_id, frozenset(), 4, torch.device("cpu"))
+    with torch.no_grad():
+        expected = [sum(int(model(torch.tensor([p + g[:j]])).logits[0, -1].argmax()) == g[j] for j in range(len(g))) / len(g)
+                    for p, g in zip(prefixes, golds)]
+    assert scored.token_accuracy == expected and expected[1] >= 0.5  # the first two gold tokens are greedy's own

@@ -23,6 +23,7 @@ from promptgd.update.inner import Forward, Params, at_least_float32
 @dataclass
 class Scored:
     nll: list[float]  # mean NLL per response token, one per example (nan where the response is empty)
+    token_accuracy: list[float]  # share of response tokens that are the argmax given the gold prefix (nan if empty)
     generated: list[list[int]]  # greedy continuation of each prefix, stop token excluded
     stopped: list[bool]  # whether decoding ended at a stop token rather than at max_new_tokens
     decode_steps: int  # incremental forward passes that were needed after the scoring pass
@@ -69,6 +70,7 @@ def score_and_generate(
 
     # greedy[i, j]: the greedy token after prefix ⊕ response[:j].
     greedy = out.logits[:, width - 1 :].argmax(-1).tolist()
+    token_accuracy = [sum(g == t for g, t in zip(greedy[i], r)) / len(r) if r else float("nan") for i, r in enumerate(responses)]
     generated: list[list[int]] = []
     accepted: list[int] = []  # gold tokens that greedy decoding reproduces; they already sit in the cache
     stopped = [False] * n
@@ -85,7 +87,7 @@ def score_and_generate(
                 generated[i].append(greedy[i][j])
     done = [stopped[i] or len(generated[i]) >= max_new_tokens for i in range(n)]
     if all(done):
-        return Scored(nll=nll, generated=generated, stopped=stopped, decode_steps=0)
+        return Scored(nll=nll, token_accuracy=token_accuracy, generated=generated, stopped=stopped, decode_steps=0)
 
     # Resume after the shortest accepted draft among unfinished sequences; the cache keeps prefix ⊕ those
     # tokens, and every sequence re-feeds its own known tokens from there on (forced) before decoding freely.
@@ -114,4 +116,4 @@ def score_and_generate(
             else:
                 generated[i].append(next_tokens[i])
                 done[i] = len(generated[i]) >= max_new_tokens
-    return Scored(nll=nll, generated=generated, stopped=stopped, decode_steps=steps)
+    return Scored(nll=nll, token_accuracy=token_accuracy, generated=generated, stopped=stopped, decode_steps=steps)

@@ -75,8 +75,8 @@ def evaluate(
                 max_new_tokens=eval_cfg.max_new_tokens,
                 device=device,
             )
-            for i, nll, gen in zip(indices, scored.nll, scored.generated):
-                mode_records.append(_record(mode, i, triples[i], tokenizer.decode(gen), nll))
+            for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
+                mode_records.append(_record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy))
             bar.update(len(indices))
         bar.close()
         mode_records.sort(key=lambda r: r["index"])
@@ -137,7 +137,7 @@ class Absorber:
         return {name: p.detach() for name, p in adapted.items()}
 
 
-def _record(mode: str, index: int, triple: Triple, generation: str, nll: float) -> dict:
+def _record(mode: str, index: int, triple: Triple, generation: str, nll: float, token_accuracy: float) -> dict:
     answer = generation.split("\n", 1)[0].strip()
     em = exact_match(answer, triple.gold_answers)
     return {
@@ -151,6 +151,7 @@ def _record(mode: str, index: int, triple: Triple, generation: str, nll: float) 
         "exact_match": em,
         "prefix_match": prefix_match(answer, triple.gold_answers),
         "f1": token_f1(answer, triple.gold_answers),
+        "token_accuracy": token_accuracy,
         "nll": nll,
     }
 
@@ -163,5 +164,6 @@ def _means(records: list[dict]) -> dict[str, float]:
         "exact_match": mean("exact_match"),
         "prefix_match": mean("prefix_match"),
         "f1": mean("f1"),
+        "token_accuracy": mean("token_accuracy"),
         "nll": mean("nll"),
     }

@@ -14,12 +14,17 @@ from promptgd.report.tables import MODE_NAMES, mode_table  # noqa: E402
 
 ROW_NAMES = {"base": "base (warmed up)", "lc": "LC meta-trained", "lg": "LG meta-trained"}
 FIGURE_MODES = ("nc", "prompt", "ft")
+GAP_METRICS = {"accuracy": "accuracy", "token accuracy": "token_accuracy", "NLL": "nll"}
 
 
-def gap_closed(base: dict, meta: dict) -> float | None:
-    """(meta FT − base FT) / (base Prompt − base FT): the share of the Prompt−FT gap the meta-training closed."""
-    gap = base["prompt"]["accuracy"] - base["ft"]["accuracy"]
-    return None if gap <= 0 else (meta["ft"]["accuracy"] - base["ft"]["accuracy"]) / gap
+def gap_closed(base: dict, meta: dict, metric: str = "accuracy") -> float | None:
+    """(meta FT − base FT) / (base Prompt − base FT): the share of the Prompt−FT gap the meta-training closed,
+    in `metric` (for "nll", lower is better, so the signs flip). None where there is no gap or no such metric."""
+    if any(metric not in row.get(mode, {}) for row, mode in ((base, "prompt"), (base, "ft"), (meta, "ft"))):
+        return None
+    sign = -1 if metric == "nll" else 1
+    gap = sign * (base["prompt"][metric] - base["ft"][metric])
+    return None if gap <= 0 else sign * (meta["ft"][metric] - base["ft"][metric]) / gap
 
 
 def figure2(rows: dict[str, dict], path: Path, title: str) -> None:
@@ -50,9 +55,11 @@ def write_report(summary: dict, out: Path) -> str:
     lines = [f"### {title}", "", mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}), ""]
     if "base" in rows:
         for name, row in rows.items():
-            closed = gap_closed(rows["base"], row) if name != "base" else None
-            if closed is not None:
-                lines.append(f"- {ROW_NAMES.get(name, name)}: closes {100 * closed:.0f}% of the base Prompt−FT gap.")
+            closed = {label: gap_closed(rows["base"], row, metric) for label, metric in GAP_METRICS.items()} if name != "base" else {}
+            closed = {label: value for label, value in closed.items() if value is not None}
+            if closed:
+                lines.append(f"- {ROW_NAMES.get(name, name)}: closes " + ", ".join(f"{100 * v:.0f}% ({label})" for label, v in closed.items())
+                             + " of the base Prompt−FT gap.")
     seconds = summary.get("seconds", {})
     if seconds:
         lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()))
