@@ -27,6 +27,10 @@ PRESETS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     },
     "paper": {task: (f"paper/{task}.yaml", ()) for task in TASKS},
 }
+# The accuracy a task's cells report. WikiText's 5-word continuations are almost never matched exactly in any
+# mode, so its cells report token accuracy (teacher-forced argmax hits): our choice, as the paper's scoring of
+# WikiText is not stated in what we could read.
+MEASURE = {"wikitext": "token_accuracy"}
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,8 @@ def experiments(scale: str) -> dict[str, Experiment]:
             f"in-domain gains survive the fine-tune on {b} mostly (retention < 1); transfer to {b} is small "
             "(paper, WikiText → SQuAD: 47.8 sequential, 48.0 joint vs 47.3 without meta-training).", "retention"),
         Experiment(
-            "table4", "Table 4 (lower panel): what the update does per item, meta-trained (LC) model",
-            tuple((t, meta(t, "lc", "lc")) for t in ("squad", "wikitext")),
+            "table4", "Table 4 (lower panel): what the update does per item, meta-trained (LC) model on SQuAD",
+            (("squad", meta("squad", "lc", "lc")),),
             tuple(Column(f"{split}: {share}", f"share:{share}", split=split) for split in ("val", "train") for share in shares),
             "most gains are items right only with the update; more of them on the training split than on val."),
         Experiment(

@@ -24,7 +24,7 @@ from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.figure import bar_chart
-from promptgd.reproduce.experiments import PRESETS, Column, Experiment, Model, experiments
+from promptgd.reproduce.experiments import MEASURE, PRESETS, Column, Experiment, Model, experiments
 from promptgd.train.recipe import run_train, save_meta_trained, split_for_training, starting_model
 from promptgd.train.transfer import finetune_on_task_b
 
@@ -147,10 +147,10 @@ def _cached_modes(out: Path, cfg: RunConfig) -> dict[str, dict]:
     return json.loads((out / "summary.json").read_text())["modes"]
 
 
-def cell_value(eval_dir: Path, metric: str) -> float:
+def cell_value(eval_dir: Path, metric: str, task: str) -> float:
     if metric.startswith("share:"):
         return update_effect(read_predictions(eval_dir / "predictions.jsonl"))[metric.removeprefix("share:")]
-    return json.loads((eval_dir / "summary.json").read_text())["modes"][metric]["accuracy"]
+    return json.loads((eval_dir / "summary.json").read_text())["modes"][metric][MEASURE.get(task, "accuracy")]
 
 
 def _modes(metric: str) -> list[str]:
@@ -177,7 +177,7 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
             resolved = model.for_column(column)
             modes = groups[(resolved.key, column.task, column.split, column.overrides)]
             eval_dir = rep.evaluation(resolved, column, [m for m in MODES if m in modes])
-            values.setdefault(label, {})[column.header] = cell_value(eval_dir, column.metric)
+            values.setdefault(label, {})[column.header] = cell_value(eval_dir, column.metric, column.task or resolved.task)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{rep.scale}"
     bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
@@ -197,7 +197,8 @@ def report(experiment: Experiment, rep: Reproduction, values: dict[str, dict[str
     for label, row in values.items():
         cells = [f"{100 * row[h]:.1f}" for h in headers] + list(extra.get(label, {}).values())
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Accuracy in % (exact match after SQuAD normalisation of the first answer line).",
+    lines += ["", "Accuracy in %: exact match after SQuAD normalisation of the first answer line; on WikiText, token "
+              "accuracy (the share of the 5-word continuation's tokens that are the argmax given the gold tokens before them).",
               f"Paper's direction: {experiment.expectation}", "",
               "Models (under the work directory; every config also takes the command's overrides):", ""]
     for label, model in experiment.rows:
