@@ -1,15 +1,24 @@
-"""`promptgd run` end to end on a tiny model: warm-up, base eval, LC and LG meta-training, report."""
+"""`promptgd run` end to end on a tiny model: warm-up, base eval, LC and LG meta-training, report; a rerun
+continues an interrupted run and keeps what is finished."""
 
 import json
+import shutil
+
+import pytest
+from safetensors.torch import load_file
 
 from promptgd.cli import main
+from promptgd.evaluate import recipe as eval_recipe
+from promptgd.train import recipe as train_recipe
+
+RUN = ["run", "model.spec=tiny:llama", "model.device=cpu", "task.n_train=24", "task.n_test=4", "train.n_tasks=4",
+       "train.batch_size=2", "train.val_every=2", "train.val_size=4", "warmup.n_tasks=4", "eval.max_new_tokens=4",
+       "pipeline.objectives=lc,lg", "train.lm_corpus=builtin", "train.lm_seq_len=32"]
 
 
 def test_run_writes_summary_report_and_figure(tmp_path):
     out = tmp_path / "run"
-    main(["run", "model.spec=tiny:llama", "model.device=cpu", "task.n_train=24", "task.n_test=4", "train.n_tasks=4",
-          "train.batch_size=2", "train.val_every=2", "train.val_size=4", "warmup.n_tasks=4", "eval.max_new_tokens=4",
-          "pipeline.objectives=lc,lg", "train.lm_corpus=builtin", "train.lm_seq_len=32", "--out", str(out)])
+    main([*RUN, "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["rows"]) == ["base", "lc", "lg"]
     assert set(summary["rows"]["lc"]) == {"nc", "prompt", "ft", "ft_irrelevant"}
@@ -19,3 +28,28 @@ def test_run_writes_summary_report_and_figure(tmp_path):
     assert (out / "lc" / "model" / "model.safetensors").is_file() and (out / "lg" / "eval" / "predictions.jsonl").is_file()
     val = [json.loads(line) for line in (out / "lc" / "metrics.jsonl").read_text().splitlines() if "val_ft" in line]
     assert val and "accuracy" in val[-1]["val_ft"]
+
+
+def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    main([*RUN, "train.ckpt_every=1", "--out", str(out)])
+    finished = load_file(out / "lg" / "model" / "model.safetensors")
+    summary = json.loads((out / "summary.json").read_text())
+    # Interrupt LG after its first step: its model and evaluation are gone, a step-1 checkpoint is the latest.
+    shutil.rmtree(out / "lg" / "model")
+    shutil.rmtree(out / "lg" / "eval")
+    (out / "lg" / "checkpoints" / "latest").write_text("step_00000001\n")
+    shutil.rmtree(out / "lg" / "checkpoints" / "step_00000002")
+    runs = []
+    original = train_recipe.run_train
+    monkeypatch.setattr(train_recipe, "run_train", lambda cfg, o, **kw: runs.append((o.name, kw["resume"])) or original(cfg, o, **kw))
+    main([*RUN, "train.ckpt_every=1", "--out", str(out)])
+    assert runs == [("lg", True)]  # base and LC were kept
+    resumed = load_file(out / "lg" / "model" / "model.safetensors")
+    assert all((resumed[k] == v).all() for k, v in finished.items())
+    assert json.loads((out / "summary.json").read_text())["rows"] == summary["rows"]
+
+    monkeypatch.setattr(eval_recipe, "evaluate_model", lambda *a, **kw: pytest.fail("a finished evaluation was redone"))
+    main([*RUN, "train.ckpt_every=1", "--out", str(out)])
+    with pytest.raises(ValueError, match="differs from the config asked for now"):
+        main([*RUN, "train.ckpt_every=1", "train.lr=0.5", "--out", str(out)])

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
-from promptgd.config import RunConfig, dump_yaml
+from promptgd.config import RunConfig, dump_yaml, from_dict, to_dict, with_overrides
 from promptgd.data.triples import load_task
-from promptgd.evaluate.evaluator import EvalResult, evaluate
+from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
 from promptgd.report.tables import mode_table
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
@@ -44,6 +45,41 @@ def write_eval(result: EvalResult, cfg: RunConfig, out: Path) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "config.yaml").write_text(dump_yaml(cfg))
     return summary
+
+
+# The config sections an evaluation's result depends on (the model itself is identified by its directory).
+EVAL_SECTIONS = ("task", "format", "inner", "eval")
+
+
+def cached_modes(out: Path, cfg: RunConfig) -> dict[str, dict]:
+    """The modes (mode -> metrics) of the evaluation in `out` if it was made with the same evaluation settings
+    as `cfg` (its modes aside), else {}. Read through from_dict, so configs saved before a section existed
+    compare with that section's defaults."""
+    if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
+        return {}
+    cached = to_dict(from_dict(yaml.safe_load((out / "config.yaml").read_text())))
+    wanted = to_dict(cfg)
+    for section in (cached, wanted):
+        section["eval"] = {k: v for k, v in section["eval"].items() if k != "modes"}
+    if any(cached[s] != wanted[s] for s in EVAL_SECTIONS):
+        return {}
+    return json.loads((out / "summary.json").read_text())["modes"]
+
+
+def evaluate_into(out: Path, cfg: RunConfig, model, tokenizer, triples, param: Parameterization | None = None, progress: bool = True) -> dict:
+    """Evaluate `cfg.eval.modes` into `out` and return its summary. Modes that an evaluation already in `out`
+    holds with the same settings are kept, not redone (an interrupted run, or Table 5 adding ft_irrelevant)."""
+    cached = cached_modes(out, cfg)
+    missing = [m for m in cfg.eval.modes if m not in cached]
+    if not missing:
+        return json.loads((out / "summary.json").read_text())
+    result = evaluate_model(model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={','.join(missing)}"]), progress, param)
+    if cached:
+        seconds = json.loads((out / "summary.json").read_text()).get("seconds", {})
+        old = [r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached]
+        result = EvalResult(old + result.records, {**cached, **result.modes}, {**seconds, **result.seconds})
+    every = [m for m in MODES if m in result.modes]
+    return write_eval(result, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out)
 
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:

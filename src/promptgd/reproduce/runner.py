@@ -14,23 +14,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from promptgd.config import RunConfig, dump_yaml, from_dict, load_config, to_dict, with_overrides
+from promptgd.config import RunConfig, dump_yaml, load_config, with_overrides
 from promptgd.data.triples import Splits, load_task
-from promptgd.evaluate.evaluator import MODES, EvalResult
-from promptgd.evaluate.recipe import evaluate_model, parameterization_for, write_eval
+from promptgd.evaluate.evaluator import MODES
+from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.figure import bar_chart
 from promptgd.reproduce.experiments import MEASURE, PRESETS, Column, Experiment, Model, experiments
-from promptgd.train.recipe import run_train, save_meta_trained, split_for_training, starting_model
+from promptgd.train.recipe import check_saved_config, save_meta_trained, split_for_training, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
-
-# The config sections an evaluation's result depends on (the model itself is identified by its directory).
-EVAL_SECTIONS = ("task", "format", "inner", "eval")
-
 
 @dataclass
 class Reproduction:
@@ -65,14 +59,11 @@ class Reproduction:
             return str(saved)
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
-        if (out / "model" / "config.json").is_file():
-            _check_same(out / "config.yaml", cfg, f"model {model.key}")
-            return str(out / "model")
         if model.kind == "meta":
-            resume = (out / "checkpoints" / "latest").is_file()
-            if resume:
-                _check_same(out / "config.yaml", cfg, f"model {model.key}")
-            return str(run_train(cfg, out, resume=resume, progress=self.progress, splits=self.splits(cfg), start=self.start(model.task)))
+            return str(trained_or_resumed(cfg, out, self.splits(cfg), lambda: self.start(model.task), self.progress))
+        if (out / "model" / "config.json").is_file():
+            check_saved_config(out / "config.yaml", cfg, f"model {model.key}")
+            return str(out / "model")
         if model.kind == "untrained_lora":
             trained, tokenizer = self.start(model.task)
             save_meta_trained(trained, tokenizer, init_factors(trained, cfg.lora, cfg.train.seed), cfg, out)
@@ -92,28 +83,18 @@ class Reproduction:
         # The model and the modes this table needs win over every override.
         cfg = with_overrides(self.config(task, *column.overrides), [f"model.spec={path}", f"eval.modes={','.join(modes)}"])
         out = self._eval_dir(model, task, column)
-        cached = _cached_modes(out, cfg)
-        missing = [m for m in modes if m not in cached]
-        if not missing:
+        if set(modes) <= set(cached_modes(out, cfg)):
             return out
         loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device)
-        splits = self.splits(cfg)
         if column.split == "test":
-            triples = splits.test
+            triples = self.splits(cfg).test
         else:
             trained_cfg = self.config(model.task, *model.overrides)
             tasks, val = split_for_training(trained_cfg, self.splits(trained_cfg))
             if not val:
                 raise ValueError(f"{column.header}: model {model.key} has no held-out split (train.val_every or train.val_size is 0)")
             triples = val if column.split == "val" else tasks[: len(val)]  # seen in meta-training, as many as val
-        result = evaluate_model(loaded, tokenizer, triples, with_overrides(cfg, [f"eval.modes={','.join(missing)}"]),
-                                self.progress, parameterization_for(loaded, path))
-        if cached:  # add the new modes to the evaluation already there (e.g. Table 5's ft_irrelevant)
-            summary = json.loads((out / "summary.json").read_text())
-            old = [r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached]
-            result = EvalResult(old + result.records, {**cached, **result.modes}, {**summary.get("seconds", {}), **result.seconds})
-        every = [m for m in MODES if m in result.modes]
-        write_eval(result, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out)
+        evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded, path), self.progress)
         return out
 
     def _eval_dir(self, model: Model, task: str, column: Column) -> Path:
@@ -122,29 +103,6 @@ class Reproduction:
             return self.work / model.task / "base"  # where `promptgd run` puts the base row
         suffix = "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *column.overrides]))
         return self.work / model.task / model.name / f"eval{suffix}"
-
-
-def _check_same(path: Path, expected: RunConfig, what: str) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what}: {path} is missing, so the cached model cannot be checked; delete its directory to rebuild")
-    # Through from_dict, so a config saved before a section existed reads with that section's defaults.
-    if from_dict(yaml.safe_load(path.read_text())) != expected:
-        raise ValueError(f"{what}: {path} differs from the config this experiment asks for; delete {path.parent} "
-                         "to rebuild it, or pass another --work directory")
-
-
-def _cached_modes(out: Path, cfg: RunConfig) -> dict[str, dict]:
-    """The modes (mode -> metrics) of the evaluation in `out` if it was made with the same evaluation
-    settings as `cfg` (its modes aside), else {}."""
-    if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
-        return {}
-    cached = to_dict(from_dict(yaml.safe_load((out / "config.yaml").read_text())))
-    wanted = to_dict(cfg)
-    for section in (cached, wanted):
-        section["eval"] = {k: v for k, v in section["eval"].items() if k != "modes"}
-    if any(cached[s] != wanted[s] for s in EVAL_SECTIONS):
-        return {}
-    return json.loads((out / "summary.json").read_text())["modes"]
 
 
 def cell_value(eval_dir: Path, metric: str, task: str) -> float:

@@ -1,7 +1,9 @@
 """`promptgd run`: the whole experiment in one command.
 
 format warm-up → base evaluation → for each objective: meta-train from the warmed-up base, evaluate
-→ report (markdown table + Figure-2-style bar chart). Layout under --out:
+→ report (markdown table + Figure-2-style bar chart). Run again on the same --out, it continues: a finished
+stage with the same config is kept, an interrupted meta-training resumes from its last checkpoint, and a changed
+config stops the run rather than mixing results. Layout under --out:
   start_model/  base/  <objective>/{model,metrics.jsonl,checkpoints,eval}/  report.md  figure2.png  summary.json
 """
 
@@ -13,10 +15,10 @@ from pathlib import Path
 
 from promptgd.config import RunConfig, replace
 from promptgd.data.triples import load_task
-from promptgd.evaluate.recipe import evaluate_model, parameterization_for, write_eval
+from promptgd.evaluate.recipe import evaluate_into, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.report.figure import write_report
-from promptgd.train.recipe import run_train, starting_model
+from promptgd.train.recipe import starting_model, trained_or_resumed
 
 
 def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
@@ -35,9 +37,13 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
     rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress))}
     for objective in cfg.pipeline.objectives:
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
-        # Every objective starts from the same warmed-up weights, reloaded from disk.
-        start = starting_model(objective_cfg, splits, out, progress) if cfg.warmup.n_tasks else load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
-        path = timed(f"train_{objective}", lambda: run_train(objective_cfg, out / objective, progress=progress, splits=splits, start=start))
+
+        def start():  # every objective starts from the same warmed-up weights, reloaded from disk
+            if cfg.warmup.n_tasks:
+                return starting_model(objective_cfg, splits, out, progress)
+            return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+
+        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, splits, start, progress))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress, parameterization_for(trained, str(path))))
     summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
@@ -48,5 +54,4 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
 
 
 def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:
-    result = evaluate_model(model, tokenizer, triples, cfg, progress, param)
-    return write_eval(result, cfg, out)["modes"]
+    return evaluate_into(out, cfg, model, tokenizer, triples, param, progress)["modes"]

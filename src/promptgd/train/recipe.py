@@ -12,7 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from promptgd.config import RunConfig
+import yaml
+
+from promptgd.config import RunConfig, from_dict
 from promptgd.data.triples import Splits, load_task
 from promptgd.models.loading import load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
@@ -30,6 +32,28 @@ def split_for_training(cfg: RunConfig, splits: Splits) -> tuple[list, list]:
         raise ValueError(f"train.val_size={val_size} leaves no training tasks out of {len(splits.train)}")
     tasks, val = splits.train[: len(splits.train) - val_size], splits.train[len(splits.train) - val_size :]
     return (tasks[: cfg.train.n_tasks] if cfg.train.n_tasks else tasks), val
+
+
+def check_saved_config(path: Path, expected: RunConfig, what: str) -> None:
+    """Refuse to reuse or resume a run whose saved config differs from `expected` (read through from_dict, so a
+    config saved before a section existed compares with that section's defaults)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: {path} is missing, so the saved run cannot be checked; delete {path.parent} to rebuild it")
+    if from_dict(yaml.safe_load(path.read_text())) != expected:
+        raise ValueError(f"{what}: {path} differs from the config asked for now; delete {path.parent} to rebuild it, "
+                         "or write to another directory")
+
+
+def trained_or_resumed(cfg: RunConfig, out: Path, splits: Splits, start_fn, progress: bool = True) -> Path:
+    """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
+    if one exists; `start_fn()` gives the starting (model, tokenizer) and is called only when training."""
+    if (out / "model" / "config.json").is_file():
+        check_saved_config(out / "config.yaml", cfg, str(out))
+        return out / "model"
+    resume = (out / "checkpoints" / "latest").is_file()
+    if resume:
+        check_saved_config(out / "config.yaml", cfg, str(out))
+    return run_train(cfg, out, resume=resume, progress=progress, splits=splits, start=start_fn())
 
 
 def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = True):
