@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from promptgd.cli import main
-from promptgd.reproduce import runner
+from promptgd.evaluate import recipe as eval_recipe
+from promptgd.train import recipe as train_recipe
 from promptgd.reproduce.experiments import SCALES, Column, experiments
 from promptgd.reproduce.runner import Reproduction
 
@@ -47,11 +48,11 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
     assert {p.name for p in work.iterdir()} >= {"start_model", "base", "lc", "lc-then-reversal", "base-then-reversal", "lc-joint-reversal"}
     assert (work / "lc-joint-reversal" / "metrics.jsonl").read_text().count('"task_b"') == 2
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("a cached model was rebuilt")
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("a cached model or evaluation was rebuilt")
 
-    monkeypatch.setattr(runner, "run_train", no_training)
-    monkeypatch.setattr(runner, "evaluate_model", no_training)
+    monkeypatch.setattr(train_recipe, "run_train", no_rebuild)
+    monkeypatch.setattr(eval_recipe, "evaluate_model", no_rebuild)
     assert run(tmp_path, "table3").split("Wall time")[1].split("\n", 2)[2] == markdown.split("Wall time")[1].split("\n", 2)[2]
 
 
@@ -70,7 +71,7 @@ def test_table1_and_table4_cover_lora_and_split_cells(tmp_path):
 
 def test_a_cached_model_with_another_config_is_refused(tmp_path):
     run(tmp_path, "table5")
-    with pytest.raises(ValueError, match="differs from the config this experiment asks for"):
+    with pytest.raises(ValueError, match="differs from the config asked for now"):
         run(tmp_path, "table5", "train.lr=0.5")
 
 
