@@ -48,11 +48,11 @@ def trained_or_resumed(cfg: RunConfig, out: Path, splits: Splits, start_fn, prog
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
     if one exists; `start_fn()` gives the starting (model, tokenizer) and is called only when training."""
     if (out / "model" / "config.json").is_file():
-        check_saved_config(out / "config.yaml", cfg, str(out))
+        check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
     resume = (out / "checkpoints" / "latest").is_file()
     if resume:
-        check_saved_config(out / "config.yaml", cfg, str(out))
+        check_saved_config(out / "config.yaml", cfg, "meta-training")
     return run_train(cfg, out, resume=resume, progress=progress, splits=splits, start=start_fn())
 
 
