@@ -58,7 +58,7 @@ def write_report(summary: dict, out: Path) -> str:
             closed = {label: gap_closed(rows["base"], row, metric) for label, metric in GAP_METRICS.items()} if name != "base" else {}
             closed = {label: value for label, value in closed.items() if value is not None}
             if closed:
-                lines.append(f"- {ROW_NAMES.get(name, name)}: closes " + ", ".join(f"{100 * v:.0f}% ({label})" for label, v in closed.items())
+                lines.append(f"- {ROW_NAMES.get(name, name)}: closes " + ", ".join(f"{round(100 * v)}% ({label})" for label, v in closed.items())
                              + " of the base Prompt−FT gap.")
     seconds = summary.get("seconds", {})
     if seconds:
