@@ -51,8 +51,6 @@ def trained_or_resumed(cfg: RunConfig, out: Path, splits: Splits, start_fn, prog
         check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
     resume = (out / "checkpoints" / "latest").is_file()
-    if resume:
-        check_saved_config(out / "config.yaml", cfg, "meta-training")
     return run_train(cfg, out, resume=resume, progress=progress, splits=splits, start=start_fn())
 
 
@@ -93,6 +91,8 @@ def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = 
     saved model is the meta-trained one after the ordinary fine-tune on task B."""
     if cfg.transfer.mode == "sequential" and cfg.lora.variant != "none":
         raise ValueError("transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none")
+    if resume:  # a checkpoint of another config would silently mix two runs
+        check_saved_config(out / "config.yaml", cfg, "resume")
     splits = splits or load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
     model, tokenizer = start or starting_model(cfg, splits, out, progress)
     tasks, val = split_for_training(cfg, splits)
