@@ -84,3 +84,11 @@ def test_a_new_mode_is_added_to_the_cached_evaluation(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["modes"]) == {"nc", "ft"} and (out / "predictions.jsonl").read_text().startswith(first)
     assert "- nc\n  - ft" in (out / "config.yaml").read_text()
+
+
+def test_a_column_with_default_settings_reads_the_run_evaluation(tmp_path):
+    rep = Reproduction(CONFIGS, tmp_path / "work", "small", tuple(SMALL), progress=False)
+    model = experiments("small")["table2"].rows[1][1]  # character descriptions, LC
+    k1, k4 = experiments("small")["table2"].columns[:2]
+    assert rep._eval_dir(model, model.task, k1) == tmp_path / "work" / "character_descriptions" / "lc" / "eval"
+    assert rep._eval_dir(model, model.task, k4).name == "eval-character_descriptions-test-inner.contexts=4"

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from promptgd.config import RunConfig, dump_yaml, load_config, with_overrides
+from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
 from promptgd.data.triples import Splits, load_task
 from promptgd.evaluate.evaluator import MODES
-from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
+from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors
 from promptgd.report.diagnostics import read_predictions, update_effect
@@ -98,7 +98,10 @@ class Reproduction:
         return out
 
     def _eval_dir(self, model: Model, task: str, column: Column) -> Path:
-        own = task == model.task and column.split == "test" and not column.overrides
+        """The model's own evaluation directory (the one `promptgd run` writes) when the column asks for the task's
+        default evaluation settings, e.g. `inner.contexts=1`; else a directory named after the differences."""
+        defaults, asked = to_dict(self.config(task)), to_dict(self.config(task, *column.overrides))
+        own = task == model.task and column.split == "test" and all(defaults[s] == asked[s] for s in EVAL_SECTIONS)
         if model.kind == "start" and own:
             return self.work / model.task / "base"  # where `promptgd run` puts the base row
         suffix = "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *column.overrides]))
