@@ -60,7 +60,7 @@ class Reproduction:
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
         if model.kind == "meta":
-            return str(trained_or_resumed(cfg, out, self.splits(cfg), lambda: self.start(model.task), self.progress))
+            return str(trained_or_resumed(cfg, out, lambda: self.splits(cfg), lambda: self.start(model.task), self.progress))
         if (out / "model" / "config.json").is_file():
             check_saved_config(out / "config.yaml", cfg, f"model {model.key}")
             return str(out / "model")

@@ -43,7 +43,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
                 return starting_model(objective_cfg, splits, out, progress)
             return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
 
-        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, splits, start, progress))
+        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress, parameterization_for(trained, str(path))))
     summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),

@@ -44,14 +44,15 @@ def check_saved_config(path: Path, expected: RunConfig, what: str) -> None:
                          "or write to another directory")
 
 
-def trained_or_resumed(cfg: RunConfig, out: Path, splits: Splits, start_fn, progress: bool = True) -> Path:
+def trained_or_resumed(cfg: RunConfig, out: Path, splits_fn, start_fn, progress: bool = True) -> Path:
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
-    if one exists; `start_fn()` gives the starting (model, tokenizer) and is called only when training."""
+    if one exists; `splits_fn()` and `start_fn()` give the task's splits and the starting (model, tokenizer) and
+    are called only when training (building SQuAD's splits or loading a model is wasted on a finished run)."""
     if (out / "model" / "config.json").is_file():
         check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
     resume = (out / "checkpoints" / "latest").is_file()
-    return run_train(cfg, out, resume=resume, progress=progress, splits=splits, start=start_fn())
+    return run_train(cfg, out, resume=resume, progress=progress, splits=splits_fn(), start=start_fn())
 
 
 def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = True):
