@@ -6,14 +6,15 @@ import pytest
 
 from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, load_config, to_dict, with_overrides
 
-PRESETS = sorted(Path(__file__).parent.parent.joinpath("configs").glob("**/*.yaml"))
+CONFIGS = Path(__file__).parent.parent / "configs"
+PRESETS = sorted(CONFIGS.glob("**/*.yaml"))
 
 
 def test_there_are_presets():
     assert PRESETS
 
 
-@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_preset_loads(preset):
     cfg = load_config(preset)
     assert isinstance(cfg, RunConfig)
