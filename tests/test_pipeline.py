@@ -30,6 +30,22 @@ def test_run_writes_summary_report_and_figure(tmp_path):
     assert val and "accuracy" in val[-1]["val_ft"]
 
 
+def test_the_report_shows_finished_rows_while_a_later_objective_fails(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    original = train_recipe.run_train
+
+    def stop_at_lg(cfg, o, **kw):
+        if o.name == "lg":
+            raise KeyboardInterrupt  # what stopping an hours-long run looks like
+        return original(cfg, o, **kw)
+
+    monkeypatch.setattr(train_recipe, "run_train", stop_at_lg)
+    with pytest.raises(KeyboardInterrupt):
+        main([*RUN, "--out", str(out)])
+    assert list(json.loads((out / "summary.json").read_text())["rows"]) == ["base", "lc"]
+    assert "LC meta-trained" in (out / "report.md").read_text()
+
+
 def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatch):
     out = tmp_path / "run"
     main([*RUN, "train.ckpt_every=1", "--out", str(out)])

@@ -33,8 +33,17 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
         stages[stage] = time.perf_counter() - t0
         return result
 
+    def summarise() -> dict:
+        # Written after every evaluated model, so an hours-long run shows its finished rows while the next trains.
+        summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
+                   "rows": rows, "seconds": {**stages, "total": time.perf_counter() - started}}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_report(summary, out)
+        return summary
+
     model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress))
     rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress))}
+    summary = summarise()
     for objective in cfg.pipeline.objectives:
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
 
@@ -46,10 +55,8 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
         path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress, parameterization_for(trained, str(path))))
-    summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
-               "rows": rows, "seconds": {**stages, "total": time.perf_counter() - started}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(write_report(summary, out))
+        summary = summarise()
+    print((out / "report.md").read_text())
     return summary
 
 
