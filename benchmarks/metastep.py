@@ -24,7 +24,7 @@ import torch
 
 from promptgd.config import load_config
 from promptgd.data.encoding import Encoder
-from promptgd.data.people import character_descriptions
+from promptgd.data.triples import load_task
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
 from promptgd.objectives.lg import lg_task
@@ -43,11 +43,11 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def step_times(model_spec: str, repeats: int) -> dict:
-    model, tokenizer = load_model(model_spec)
-    cfg = load_config(None, [f"model.spec={model_spec}"])
+def step_times(model_spec: str, dtype: str, task_name: str, repeats: int) -> dict:
+    model, tokenizer = load_model(model_spec, dtype)
+    cfg = load_config(None, [f"model.spec={model_spec}", f"model.dtype={dtype}"])
     encoder = Encoder(tokenizer, cfg.format)
-    triple = character_descriptions(0, 1, seed=0).test[0]
+    triple = load_task(task_name, 0, 1, seed=0).test[0]
     device = next(model.parameters()).device
     task = lg_task(encoder, [triple], device)  # LC and LG share the meta-step; LG needs no teacher here
     param = full_rank(model)
@@ -69,12 +69,13 @@ def step_times(model_spec: str, repeats: int) -> dict:
     return {"tokens": tokens, "plain_s": t_plain, "second_order_s": t_second, "first_order_s": t_first}
 
 
-def peak_memory(model_spec: str, batch_size: int) -> float:
+def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int) -> float:
     """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
-    model, tokenizer = load_model(model_spec)
-    cfg = load_config(None, [f"model.spec={model_spec}", f"train.batch_size={batch_size}", "train.objective=lg",
+    model, tokenizer = load_model(model_spec, dtype)
+    cfg = load_config(None, [f"model.spec={model_spec}", f"model.dtype={dtype}", f"train.batch_size={batch_size}", "train.objective=lg",
                              "train.val_every=0", "train.ckpt_every=0", "train.lm_weight=0"])
-    tasks = character_descriptions(2 * batch_size, 0, seed=0).train
+    splits = load_task(task_name, 2 * batch_size, 2 * batch_size, seed=0)
+    tasks = (splits.train + splits.test)[: 2 * batch_size]  # a jsonl task may hold only a test split
     trainer = MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
     if next(model.parameters()).is_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -86,24 +87,28 @@ def peak_memory(model_spec: str, batch_size: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="packaged:smollm2-135m")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--task", default="character_descriptions", help="registry name or jsonl:<path>")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--out", required=True, help="directory for metastep.json")
     parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.peak_memory_for is not None:
-        print(json.dumps({"peak_mb": peak_memory(args.model, args.peak_memory_for)}))
+        print(json.dumps({"peak_mb": peak_memory(args.model, args.dtype, args.task, args.peak_memory_for)}))
         return
 
-    times = step_times(args.model, args.repeats)
+    times = step_times(args.model, args.dtype, args.task, args.repeats)
     peaks = {}
     for b in [int(x) for x in args.batch_sizes.split(",")]:
-        child = subprocess.run([sys.executable, __file__, "--model", args.model, "--out", args.out, "--peak-memory-for", str(b)],
+        child = subprocess.run([sys.executable, __file__, "--model", args.model, "--dtype", args.dtype, "--task", args.task, "--out", args.out, "--peak-memory-for", str(b)],
                                check=True, capture_output=True, text=True)
         peaks[b] = json.loads(child.stdout.strip().splitlines()[-1])["peak_mb"]
     sizes = sorted(peaks)
     result = {
         "model": args.model,
+        "dtype": args.dtype,
+        "task": args.task,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "tokens_per_task": times["tokens"],
         "plain_fwd_bwd_s": times["plain_s"],
