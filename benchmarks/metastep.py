@@ -43,7 +43,9 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def step_times(model_spec: str, dtype: str, task_name: str, repeats: int) -> dict:
+def step_functions(model_spec: str, dtype: str, task_name: str):
+    """(plain, second_order, first_order, tokens, device): each call of the first three runs one step and
+    zeroes the gradients."""
     model, tokenizer = load_model(model_spec, dtype)
     cfg = load_config(None, [f"model.spec={model_spec}", f"model.dtype={dtype}"])
     encoder = Encoder(tokenizer, cfg.format)
@@ -61,12 +63,36 @@ def step_times(model_spec: str, dtype: str, task_name: str, repeats: int) -> dic
         meta_loss(param.forward, param.fast(), task, cfg.inner, first_order).backward()
         model.zero_grad(set_to_none=True)
 
+    tokens = task.contexts[0].n_tokens + task.queries.n_tokens
+    return plain, lambda: meta(False), lambda: meta(True), tokens, device
+
+
+def step_times(model_spec: str, dtype: str, task_name: str, repeats: int) -> dict:
+    plain, second_order, first_order, tokens, device = step_functions(model_spec, dtype, task_name)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     t_plain = timed(lambda: (plain(), sync()), repeats)
-    t_second = timed(lambda: (meta(False), sync()), repeats)
-    t_first = timed(lambda: (meta(True), sync()), repeats)
-    tokens = task.contexts[0].n_tokens + task.queries.n_tokens
+    t_second = timed(lambda: (second_order(), sync()), repeats)
+    t_first = timed(lambda: (first_order(), sync()), repeats)
     return {"tokens": tokens, "plain_s": t_plain, "second_order_s": t_second, "first_order_s": t_first}
+
+
+def print_profile(model_spec: str, dtype: str, task_name: str) -> None:
+    """Where one plain step and one second-order step spend their time, by operator (torch.profiler)."""
+    plain, second_order, _, _, device = step_functions(model_spec, dtype, task_name)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    for name, step in (("plain forward+backward", plain), ("second-order meta-step", second_order)):
+        step()  # warm-up outside the profile
+        with torch.profiler.profile(activities=activities) as prof:
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        print(f"== profile: {name}")
+        print(prof.key_averages().table(sort_by=sort_by, row_limit=12))
+        if device.type == "cuda":  # and where the host spends its time while the GPU waits
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
 def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int) -> float:
@@ -92,12 +118,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--out", required=True, help="directory for metastep.json")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of one step of each kind first")
     parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.peak_memory_for is not None:
         print(json.dumps({"peak_mb": peak_memory(args.model, args.dtype, args.task, args.peak_memory_for)}))
         return
 
+    if args.profile:
+        print_profile(args.model, args.dtype, args.task)
     times = step_times(args.model, args.dtype, args.task, args.repeats)
     peaks = {}
     for b in [int(x) for x in args.batch_sizes.split(",")]:

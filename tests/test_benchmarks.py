@@ -1,0 +1,22 @@
+"""The benchmark scripts run end to end on a tiny model and keep their output shape: a readable table, then
+one JSON object as the last line (scripts downstream parse it)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args: str) -> dict:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_metastep_benchmark_reports_ratios_and_memory(tmp_path):
+    figures = run_script("benchmarks/metastep.py", "--model", "tiny:llama", "--repeats", "1", "--batch-sizes", "1,2",
+                         "--out", str(tmp_path))
+    assert {"ratio_second_order", "ratio_first_order", "peak_mem_ratio_b2_b1"} <= figures.keys()
+    assert figures["second_order_s"] > 0 and set(figures["peak_mem_mb"]) == {"1", "2"}
+    assert json.loads((tmp_path / "metastep.json").read_text()) == figures
