@@ -2,6 +2,9 @@
 against the outer batch size.
 
     python benchmarks/metastep.py --model packaged:smollm2-135m --out results/bench_metastep
+    python benchmarks/metastep.py --model /tmp/llama1b --task jsonl:squad.jsonl --dtype bfloat16 --profile --out DIR
+
+(`/tmp/llama1b` from benchmarks/shaped_model.py; `--profile` first prints torch.profiler tables by operator.)
 
 The plain reference is what ordinary fine-tuning on the task's tokens would cost: one forward and one
 backward over the context and over query ⊕ answer. The meta-step does the inner forward+backward on the
