@@ -11,13 +11,18 @@ The generated text is exactly what plain greedy decoding from P would produce.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from promptgd.update.inner import Forward, Params, at_least_float32
+
+# transformers renamed the KV cache from `past_key_values` to `cache` within 5.x (output field and forward
+# argument alike; 5.17 has the old name, 5.24 the new one): use whichever the installed version has.
+CACHE = "cache" if "cache" in {f.name for f in fields(CausalLMOutputWithPast)} else "past_key_values"
 
 
 @dataclass
@@ -92,7 +97,7 @@ def score_and_generate(
     # Resume after the shortest accepted draft among unfinished sequences; the cache keeps prefix ⊕ those
     # tokens, and every sequence re-feeds its own known tokens from there on (forced) before decoding freely.
     start = min(accepted[i] for i in range(n) if not done[i])
-    cache = out.cache
+    cache = getattr(out, CACHE)
     cache.crop(-(resp_width - start) if resp_width > start else 0)
     attention = torch.cat([mask[:, :width], torch.ones((n, start), dtype=mask.dtype, device=device)], dim=1)
     position = positions[:, width - 1] + start
@@ -104,8 +109,8 @@ def score_and_generate(
         attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=device)], dim=1)
         position = position + 1
         out = forward(params, input_ids=torch.tensor(feed, device=device).unsqueeze(1), attention_mask=attention,
-                      position_ids=position.unsqueeze(1), cache=cache, use_cache=True)
-        cache = out.cache
+                      position_ids=position.unsqueeze(1), use_cache=True, **{CACHE: cache})
+        cache = getattr(out, CACHE)
         steps += 1
         next_tokens = out.logits[:, -1].argmax(-1).tolist()
         for i in range(n):
