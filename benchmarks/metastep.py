@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -46,9 +47,17 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def step_functions(model_spec: str, dtype: str, task_name: str):
-    """(plain, second_order, first_order, tokens, device): each call of the first three runs one step and
-    zeroes the gradients."""
+class Steps(NamedTuple):
+    """One task's steps on one loaded model; each call runs one step and zeroes the gradients."""
+
+    plain: Callable[[], None]
+    second_order: Callable[[], None]
+    first_order: Callable[[], None]
+    tokens: int
+    device: torch.device
+
+
+def step_functions(model_spec: str, dtype: str, task_name: str) -> Steps:
     model, tokenizer = load_model(model_spec, dtype)
     cfg = load_config(None, [f"model.spec={model_spec}", f"model.dtype={dtype}"])
     encoder = Encoder(tokenizer, cfg.format)
@@ -67,26 +76,25 @@ def step_functions(model_spec: str, dtype: str, task_name: str):
         model.zero_grad(set_to_none=True)
 
     tokens = task.contexts[0].n_tokens + task.queries.n_tokens
-    return plain, lambda: meta(False), lambda: meta(True), tokens, device
+    return Steps(plain, lambda: meta(False), lambda: meta(True), tokens, device)
 
 
-def step_times(model_spec: str, dtype: str, task_name: str, repeats: int) -> dict:
-    plain, second_order, first_order, tokens, device = step_functions(model_spec, dtype, task_name)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    t_plain = timed(lambda: (plain(), sync()), repeats)
-    t_second = timed(lambda: (second_order(), sync()), repeats)
-    t_first = timed(lambda: (first_order(), sync()), repeats)
-    return {"tokens": tokens, "plain_s": t_plain, "second_order_s": t_second, "first_order_s": t_first}
+def step_times(steps: Steps, repeats: int) -> dict:
+    sync = torch.cuda.synchronize if steps.device.type == "cuda" else (lambda: None)
+    t_plain = timed(lambda: (steps.plain(), sync()), repeats)
+    t_second = timed(lambda: (steps.second_order(), sync()), repeats)
+    t_first = timed(lambda: (steps.first_order(), sync()), repeats)
+    return {"tokens": steps.tokens, "plain_s": t_plain, "second_order_s": t_second, "first_order_s": t_first}
 
 
-def print_profile(model_spec: str, dtype: str, task_name: str) -> None:
+def print_profile(steps: Steps) -> None:
     """Where one plain step and one second-order step spend their time, by operator (torch.profiler)."""
-    plain, second_order, _, _, device = step_functions(model_spec, dtype, task_name)
+    device = steps.device
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    for name, step in (("plain forward+backward", plain), ("second-order meta-step", second_order)):
+    for name, step in (("plain forward+backward", steps.plain), ("second-order meta-step", steps.second_order)):
         step()  # warm-up outside the profile
         with torch.profiler.profile(activities=activities) as prof:
             step()
@@ -128,9 +136,11 @@ def main() -> None:
         print(json.dumps({"peak_mb": peak_memory(args.model, args.dtype, args.task, args.peak_memory_for)}))
         return
 
+    steps = step_functions(args.model, args.dtype, args.task)
     if args.profile:
-        print_profile(args.model, args.dtype, args.task)
-    times = step_times(args.model, args.dtype, args.task, args.repeats)
+        print_profile(steps)
+    times = step_times(steps, args.repeats)
+    del steps  # frees the model before the peak-memory children load theirs
     peaks = {}
     for b in [int(x) for x in args.batch_sizes.split(",")]:
         child = subprocess.run([sys.executable, __file__, "--model", args.model, "--dtype", args.dtype, "--task", args.task, "--out", args.out, "--peak-memory-for", str(b)],
