@@ -1,5 +1,7 @@
 """Shared fixtures: tiny models built from configs (no downloads) and tiny run configs."""
 
+import os
+
 import pytest
 import torch
 
@@ -9,10 +11,18 @@ from promptgd.config import RunConfig, load_config
 from promptgd.data.triples import Triple
 from promptgd.models.loading import load_model
 
+# Where the tests run: CPU here and in CI; `PROMPTGD_TEST_DEVICE=cuda pytest` runs the same suite on a GPU, which
+# is how device bugs (a tensor left on the CPU, RNG state not saved for CUDA) get caught.
+DEVICE = os.environ.get("PROMPTGD_TEST_DEVICE", "cpu")
+if DEVICE.startswith("cuda"):
+    # Resuming must reproduce the uninterrupted run bit for bit; cuBLAS needs this to be deterministic.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+
 # Small, fast settings every training test starts from; a test adds its own overrides on top.
 TINY = [
     "model.spec=tiny:llama",
-    "model.device=cpu",
+    f"model.device={DEVICE}",
     "task.name=character_descriptions",
     "task.n_train=40",
     "task.n_test=6",
@@ -34,7 +44,7 @@ def tiny_config(*overrides: str) -> RunConfig:
 @pytest.fixture
 def tiny():
     torch.manual_seed(0)
-    return load_model("tiny:llama", device="cpu")
+    return load_model("tiny:llama", device=DEVICE)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ from promptgd.cli import main
 from promptgd.config import InnerConfig
 from promptgd.models.loading import load_model
 
+from conftest import DEVICE
+
 
 def test_absorb_returns_an_updated_copy(tiny):
     model, tokenizer = tiny
@@ -26,17 +28,17 @@ def test_long_texts_are_chunked_not_truncated(tiny):
 
 
 def test_cli_absorb_save_load_ask_round_trip(tmp_path, capsys):
-    model, tokenizer = load_model("tiny:llama", device="cpu")
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
     model.save_pretrained(tmp_path / "m")
     tokenizer.save_pretrained(tmp_path / "m")
     (tmp_path / "notes.txt").write_text("The code is abc.")
     (tmp_path / "more.txt").write_text("The key is xyz.")
     main(["absorb", "--model", str(tmp_path / "m"), "--context", str(tmp_path / "notes.txt"), "--context",
-          str(tmp_path / "more.txt"), "--lr", "0.05", "--device", "cpu", "--out", str(tmp_path / "updated")])
-    in_memory = promptgd.absorb(*load_model(str(tmp_path / "m"), device="cpu"), ["The code is abc.", "The key is xyz."], InnerConfig(lr=0.05))
-    reloaded, tok = load_model(str(tmp_path / "updated"), device="cpu")
+          str(tmp_path / "more.txt"), "--lr", "0.05", "--device", DEVICE, "--out", str(tmp_path / "updated")])
+    in_memory = promptgd.absorb(*load_model(str(tmp_path / "m"), device=DEVICE), ["The code is abc.", "The key is xyz."], InnerConfig(lr=0.05))
+    reloaded, tok = load_model(str(tmp_path / "updated"), device=DEVICE)
     for (name, a), b in zip(in_memory.named_parameters(), reloaded.parameters()):
         assert torch.equal(a, b), name
     capsys.readouterr()
-    main(["ask", "--model", str(tmp_path / "updated"), "The code:", "--max-new-tokens", "5", "--device", "cpu"])
+    main(["ask", "--model", str(tmp_path / "updated"), "The code:", "--max-new-tokens", "5", "--device", DEVICE])
     assert capsys.readouterr().out.strip() == promptgd.ask(reloaded, tok, "The code:", 5)

@@ -11,7 +11,7 @@ from promptgd.evaluate.recipe import evaluate_model
 from promptgd.data.encoding import Encoder
 from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
 
-from conftest import tiny_config
+from conftest import DEVICE, tiny_config
 
 
 def test_ft_leaves_parameters_bit_identical(tiny, triples):
@@ -53,7 +53,7 @@ def _train_to_copy(model, tokenizer, steps: int = 1000) -> None:
         batch = _copy_triples(16, seed=1000 + step)
         prefixes = [encoder.prompt(t) for t in batch]
         sequences = [p + encoder.response(t) + encoder.answer_end() for p, t in zip(prefixes, batch)]
-        loss = lm_loss(forward, params, TokenBatch.from_lists(sequences, tokenizer.pad_token_id, [len(p) for p in prefixes]))
+        loss = lm_loss(forward, params, TokenBatch.from_lists(sequences, tokenizer.pad_token_id, [len(p) for p in prefixes], DEVICE))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -70,7 +70,7 @@ def test_prompt_beats_nc_on_a_model_trained_to_copy(tiny):
 
 def test_cli_eval_writes_the_documented_shapes(tmp_path, triples):
     write_jsonl(triples, tmp_path / "t.jsonl")
-    main(["eval", "model.device=cpu", "eval.max_new_tokens=4", "--model", "tiny:llama", "--task", f"jsonl:{tmp_path / 't.jsonl'}",
+    main(["eval", f"model.device={DEVICE}", "eval.max_new_tokens=4", "--model", "tiny:llama", "--task", f"jsonl:{tmp_path / 't.jsonl'}",
           "--modes", "nc,prompt,ft", "--limit", "2", "--out", str(tmp_path / "x")])
     summary = json.loads((tmp_path / "x" / "summary.json").read_text())
     assert summary["model"] == "tiny:llama" and summary["n"] == 2

@@ -13,16 +13,16 @@ from promptgd.models.lora import init_factors, lora_inner, lora_outer, save_adap
 from promptgd.train.recipe import run_train
 from promptgd.train.trainer import MetaTrainer
 
-from conftest import tiny_config
+from conftest import DEVICE, tiny_config
 from test_train import copy_tasks
 
-IDS = torch.tensor([[3, 70, 80, 90, 100]])
+IDS = torch.tensor([[3, 70, 80, 90, 100]], device=DEVICE)
 
 
 @pytest.mark.parametrize("variant", ["outer", "inner"])
 def test_only_the_factors_are_meta_learned(tmp_path, variant):
     cfg = tiny_config(f"lora.variant={variant}", "train.objective=lg", "train.lr=1e-2", "lora.rank=2")
-    model, tokenizer = load_model("tiny:llama", device="cpu")
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
     factors = init_factors(model, cfg.lora)
     param = (lora_outer if variant == "outer" else lora_inner)(model, factors, cfg.lora)
     base_before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -39,7 +39,7 @@ def test_only_the_factors_are_meta_learned(tmp_path, variant):
 @pytest.mark.parametrize("rank", [0, 1, 4])
 def test_zero_delta_reproduces_the_base_exactly(rank):
     cfg = tiny_config(f"lora.rank={rank}")
-    model, _ = load_model("tiny:llama", device="cpu")
+    model, _ = load_model("tiny:llama", device=DEVICE)
     expected = model(IDS).logits
     factors = init_factors(model, cfg.lora)
     for make in (lora_outer, lora_inner):
@@ -49,7 +49,7 @@ def test_zero_delta_reproduces_the_base_exactly(rank):
 
 def test_saved_adapter_loads_in_peft_with_the_same_logits(tmp_path):
     cfg = tiny_config("lora.rank=2", "lora.alpha=4")
-    model, _ = load_model("tiny:llama", device="cpu")
+    model, _ = load_model("tiny:llama", device=DEVICE)
     factors = init_factors(model, cfg.lora)
     with torch.no_grad():
         for k, v in factors.items():
@@ -64,7 +64,7 @@ def test_saved_adapter_loads_in_peft_with_the_same_logits(tmp_path):
 def test_lora_inner_run_evaluates_with_the_factor_update(tmp_path):
     cfg = tiny_config("lora.variant=inner", "train.objective=lg", "train.n_tasks=4", "inner.lr=0.5", "eval.modes=nc,ft")
     path = run_train(cfg, tmp_path, progress=False)
-    model, tokenizer = load_model(str(path), device="cpu")
+    model, tokenizer = load_model(str(path), device=DEVICE)
     param = parameterization_for(model, str(path))
     assert set(param.trainable) and all(".lora_" in k for k in param.trainable)
     before = {k: v.clone() for k, v in param.trainable.items()}
@@ -76,7 +76,7 @@ def test_lora_inner_run_evaluates_with_the_factor_update(tmp_path):
 
 def test_untrained_lora_inner_step_moves_only_b():
     cfg = tiny_config("lora.rank=1")
-    model, _ = load_model("tiny:llama", device="cpu")
+    model, _ = load_model("tiny:llama", device=DEVICE)
     factors = init_factors(model, cfg.lora)
     param = lora_inner(model, factors, cfg.lora)
     loss = param.forward(param.fast(), input_ids=IDS).logits.logsumexp(-1).mean()

@@ -14,7 +14,7 @@ from promptgd.objectives.lg import lg_task
 from promptgd.train.metastep import meta_loss
 from promptgd.update.inner import functional_forward, inner_update, lm_loss
 
-from conftest import tiny_config
+from conftest import DEVICE, tiny_config
 
 # A large η makes the second-order term big enough that a first-order gradient would fail the check.
 ETA = 2.0
@@ -36,15 +36,15 @@ def float64_throughout(monkeypatch):
 
 @pytest.fixture
 def setup(triples):
-    model, tokenizer = load_model("tiny:llama-1l", dtype="float64", device="cpu")
+    model, tokenizer = load_model("tiny:llama-1l", dtype="float64", device=DEVICE)
     model.set_attn_implementation("sdpa")
     encoder = Encoder(tokenizer, tiny_config().format)
     teacher = functional_forward(model)
     teacher_params = {k: v.detach().clone() for k, v in model.named_parameters()}
-    answers = teacher_answers(teacher, teacher_params, encoder, triples[:1], max_new_tokens=3, batch_size=1, device="cpu")
+    answers = teacher_answers(teacher, teacher_params, encoder, triples[:1], max_new_tokens=3, batch_size=1, device=DEVICE)
     tasks = {
-        "lc": lc_task(teacher, teacher_params, encoder, triples[:1], answers, "cpu"),
-        "lg": lg_task(encoder, triples[:1], "cpu"),
+        "lc": lc_task(teacher, teacher_params, encoder, triples[:1], answers, DEVICE),
+        "lg": lg_task(encoder, triples[:1], DEVICE),
     }
     return model, tasks
 
@@ -80,7 +80,7 @@ def test_meta_gradient_matches_central_differences(setup, objective, first_order
 
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
-        direction = {k: torch.randn(v.shape, generator=g, dtype=v.dtype) for k, v in params.items()}
+        direction = {k: torch.randn(v.shape, generator=g, dtype=v.dtype).to(v.device) for k, v in params.items()}
         norm = sum(d.pow(2).sum() for d in direction.values()).sqrt()
         direction = {k: d / norm for k, d in direction.items()}  # unit length, so eps is the actual step
         analytic = sum((gr * direction[k]).sum() for gr, k in zip(grads, params)).item()

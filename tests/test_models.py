@@ -6,6 +6,8 @@ import torch
 from promptgd.models.loading import ModelLoadError, load_model
 from promptgd.update.inner import functional_forward
 
+from conftest import DEVICE
+
 
 def test_tiny_loads_with_double_backward_attention(tiny):
     model, tokenizer = tiny
@@ -26,7 +28,7 @@ def test_tied_embeddings_stay_tied_through_functional_calls(tiny):
     model, _ = tiny
     params = dict(model.named_parameters())
     assert "lm_head.weight" not in params  # one tensor serves both ends
-    ids = torch.tensor([[1, 2, 3]])
+    ids = torch.tensor([[1, 2, 3]], device=DEVICE)
     changed = {**params, "model.embed_tokens.weight": params["model.embed_tokens.weight"] * 2}
     logits = functional_forward(model)(changed, input_ids=ids).logits
     # Doubling the shared matrix must double the output projection too: compute the head by hand.
@@ -37,7 +39,7 @@ def test_tied_embeddings_stay_tied_through_functional_calls(tiny):
 @pytest.mark.slow
 def test_packaged_smollm2_loads_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, tokenizer = load_model("packaged:smollm2-135m", device="cpu")
+    model, tokenizer = load_model("packaged:smollm2-135m", device=DEVICE)
     assert model.config.tie_word_embeddings and model.config.num_hidden_layers == 30
     assert model.config.rope_parameters["rope_theta"] == 100000.0
     assert getattr(model, "hf_quantizer", None) is None

@@ -11,7 +11,9 @@ from promptgd.cli import main
 from promptgd.evaluate import recipe as eval_recipe
 from promptgd.train import recipe as train_recipe
 
-RUN = ["run", "model.spec=tiny:llama", "model.device=cpu", "task.n_train=24", "task.n_test=4", "train.n_tasks=4",
+from conftest import DEVICE
+
+RUN = ["run", "model.spec=tiny:llama", f"model.device={DEVICE}", "task.n_train=24", "task.n_test=4", "train.n_tasks=4",
        "train.batch_size=2", "train.val_every=2", "train.val_size=4", "warmup.n_tasks=4", "eval.max_new_tokens=4",
        "pipeline.objectives=lc,lg", "train.lm_corpus=builtin", "train.lm_seq_len=32"]
 

@@ -15,7 +15,7 @@ from promptgd.train import checkpoint
 from promptgd.train.recipe import run_train
 from promptgd.train.trainer import MetaTrainer
 
-from conftest import tiny_config
+from conftest import DEVICE, tiny_config
 
 
 def copy_tasks(n: int, seed: int = 0) -> list[Triple]:
@@ -56,6 +56,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     resumed, resumed_model = trainer_for(cfg, tmp_path / "b")
     resumed.resume()
     assert resumed.step == 5
+    for p in resumed_model.parameters():  # Adam's moments beside their parameter, its step counter on the CPU
+        state = resumed.optimizer.state[p]
+        assert state["exp_avg"].device == p.device and state["step"].device.type == "cpu"
     resumed.train(progress=False)
 
     for (name, a), b in zip(straight_model.named_parameters(), resumed_model.parameters()):
@@ -116,9 +119,9 @@ def test_train_saves_a_plain_hf_checkpoint(tmp_path):
     cfg = tiny_config("train.objective=lg", "train.n_tasks=4", "warmup.n_tasks=4")
     path = run_train(cfg, tmp_path, progress=False)
     loaded = AutoModelForCausalLM.from_pretrained(path)
-    ours, _ = load_model(str(path), device="cpu")
+    ours, _ = load_model(str(path), device=DEVICE)
     ids = torch.tensor([[5, 6, 7]])
-    assert torch.allclose(loaded(ids).logits, ours(ids).logits, atol=1e-5)  # SDPA there, eager here
+    assert torch.allclose(loaded(ids).logits, ours(ids.to(DEVICE)).logits.cpu(), atol=1e-5)  # SDPA there, eager here
     assert (tmp_path / "start_model" / "config.json").is_file()
     assert [r["step"] for r in rows(tmp_path)] == [1, 2]
 

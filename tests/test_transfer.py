@@ -13,7 +13,7 @@ from promptgd.train.recipe import run_train
 from promptgd.train.transfer import task_b_triples
 from promptgd.update.inner import functional_forward, lm_loss
 
-from conftest import tiny_config
+from conftest import DEVICE, tiny_config
 from test_train import copy_tasks, rows, trainer_for
 
 
@@ -29,7 +29,7 @@ def task_b_config(tmp_path, *overrides):
 def task_b_loss(model, tokenizer, cfg) -> float:
     stream = SupervisedStream(Encoder(tokenizer, cfg.format), task_b_triples(cfg), batch_size=64, seed=0)
     with torch.no_grad():
-        return lm_loss(functional_forward(model), dict(model.named_parameters()), stream.batch(0, "cpu")).item()
+        return lm_loss(functional_forward(model), dict(model.named_parameters()), stream.batch(0, DEVICE)).item()
 
 
 def test_joint_logs_and_lowers_the_task_b_loss_and_resumes_exactly(tmp_path):
@@ -55,5 +55,5 @@ def test_sequential_fine_tunes_on_task_b_after_meta_training(tmp_path):
     cfg = task_b_config(tmp_path, "transfer.mode=sequential", *common)
     sequential = run_train(cfg, tmp_path / "seq", progress=False)
     assert len(json.loads((tmp_path / "seq" / "task_b_losses.json").read_text())) == 8  # 32 triples × 2 formats / 8
-    (meta_model, tokenizer), (seq_model, _) = load_model(str(plain), device="cpu"), load_model(str(sequential), device="cpu")
+    (meta_model, tokenizer), (seq_model, _) = load_model(str(plain), device=DEVICE), load_model(str(sequential), device=DEVICE)
     assert task_b_loss(seq_model, tokenizer, cfg) < task_b_loss(meta_model, tokenizer, cfg) - 0.5

@@ -166,6 +166,8 @@ class MetaTrainer:
             for key, value in state.items():
                 tensors[f"adam/{names[index]}/{key}"] = value
         tensors["rng/torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {
             "step": self.step,
             "skipped": self.skipped,
@@ -188,10 +190,14 @@ class MetaTrainer:
         for index, name in enumerate(names):
             keys = [k for k in tensors if k.startswith(f"adam/{name}/")]
             if keys:
-                state[index] = {k.rsplit("/", 1)[1]: tensors[k].to(self.device) for k in keys}
+                # Left where safetensors put them (CPU): the optimiser moves moments to their parameter's device
+                # and keeps Adam's `step` counter on the CPU, where non-capturable Adam reads it without a sync.
+                state[index] = {k.rsplit("/", 1)[1]: tensors[k] for k in keys}
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.scheduler.load_state_dict(meta["scheduler"])
         torch.set_rng_state(tensors["rng/torch"])
+        if self.device.type == "cuda" and "rng/cuda" in tensors:  # absent when a CPU run's checkpoint resumes on a GPU
+            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
         self.step, self.skipped = meta["step"], meta["skipped"]
         self.teacher_answers = {int(k): v for k, v in meta["teacher_answers"].items()}
 
