@@ -3,6 +3,7 @@ checkpoints are atomic, and the result is a plain Hugging Face checkpoint."""
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -64,6 +65,16 @@ def test_resume_equals_uninterrupted(tmp_path):
     for (name, a), b in zip(straight_model.named_parameters(), resumed_model.parameters()):
         assert torch.equal(a, b), name
     assert [r["outer"] for r in rows(tmp_path / "a")] == [r["outer"] for r in rows(tmp_path / "b")]
+
+
+def test_a_fresh_start_drops_rows_of_a_run_that_crashed_before_its_first_checkpoint(tmp_path):
+    cfg = tiny_config("train.objective=lg")
+    crashed, _ = trainer_for(cfg, tmp_path, copy_tasks(6))
+    crashed.train(progress=False, stop_after=2)
+    shutil.rmtree(tmp_path / "checkpoints")  # as if it died before writing one: nothing to resume from
+    fresh, _ = trainer_for(cfg, tmp_path, copy_tasks(6))
+    fresh.train(progress=False)
+    assert [r["step"] for r in rows(tmp_path)] == [1, 2, 3]
 
 
 def test_teacher_stays_frozen(tmp_path):

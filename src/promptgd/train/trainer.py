@@ -207,10 +207,6 @@ class MetaTrainer:
 
     def resume(self) -> None:
         self.load_state_dict(*load_checkpoint(self.out / "checkpoints"))
-        metrics = self.out / "metrics.jsonl"
-        if metrics.is_file():  # drop rows logged after the checkpoint by the interrupted run
-            rows = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-            metrics.write_text("".join(r + "\n" for r in rows))
 
     # ---- the loop ------------------------------------------------------------------------------------
     def train(self, progress: bool = True, stop_after: int | None = None) -> None:
@@ -218,6 +214,12 @@ class MetaTrainer:
         t = self.cfg.train
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(dump_yaml(self.cfg))
+        metrics = self.out / "metrics.jsonl"
+        if metrics.is_file():
+            # Rows an interrupted run logged after the step we start from (all of them when we start from scratch,
+            # e.g. after a crash before the first checkpoint) would otherwise appear twice.
+            rows = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+            metrics.write_text("".join(r + "\n" for r in rows))
         last = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"meta-train {t.objective}", unit="step", disable=not progress, dynamic_ncols=True)
         with (self.out / "metrics.jsonl").open("a") as log:
