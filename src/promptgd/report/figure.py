@@ -63,6 +63,7 @@ def write_report(summary: dict, out: Path) -> str:
     seconds = summary.get("seconds", {})
     if seconds:
         lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()))
+    lines += [f"- {note}" for note in summary.get("notes", [])]
     lines += ["", "![figure 2](figure2.png)", ""]
     markdown = "\n".join(lines)
     (out / "report.md").write_text(markdown)

@@ -15,34 +15,38 @@ from pathlib import Path
 
 from promptgd.config import RunConfig, replace
 from promptgd.data.triples import load_task
-from promptgd.evaluate.recipe import evaluate_into, parameterization_for
+from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.report.figure import write_report
 from promptgd.train.recipe import starting_model, trained_or_resumed
 
 
 def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
-    started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+    earlier = out / "summary.json"
+    earlier_seconds = json.loads(earlier.read_text()).get("seconds", {}) if earlier.is_file() else {}
     stages: dict[str, float] = {}
+    notes: list[str] = []
 
-    def timed(stage: str, fn):
+    def timed(stage: str, fn, kept: bool):
         t0 = time.perf_counter()
         result = fn()
-        stages[stage] = time.perf_counter() - t0
+        # A stage kept from an earlier invocation reports the time it took then, not the second spent reloading it.
+        stages[stage] = earlier_seconds[stage] if kept and stage in earlier_seconds else time.perf_counter() - t0
         return result
 
     def summarise() -> dict:
         # Written after every evaluated model, so an hours-long run shows its finished rows while the next trains.
         summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
-                   "rows": rows, "seconds": {**stages, "total": time.perf_counter() - started}}
+                   "rows": rows, "seconds": {**stages, "total": sum(stages.values())}, "notes": notes}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_report(summary, out)
         return summary
 
-    model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress))
-    rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress))}
+    model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress), kept=_saved(out / "start_model"))
+    rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress),
+                          kept=_evaluated(out / "base", cfg))}
     summary = summarise()
     for objective in cfg.pipeline.objectives:
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
@@ -52,9 +56,14 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
                 return starting_model(objective_cfg, splits, out, progress)
             return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
 
-        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress))
+        finished, latest = _saved(out / objective / "model"), out / objective / "checkpoints" / "latest"
+        if not finished and latest.is_file():
+            notes.append(f"train_{objective} resumed from {latest.read_text().strip()}: its time counts this invocation only")
+        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress), kept=finished)
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
-        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, out / objective / "eval", progress, parameterization_for(trained, str(path))))
+        eval_dir = out / objective / "eval"
+        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, eval_dir, progress,
+                                                                       parameterization_for(trained, str(path))), kept=_evaluated(eval_dir, objective_cfg))
         summary = summarise()
     print((out / "report.md").read_text())
     return summary
@@ -62,3 +71,11 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
 
 def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:
     return evaluate_into(out, cfg, model, tokenizer, triples, param, progress)["modes"]
+
+
+def _saved(model_dir: Path) -> bool:
+    return (model_dir / "config.json").is_file()
+
+
+def _evaluated(eval_dir: Path, cfg: RunConfig) -> bool:
+    return set(cfg.eval.modes) <= set(cached_modes(eval_dir, cfg))
