@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -52,7 +53,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     from promptgd.train.pipeline import run_pipeline
 
     out = args.out or f"runs/{Path(args.config).stem if args.config else 'default'}"
-    run_pipeline(_config(args), Path(out))
+    # The report names the command that made it; the data location is part of it when it came from the environment.
+    data = [f"PROMPTGD_DATA={os.environ['PROMPTGD_DATA']}"] if "PROMPTGD_DATA" in os.environ else []
+    flags = [f for name in ("model", "task") if getattr(args, name) for f in (f"--{name}", getattr(args, name))]
+    command = " ".join([*data, "promptgd run", *([args.config] if args.config else []), *flags, *args.overrides, "--out", out])
+    run_pipeline(_config(args), Path(out), command)
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> None:

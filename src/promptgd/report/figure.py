@@ -52,7 +52,7 @@ def write_report(summary: dict, out: Path) -> str:
     rows = summary["rows"]
     title = f"{summary['model']} on {summary['task']} (n = {summary['n']})"
     figure2(rows, out / "figure2.png", title)
-    lines = [f"### {title}", "", mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}), ""]
+    lines = [f"### {title}", "", "```bash", summary["command"], "```", "", mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}), ""]
     if "base" in rows:
         for name, row in rows.items():
             closed = {label: gap_closed(rows["base"], row, metric) for label, metric in GAP_METRICS.items()} if name != "base" else {}

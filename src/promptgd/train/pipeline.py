@@ -21,7 +21,8 @@ from promptgd.report.figure import write_report
 from promptgd.train.recipe import starting_model, trained_or_resumed
 
 
-def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
+def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True) -> dict:
+    """`command`: the command line that asked for this run, shown at the top of the report."""
     out.mkdir(parents=True, exist_ok=True)
     splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
     earlier = out / "summary.json"
@@ -38,7 +39,7 @@ def run_pipeline(cfg: RunConfig, out: Path, progress: bool = True) -> dict:
 
     def summarise() -> dict:
         # Written after every evaluated model, so an hours-long run shows its finished rows while the next trains.
-        summary = {"model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
+        summary = {"command": command, "model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
                    "rows": rows, "seconds": {**stages, "total": sum(stages.values())}, "notes": notes}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_report(summary, out)
