@@ -18,7 +18,7 @@ from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_ove
 from promptgd.data.triples import Splits, load_task
 from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
-from promptgd.models.loading import load_model
+from promptgd.models.loading import is_saved_model, load_model
 from promptgd.models.lora import init_factors
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.figure import bar_chart
@@ -54,14 +54,14 @@ class Reproduction:
             if not cfg.warmup.n_tasks:
                 return cfg.model.spec
             saved = self.work / model.task / "start_model"
-            if not (saved / "config.json").is_file():
+            if not is_saved_model(saved):
                 self.start(model.task)
             return str(saved)
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
         if model.kind == "meta":
             return str(trained_or_resumed(cfg, out, lambda: self.splits(cfg), lambda: self.start(model.task), self.progress))
-        if (out / "model" / "config.json").is_file():
+        if is_saved_model(out / "model"):
             check_saved_config(out / "config.yaml", cfg, f"model {model.key}")
             return str(out / "model")
         if model.kind == "untrained_lora":

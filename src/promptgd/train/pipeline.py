@@ -16,7 +16,7 @@ from pathlib import Path
 from promptgd.config import RunConfig, replace
 from promptgd.data.triples import load_task
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
-from promptgd.models.loading import load_model
+from promptgd.models.loading import is_saved_model, load_model
 from promptgd.report.figure import write_report
 from promptgd.train.recipe import starting_model, trained_or_resumed
 
@@ -45,7 +45,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         write_report(summary, out)
         return summary
 
-    model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress), kept=_saved(out / "start_model"))
+    model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress), kept=is_saved_model(out / "start_model"))
     rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress),
                           kept=_evaluated(out / "base", cfg))}
     summary = summarise()
@@ -57,7 +57,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
                 return starting_model(objective_cfg, splits, out, progress)
             return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
 
-        finished, latest = _saved(out / objective / "model"), out / objective / "checkpoints" / "latest"
+        finished, latest = is_saved_model(out / objective / "model"), out / objective / "checkpoints" / "latest"
         if not finished and latest.is_file():
             notes.append(f"train_{objective} resumed from {latest.read_text().strip()}: its time counts this invocation only")
         path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress), kept=finished)
@@ -72,10 +72,6 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
 
 def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:
     return evaluate_into(out, cfg, model, tokenizer, triples, param, progress)["modes"]
-
-
-def _saved(model_dir: Path) -> bool:
-    return (model_dir / "config.json").is_file()
 
 
 def _evaluated(eval_dir: Path, cfg: RunConfig) -> bool:

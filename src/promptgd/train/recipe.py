@@ -16,7 +16,7 @@ import yaml
 
 from promptgd.config import RunConfig, from_dict
 from promptgd.data.triples import Splits, load_task
-from promptgd.models.loading import load_model
+from promptgd.models.loading import is_saved_model, load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
 from promptgd.train.trainer import MetaTrainer
@@ -48,7 +48,7 @@ def trained_or_resumed(cfg: RunConfig, out: Path, splits_fn, start_fn, progress:
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
     if one exists; `splits_fn()` and `start_fn()` give the task's splits and the starting (model, tokenizer) and
     are called only when training (building SQuAD's splits or loading a model is wasted on a finished run)."""
-    if (out / "model" / "config.json").is_file():
+    if is_saved_model(out / "model"):
         check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
     resume = (out / "checkpoints" / "latest").is_file()
@@ -59,7 +59,7 @@ def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = T
     """The model every comparison starts from: the loaded model after the format warm-up, saved once in
     `out/start_model` so reruns, resumes and the LC teacher all use the very same weights."""
     saved = out / "start_model"
-    if (saved / "config.json").is_file():
+    if is_saved_model(saved):
         return load_model(str(saved), cfg.model.dtype, cfg.model.device)
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     if cfg.warmup.n_tasks:
