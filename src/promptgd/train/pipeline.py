@@ -18,7 +18,7 @@ from promptgd.data.triples import load_task
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import is_saved_model, load_model
 from promptgd.report.figure import write_report
-from promptgd.train.recipe import starting_model, trained_or_resumed
+from promptgd.train.recipe import resume_point, starting_model, trained_or_resumed
 
 
 def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True) -> dict:
@@ -57,10 +57,10 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
                 return starting_model(objective_cfg, splits, out, progress)
             return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
 
-        finished, latest = is_saved_model(out / objective / "model"), out / objective / "checkpoints" / "latest"
-        if not finished and latest.is_file():
-            notes.append(f"train_{objective} resumed from {latest.read_text().strip()}: its time counts this invocation only")
-        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress), kept=finished)
+        if (checkpoint := resume_point(out / objective)) is not None:
+            notes.append(f"train_{objective} resumed from {checkpoint}: its time counts this invocation only")
+        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress),
+                     kept=is_saved_model(out / objective / "model"))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         eval_dir = out / objective / "eval"
         rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, eval_dir, progress,

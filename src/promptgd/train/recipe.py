@@ -51,8 +51,16 @@ def trained_or_resumed(cfg: RunConfig, out: Path, splits_fn, start_fn, progress:
     if is_saved_model(out / "model"):
         check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
-    resume = (out / "checkpoints" / "latest").is_file()
-    return run_train(cfg, out, resume=resume, progress=progress, splits=splits_fn(), start=start_fn())
+    return run_train(cfg, out, resume=resume_point(out) is not None, progress=progress, splits=splits_fn(), start=start_fn())
+
+
+def resume_point(out: Path) -> str | None:
+    """The checkpoint an unfinished run in `out` continues from (its name, e.g. 'step_000125'), or None when the run
+    is finished or has no checkpoint yet: the one place that decides whether `trained_or_resumed` resumes."""
+    latest = out / "checkpoints" / "latest"
+    if is_saved_model(out / "model") or not latest.is_file():
+        return None
+    return latest.read_text().strip()
 
 
 def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = True):
