@@ -55,7 +55,7 @@ def trained_or_resumed(cfg: RunConfig, out: Path, splits_fn, start_fn, progress:
 
 
 def resume_point(out: Path) -> str | None:
-    """The checkpoint an unfinished run in `out` continues from (its name, e.g. 'step_000125'), or None when the run
+    """The checkpoint an unfinished run in `out` continues from (its name, e.g. 'step_00000125'), or None when the run
     is finished or has no checkpoint yet: the one place that decides whether `trained_or_resumed` resumes."""
     latest = out / "checkpoints" / "latest"
     if is_saved_model(out / "model") or not latest.is_file():
