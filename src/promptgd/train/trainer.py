@@ -222,7 +222,7 @@ class MetaTrainer:
             metrics.write_text("".join(r + "\n" for r in rows))
         last = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"meta-train {t.objective}", unit="step", disable=not progress, dynamic_ncols=True)
-        with (self.out / "metrics.jsonl").open("a") as log:
+        with metrics.open("a") as log:
             while self.step < last:
                 row = self.train_step()
                 if t.val_every and (self.step % t.val_every == 0 or self.step == self.total_steps) and self.val:
