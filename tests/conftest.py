@@ -26,6 +26,7 @@ TINY = [
     "task.name=character_descriptions",
     "task.n_train=40",
     "task.n_test=6",
+    "task.n_val=8",
     "eval.max_new_tokens=6",
     "eval.batch_size=4",
     "train.batch_size=2",

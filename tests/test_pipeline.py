@@ -13,7 +13,7 @@ from promptgd.train import recipe as train_recipe
 
 from conftest import DEVICE
 
-RUN = ["run", "model.spec=tiny:llama", f"model.device={DEVICE}", "task.n_train=24", "task.n_test=4", "train.n_tasks=4",
+RUN = ["run", "model.spec=tiny:llama", f"model.device={DEVICE}", "task.n_train=24", "task.n_test=4", "task.n_val=4", "train.n_tasks=4",
        "train.batch_size=2", "train.val_every=2", "train.val_size=4", "warmup.n_tasks=4", "eval.max_new_tokens=4",
        "pipeline.objectives=lc,lg", "train.lm_corpus=builtin", "train.lm_seq_len=32"]
 
@@ -77,3 +77,22 @@ def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatc
     main([*RUN, "train.ckpt_every=1", "--out", str(out)])
     with pytest.raises(ValueError, match="differs from the config asked for now"):
         main([*RUN, "train.ckpt_every=1", "train.lr=0.5", "--out", str(out)])
+
+
+def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys):
+    import gzip
+
+    out = tmp_path / "run"
+    main([*RUN, "pipeline.objectives=lc", "--out", str(out)])
+    dest = tmp_path / "results" / "quickstart"
+    main(["export", str(out), "--out", str(dest)])
+    assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == ["base", "lc"]
+    for row, eval_dir in (("base", out / "base"), ("lc", out / "lc" / "eval")):
+        assert (dest / row / "summary.json").read_text() == (eval_dir / "summary.json").read_text()
+        assert gzip.decompress((dest / row / "predictions.jsonl.gz").read_bytes()) == (eval_dir / "predictions.jsonl").read_bytes()
+    assert (dest / "report.md").is_file()
+    with pytest.raises(SystemExit) as stopped:
+        main(["export", str(out), "--out", str(dest)])
+    assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err
+    main(["export", str(out), "--out", str(dest), "--replace"])
+    assert not (tmp_path / "results" / "quickstart.partial").exists()

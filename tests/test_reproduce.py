@@ -60,17 +60,17 @@ def test_table1_and_table4_cover_lora_and_split_cells(tmp_path):
     markdown = run(tmp_path, "table1")
     assert "untrained LoRA" in markdown
     assert (tmp_path / "work" / "squad" / "lora-untrained" / "model" / "adapter" / "adapter_config.json").is_file()
-    table4 = run(tmp_path, "table4", "train.val_every=100")
+    table4 = run(tmp_path, "table4")
     header = next(line for line in table4.splitlines() if line.startswith("| model"))
-    assert "val: right only with the update" in header and "train: always wrong" in header
+    assert "val: right only with the update" in header and "meta: always wrong" in header
     for line in table4.splitlines():
-        if line.startswith("| squad"):
+        if line.startswith("| squad, LG"):
             shares = [float(c) for c in line.strip("| ").split(" | ")[1:]]
             assert sum(shares[:4]) == pytest.approx(100, abs=0.2) and sum(shares[4:]) == pytest.approx(100, abs=0.2)
 
 
 def test_a_cached_model_with_another_config_is_refused(tmp_path):
-    run(tmp_path, "table5")
+    run(tmp_path, "table5", "eval.modes=nc")
     with pytest.raises(ValueError, match="differs from the config asked for now"):
         run(tmp_path, "table5", "train.lr=0.5")
 
@@ -88,7 +88,33 @@ def test_a_new_mode_is_added_to_the_cached_evaluation(tmp_path):
 
 def test_a_column_with_default_settings_reads_the_run_evaluation(tmp_path):
     rep = Reproduction(CONFIGS, tmp_path / "work", "small", tuple(SMALL), progress=False)
-    model = experiments("small")["table2"].rows[1][1]  # character descriptions, LC
+    lc = experiments("small")["figure2"].rows[1][1]  # character descriptions, LC
     k1, k4 = experiments("small")["table2"].columns[:2]
-    assert rep._eval_dir(model, model.task, k1) == tmp_path / "work" / "character_descriptions" / "lc" / "eval"
-    assert rep._eval_dir(model, model.task, k4).name == "eval-character_descriptions-test-inner.contexts=4"
+    assert rep._eval_dir(lc, lc.task, k1) == tmp_path / "work" / "character_descriptions" / "lc" / "eval"
+    assert rep._eval_dir(lc, lc.task, k4).name == "eval-character_descriptions-test-inner.contexts=4"
+    lg_k1 = experiments("small")["table2"].rows[1][1]  # evaluated by one update per context in turn
+    assert rep._eval_dir(lg_k1, lg_k1.task, k4).name == "eval-character_descriptions-test-inner.contexts=4-inner.mode=sequential"
+
+
+def test_table5_reads_nc_from_the_base_model_and_commits_every_row(tmp_path):
+    markdown = run(tmp_path, "table5", "eval.modes=nc")
+    assert "| model | base NC | FT, irrelevant context | FT, own context |" in markdown
+    rows = tmp_path / "results" / "table5_small"
+    for task in ("squad", "wikitext"):
+        base = json.loads((rows / task / "base" / "summary.json").read_text())
+        assert set(base["modes"]) == {"nc"}  # the base model answers the NC column, not the meta-trained one
+        meta = json.loads((rows / task / "lg" / "eval" / "summary.json").read_text())
+        assert set(meta["modes"]) == {"ft", "ft_irrelevant"}
+        assert (rows / task / "lg" / "eval" / "predictions.jsonl.gz").stat().st_size > 0
+    assert "table5_small/<task>/<model>/<evaluation>/" in markdown
+
+
+def test_table2_evaluates_one_context_rows_sequentially_and_k_context_rows_batched(tmp_path):
+    table2 = experiments("small")["table2"]
+    modes = {label: dict(o.split("=") for o in m.eval_overrides).get("inner.mode", "batched") for label, m in table2.rows}
+    assert modes == {"no meta-learning": "sequential", "meta-trained, k = 1": "sequential",
+                     "meta-trained, k = 4": "batched", "meta-trained, k = 16": "batched"}
+    rep = Reproduction(CONFIGS, Path("unused"), "small")
+    for label, model in table2.rows[2:]:
+        cfg = rep.config(model.task, *model.overrides)
+        assert cfg.train.objective == "lg" and cfg.inner.contexts in (4, 16) and cfg.train.batch_size == 1

@@ -19,6 +19,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         flags.append(f"task.name={args.task}")
     if getattr(args, "modes", None):
         flags.append(f"eval.modes={args.modes}")
+    if getattr(args, "split", None):
+        flags.append(f"eval.split={args.split}")
     if getattr(args, "limit", None) is not None:
         flags.append(f"eval.limit={args.limit}")
     return load_config(args.config, flags + args.overrides)
@@ -105,6 +107,13 @@ def cmd_diagnose(args: argparse.Namespace) -> None:
     print(markdown)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from promptgd.report.export import export_run
+
+    rows = export_run(Path(args.run_dir), Path(args.out), args.replace)
+    print(f"exported rows {', '.join(rows)} of {args.run_dir} to {args.out}/")
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from promptgd.reproduce.runner import Reproduction, run_reproduction
 
@@ -134,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model spec (hub id, local dir, packaged:smollm2-135m, tiny:llama)")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--modes", help="comma-separated subset of nc,prompt,ft,ft_irrelevant")
-    p.add_argument("--limit", type=int, help="evaluate the first N test triples")
+    p.add_argument("--split", choices=["test", "val", "meta", "warmup"],
+                   help="which triples: test (reported numbers; the default) or val (choosing settings); see data/partition.py")
+    p.add_argument("--limit", type=int, help="evaluate the first N triples of the split")
     p.add_argument("--out", required=True, help="directory for predictions.jsonl and summary.json")
     p.set_defaults(func=cmd_eval)
 
@@ -182,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for diagnostics.md")
     p.set_defaults(func=cmd_diagnose, config=None)
 
+    p = sub.add_parser("export", help="copy a `promptgd run` directory's rows (summary, config, gzipped predictions) for committing")
+    p.add_argument("run_dir", help="a directory written by `promptgd run`")
+    p.add_argument("--out", required=True, help="destination, e.g. results/quickstart: one folder per row (base, lc, lg)")
+    p.add_argument("--replace", action="store_true", help="write over rows already exported to --out")
+    p.set_defaults(func=cmd_export, config=None)
+
     p = sub.add_parser("reproduce", help="one of the paper's results end to end: models, evaluations, results/<name>_<scale>.md and .png")
     p.add_argument("name", choices=["figure2", "table1", "table2", "table3", "table4", "table5"])
     p.add_argument("--scale", choices=["small", "paper"], default="small",
@@ -204,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except ConfigError as e:
         print(f"promptgd: config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (FileExistsError, FileNotFoundError) as e:  # our messages name the file and what to do
+        print(f"promptgd: error: {e}", file=sys.stderr)
         sys.exit(2)
 
 

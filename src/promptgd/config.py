@@ -28,6 +28,7 @@ class TaskConfig:
     name: str = "character_descriptions"  # registry name (`promptgd tasks`) or `jsonl:<path>`
     n_train: int = 5000  # training triples to build or sample; 0 = all
     n_test: int = 500  # test triples; 0 = all
+    n_val: int = 100  # validation triples, the last whole contexts of the train split (data/partition.py): where every hyper-parameter is chosen; disjoint from warm-up and meta-training
     seed: int = 0  # seeds the generator / sampler, so splits are reproducible; real-text data comes from
     # $PROMPTGD_DATA, the cache filled by `promptgd data fetch TASK --path P`, or the hub (see data/acquire.py)
 
@@ -49,7 +50,8 @@ class InnerConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = ("nc", "prompt", "ft", "ft_irrelevant")  # which modes to run, in order
-    limit: int = 0  # evaluate only the first N test triples; 0 = all
+    split: Literal["test", "val", "meta", "warmup"] = "test"  # the triples evaluated: test for reported numbers, val for choosing settings (data/partition.py)
+    limit: int = 0  # evaluate only the first N triples of the split; 0 = all
     max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
     batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)
 
@@ -78,7 +80,7 @@ class TrainConfig:
     lm_corpus: str = "builtin"  # `builtin`, a text file path, or `wikitext:<dir>` for the tokenized release
     lm_seq_len: int = 128  # tokens per generic-text chunk
     val_every: int = 50  # outer steps between held-out FT evaluations; 0 disables
-    val_size: int = 50  # held-out training-distribution triples for those evaluations
+    val_size: int = 50  # how many triples of the validation split (its first N) those evaluations read; 0 = all
     ckpt_every: int = 100  # outer steps between resumable checkpoints; 0 = only at the end
     log_every: int = 1  # outer steps between metrics.jsonl rows
     seed: int = 0  # seeds data order and any sampling during training

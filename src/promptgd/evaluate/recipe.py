@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from promptgd.config import RunConfig, dump_yaml, from_dict, to_dict, with_overrides
-from promptgd.data.triples import load_task
+from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
 from promptgd.report.tables import mode_table
@@ -38,6 +38,7 @@ def parameterization_for(model, spec: str) -> Parameterization:
 def write_eval(result: EvalResult, cfg: RunConfig, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     summary = result.summary(cfg.model.spec, cfg.task.name)
+    summary["split"] = cfg.eval.split
     summary["seconds"] = result.seconds
     with (out / "predictions.jsonl").open("w") as f:
         for record in result.records:
@@ -84,10 +85,12 @@ def evaluate_into(out: Path, cfg: RunConfig, model, tokenizer, triples, param: P
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
-    splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
-    result = evaluate_model(model, tokenizer, splits.test, cfg, param=parameterization_for(model, cfg.model.spec))
+    triples = load_partition(cfg).split(cfg.eval.split)
+    if not triples:
+        raise ValueError(f"eval.split={cfg.eval.split}: task {cfg.task.name} has no such triples with this config")
+    result = evaluate_model(model, tokenizer, triples, cfg, param=parameterization_for(model, cfg.model.spec))
     summary = write_eval(result, cfg, out)
     print(mode_table({cfg.model.spec: summary["modes"]}))
-    print(f"n = {summary['n']}  ({', '.join(f'{m} {s:.0f}s' for m, s in result.seconds.items())}); wrote {out}/")
+    print(f"{cfg.eval.split} split, n = {summary['n']}  ({', '.join(f'{m} {s:.0f}s' for m, s in result.seconds.items())}); wrote {out}/")
     return summary
 

@@ -50,7 +50,8 @@ def figure2(rows: dict[str, dict], path: Path, title: str) -> None:
 def write_report(summary: dict, out: Path) -> str:
     """Write report.md and figure2.png under `out`; return the markdown."""
     rows = summary["rows"]
-    title = f"{summary['model']} on {summary['task']} (n = {summary['n']})"
+    split = summary.get("split", "test")
+    title = f"{summary['model']} on {summary['task']}, {split} split (n = {summary['n']})"
     figure2(rows, out / "figure2.png", title)
     lines = [f"### {title}", "", "```bash", summary["command"], "```", "", mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}), ""]
     if "base" in rows:

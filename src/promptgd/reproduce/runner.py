@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
-from promptgd.data.triples import Splits, load_task
+from promptgd.data.partition import Partition, load_partition
 from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import is_saved_model, load_model
 from promptgd.models.lora import init_factors
 from promptgd.report.diagnostics import read_predictions, update_effect
+from promptgd.report.export import export_rows
 from promptgd.report.figure import bar_chart
 from promptgd.reproduce.experiments import MEASURE, PRESETS, Column, Experiment, Model, experiments
-from promptgd.train.recipe import check_saved_config, save_meta_trained, split_for_training, starting_model, trained_or_resumed
+from promptgd.train.recipe import check_saved_config, save_meta_trained, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
 
 @dataclass
@@ -38,14 +39,14 @@ class Reproduction:
         preset, preset_overrides = PRESETS[self.scale][task]
         return load_config(self.configs / preset, [*preset_overrides, *overrides, *self.overrides])
 
-    def splits(self, cfg: RunConfig) -> Splits:
-        return load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+    def partition(self, cfg: RunConfig) -> Partition:
+        return load_partition(cfg)
 
     # ---- models ----------------------------------------------------------------------------------------
     def start(self, task: str):
         """The task's format-warmed-up starting model (saved once in <work>/<task>/start_model)."""
         cfg = self.config(task)
-        return starting_model(cfg, self.splits(cfg), self.work / task, self.progress)
+        return starting_model(cfg, self.partition(cfg), self.work / task, self.progress)
 
     def model_path(self, model: Model) -> str:
         """Build `model` unless it is already there; return what `load_model` takes to load it."""
@@ -60,7 +61,7 @@ class Reproduction:
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
         if model.kind == "meta":
-            return str(trained_or_resumed(cfg, out, lambda: self.splits(cfg), lambda: self.start(model.task), self.progress))
+            return str(trained_or_resumed(cfg, out, lambda: self.partition(cfg), lambda: self.start(model.task), self.progress))
         if is_saved_model(out / "model"):
             check_saved_config(out / "config.yaml", cfg, f"model {model.key}")
             return str(out / "model")
@@ -80,31 +81,31 @@ class Reproduction:
         """Evaluate `model` as `column` asks (in at least `modes`); return the evaluation directory."""
         task = column.task or model.task
         path = self.model_path(model)
-        # The model and the modes this table needs win over every override.
-        cfg = with_overrides(self.config(task, *column.overrides), [f"model.spec={path}", f"eval.modes={','.join(modes)}"])
+        # The model, the modes and the split this table needs win over every override.
+        cfg = with_overrides(self.config(task, *column.overrides, *model.eval_overrides),
+                             [f"model.spec={path}", f"eval.modes={','.join(modes)}", f"eval.split={column.split}"])
+        part = self.partition(cfg)  # a task's models share its warm-up, so they share val and the head of meta
+        if column.split == "meta":  # as many meta-training triples as there are validation triples, as in the paper
+            cfg = with_overrides(cfg, [f"eval.limit={len(part.val)}"])
         out = self._eval_dir(model, task, column)
         if set(modes) <= set(cached_modes(out, cfg)):
             return out
+        triples = part.split(cfg.eval.split)
+        if not triples:
+            raise ValueError(f"{column.header}: task {task} has no {column.split} triples (task.n_val is 0?)")
         loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device)
-        if column.split == "test":
-            triples = self.splits(cfg).test
-        else:
-            trained_cfg = self.config(model.task, *model.overrides)
-            tasks, val = split_for_training(trained_cfg, self.splits(trained_cfg))
-            if not val:
-                raise ValueError(f"{column.header}: model {model.key} has no held-out split (train.val_every or train.val_size is 0)")
-            triples = val if column.split == "val" else tasks[: len(val)]  # seen in meta-training, as many as val
         evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded, path), self.progress)
         return out
 
     def _eval_dir(self, model: Model, task: str, column: Column) -> Path:
         """The model's own evaluation directory (the one `promptgd run` writes) when the column asks for the task's
         default evaluation settings, e.g. `inner.contexts=1`; else a directory named after the differences."""
-        defaults, asked = to_dict(self.config(task)), to_dict(self.config(task, *column.overrides))
+        asked_overrides = (*column.overrides, *model.eval_overrides)
+        defaults, asked = to_dict(self.config(task)), to_dict(self.config(task, *asked_overrides))
         own = task == model.task and column.split == "test" and all(defaults[s] == asked[s] for s in EVAL_SECTIONS)
         if model.kind == "start" and own:
             return self.work / model.task / "base"  # where `promptgd run` puts the base row
-        suffix = "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *column.overrides]))
+        suffix = "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *asked_overrides]))
         return self.work / model.task / model.name / f"eval{suffix}"
 
 
@@ -129,19 +130,23 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
     groups: dict[tuple, list[str]] = {}
     for _, model in experiment.rows:
         for column in experiment.columns:
-            key = (model.for_column(column).key, column.task, column.split, column.overrides)
+            resolved = model.for_column(column)
+            key = (resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)
             groups.setdefault(key, [])
             groups[key] += [m for m in _modes(column.metric) if m not in groups[key]]
     values: dict[str, dict[str, float]] = {}
+    evaluated: dict[str, Path] = {}  # the row data, keyed by the evaluation's place under the work directory
     for label, model in experiment.rows:
         for column in experiment.columns:
             resolved = model.for_column(column)
-            modes = groups[(resolved.key, column.task, column.split, column.overrides)]
+            modes = groups[(resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)]
             eval_dir = rep.evaluation(resolved, column, [m for m in MODES if m in modes])
+            evaluated[eval_dir.relative_to(rep.work).as_posix()] = eval_dir
             values.setdefault(label, {})[column.header] = cell_value(eval_dir, column.metric, column.task or resolved.task)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{rep.scale}"
     bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
+    export_rows(evaluated, out / stem, replace=True)  # this command's rows replace the ones it wrote before
     markdown = report(experiment, rep, values, command, time.perf_counter() - started, stem)
     (out / f"{stem}.md").write_text(markdown)
     print(markdown)
@@ -169,7 +174,8 @@ def report(experiment: Experiment, rep: Reproduction, values: dict[str, dict[str
             where = "start_model" if model.kind == "start" else model.name
             source = f", fine-tuned from `{task}/{model.source.name}`" if model.source else ""
             lines.append(f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip() + source)
-    lines += ["", f"![{experiment.name}]({stem}.png)", ""]
+    lines += ["", f"Row data (summary.json, config.yaml, predictions.jsonl.gz of every evaluation above): `{stem}/<task>/<model>/<evaluation>/`.",
+              "", f"![{experiment.name}]({stem}.png)", ""]
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from promptgd.config import RunConfig, replace
-from promptgd.data.triples import load_task
+from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import is_saved_model, load_model
 from promptgd.report.figure import write_report
@@ -24,7 +24,8 @@ from promptgd.train.recipe import resume_point, starting_model, trained_or_resum
 def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True) -> dict:
     """`command`: the command line that asked for this run, shown at the top of the report."""
     out.mkdir(parents=True, exist_ok=True)
-    splits = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
+    part = load_partition(cfg)
+    triples = part.split(cfg.eval.split)  # test for reported numbers; val when the run is a choice of settings
     earlier = out / "summary.json"
     earlier_seconds = json.loads(earlier.read_text()).get("seconds", {}) if earlier.is_file() else {}
     stages: dict[str, float] = {}
@@ -39,14 +40,14 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
 
     def summarise() -> dict:
         # Written after every evaluated model, so an hours-long run shows its finished rows while the next trains.
-        summary = {"command": command, "model": cfg.model.spec, "task": cfg.task.name, "n": len(splits.test[: cfg.eval.limit or None]),
+        summary = {"command": command, "model": cfg.model.spec, "task": cfg.task.name, "split": cfg.eval.split, "n": len(triples[: cfg.eval.limit or None]),
                    "rows": rows, "seconds": {**stages, "total": sum(stages.values())}, "notes": notes}
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_report(summary, out)
         return summary
 
-    model, tokenizer = timed("warmup", lambda: starting_model(cfg, splits, out, progress), kept=is_saved_model(out / "start_model"))
-    rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, splits.test, cfg, out / "base", progress),
+    model, tokenizer = timed("warmup", lambda: starting_model(cfg, part, out, progress), kept=is_saved_model(out / "start_model"))
+    rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, triples, cfg, out / "base", progress),
                           kept=_evaluated(out / "base", cfg))}
     summary = summarise()
     for objective in cfg.pipeline.objectives:
@@ -54,16 +55,16 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
 
         def start():  # every objective starts from the same warmed-up weights, reloaded from disk
             if cfg.warmup.n_tasks:
-                return starting_model(objective_cfg, splits, out, progress)
+                return starting_model(objective_cfg, part, out, progress)
             return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
 
         if (checkpoint := resume_point(out / objective)) is not None:
             notes.append(f"train_{objective} resumed from {checkpoint}: its time counts this invocation only")
-        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: splits, start, progress),
+        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: part, start, progress),
                      kept=is_saved_model(out / objective / "model"))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         eval_dir = out / objective / "eval"
-        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, splits.test, objective_cfg, eval_dir, progress,
+        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, triples, objective_cfg, eval_dir, progress,
                                                                        parameterization_for(trained, str(path))), kept=_evaluated(eval_dir, objective_cfg))
         summary = summarise()
     print((out / "report.md").read_text())

@@ -15,23 +15,13 @@ from pathlib import Path
 import yaml
 
 from promptgd.config import RunConfig, from_dict
-from promptgd.data.triples import Splits, load_task
+from promptgd.data.partition import Partition, load_partition
 from promptgd.models.loading import is_saved_model, load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
 from promptgd.train.trainer import MetaTrainer
 from promptgd.train.transfer import finetune_on_task_b, task_b_triples
 from promptgd.train.warmup import format_warmup
-
-
-def split_for_training(cfg: RunConfig, splits: Splits) -> tuple[list, list]:
-    """(meta-training tasks, validation triples): validation comes from the end of the training split so it
-    is held out from meta-training but drawn from the same distribution."""
-    val_size = cfg.train.val_size if cfg.train.val_every else 0
-    if val_size >= len(splits.train):
-        raise ValueError(f"train.val_size={val_size} leaves no training tasks out of {len(splits.train)}")
-    tasks, val = splits.train[: len(splits.train) - val_size], splits.train[len(splits.train) - val_size :]
-    return (tasks[: cfg.train.n_tasks] if cfg.train.n_tasks else tasks), val
 
 
 def check_saved_config(path: Path, expected: RunConfig, what: str) -> None:
@@ -44,14 +34,14 @@ def check_saved_config(path: Path, expected: RunConfig, what: str) -> None:
                          "or write to another directory")
 
 
-def trained_or_resumed(cfg: RunConfig, out: Path, splits_fn, start_fn, progress: bool = True) -> Path:
+def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True) -> Path:
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
-    if one exists; `splits_fn()` and `start_fn()` give the task's splits and the starting (model, tokenizer) and
-    are called only when training (building SQuAD's splits or loading a model is wasted on a finished run)."""
+    if one exists; `partition_fn()` and `start_fn()` give the task's partition and the starting (model, tokenizer)
+    and are called only when training (building SQuAD's splits or loading a model is wasted on a finished run)."""
     if is_saved_model(out / "model"):
         check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
-    return run_train(cfg, out, resume=resume_point(out) is not None, progress=progress, splits=splits_fn(), start=start_fn())
+    return run_train(cfg, out, resume=resume_point(out) is not None, progress=progress, part=partition_fn(), start=start_fn())
 
 
 def resume_point(out: Path) -> str | None:
@@ -63,15 +53,16 @@ def resume_point(out: Path) -> str | None:
     return latest.read_text().strip()
 
 
-def starting_model(cfg: RunConfig, splits: Splits, out: Path, progress: bool = True):
-    """The model every comparison starts from: the loaded model after the format warm-up, saved once in
-    `out/start_model` so reruns, resumes and the LC teacher all use the very same weights."""
+def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = True):
+    """The model every comparison starts from: the loaded model after the format warm-up on `part.warmup`
+    (triples meta-training never sees), saved once in `out/start_model` so reruns, resumes and the LC teacher
+    all use the very same weights."""
     saved = out / "start_model"
     if is_saved_model(saved):
         return load_model(str(saved), cfg.model.dtype, cfg.model.device)
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     if cfg.warmup.n_tasks:
-        losses = format_warmup(model, tokenizer, splits.train, cfg.warmup, cfg.format, cfg.train.seed, progress)
+        losses = format_warmup(model, tokenizer, part.warmup, cfg.warmup, cfg.format, cfg.train.seed, progress)
         out.mkdir(parents=True, exist_ok=True)
         (out / "warmup_losses.json").write_text(json.dumps(losses))
         model.save_pretrained(saved, safe_serialization=True)
@@ -94,7 +85,7 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
         save_adapter(model, factors, cfg.lora, out / "model" / ADAPTER_DIR, cfg.model.spec)
 
 
-def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True, splits: Splits | None = None,
+def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True, part: Partition | None = None,
               start: tuple | None = None) -> Path:
     """Meta-train and save the result to `out/model`; returns that path. With `transfer.mode` sequential the
     saved model is the meta-trained one after the ordinary fine-tune on task B."""
@@ -102,9 +93,12 @@ def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = 
         raise ValueError("transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none")
     if resume:  # a checkpoint of another config would silently mix two runs
         check_saved_config(out / "config.yaml", cfg, "resume")
-    splits = splits or load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed)
-    model, tokenizer = start or starting_model(cfg, splits, out, progress)
-    tasks, val = split_for_training(cfg, splits)
+    part = part or load_partition(cfg)
+    if not part.meta:
+        raise ValueError(f"task.n_train={cfg.task.n_train} leaves no meta-training triples after warmup.n_tasks={cfg.warmup.n_tasks} "
+                         f"and task.n_val={cfg.task.n_val}")
+    model, tokenizer = start or starting_model(cfg, part, out, progress)
+    tasks, val = part.meta, (part.val[: cfg.train.val_size or None] if cfg.train.val_every else [])
     variant = cfg.lora.variant
     factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
     param = {"none": lambda: full_rank(model), "outer": lambda: lora_outer(model, factors, cfg.lora),

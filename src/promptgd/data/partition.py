@@ -1,0 +1,73 @@
+"""How a task's triples are used: format warm-up, meta-training, validation and test never share a context.
+
+    train split (task.n_train triples, as the task builds it)
+      ├─ warmup  the first contexts, until warmup.n_tasks triples: the ordinary fine-tune in Prompt and NC format
+      ├─ meta    the contexts in between: meta-training tasks (the first train.n_tasks of them)
+      └─ val     the last contexts, until task.n_val triples: every choice of hyper-parameters, in-training checks
+    test split: reported numbers only.
+
+The cuts fall between contexts, not between triples: SQuAD has about five questions per paragraph, and a
+validation question whose paragraph was fine-tuned on or meta-trained on would measure memory, not the update.
+`val` depends only on the train split and `task.n_val`, so changing the warm-up or the meta-training budget
+never changes the triples hyper-parameters were chosen on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from promptgd.data.triples import Splits, Triple, load_task
+
+SplitName = Literal["warmup", "meta", "val", "test"]
+SPLITS: tuple[SplitName, ...] = ("warmup", "meta", "val", "test")
+
+
+@dataclass(frozen=True)
+class Partition:
+    warmup: list[Triple]
+    meta: list[Triple]
+    val: list[Triple]
+    test: list[Triple]
+
+    def split(self, name: SplitName) -> list[Triple]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+
+def _take_contexts(groups: list[list[int]], at_least: int) -> list[list[int]]:
+    """Whole context groups from the front of `groups` until they hold at least `at_least` triples."""
+    taken, count = [], 0
+    for group in groups:
+        if count >= at_least:
+            break
+        taken.append(group)
+        count += len(group)
+    return taken
+
+
+def partition(splits: Splits, n_warmup: int, n_val: int, n_meta: int = 0) -> Partition:
+    """Cut `splits.train` into warm-up, meta-training and validation triples (see the module docstring);
+    `n_meta` = 0 keeps every triple left between the two."""
+    train = splits.train
+    groups: dict[str, list[int]] = {}
+    for i, triple in enumerate(train):
+        groups.setdefault(triple.context, []).append(i)
+    ordered = list(groups.values())
+    val_groups = _take_contexts(ordered[::-1], n_val)
+    rest = ordered[: len(ordered) - len(val_groups)]
+    warmup_groups = _take_contexts(rest, n_warmup)
+    meta_groups = rest[len(warmup_groups):]
+
+    def triples(chosen: list[list[int]]) -> list[Triple]:
+        return [train[i] for i in sorted(i for group in chosen for i in group)]
+
+    meta = triples(meta_groups)[: n_meta or None]
+    return Partition(warmup=triples(warmup_groups), meta=meta, val=triples(val_groups), test=splits.test)
+
+
+def load_partition(cfg) -> Partition:
+    """The partition a run config describes (`cfg`: a RunConfig; task, warm-up and meta-training sizes)."""
+    t = cfg.task
+    return partition(load_task(t.name, t.n_train, t.n_test, t.seed), cfg.warmup.n_tasks, t.n_val, cfg.train.n_tasks)

@@ -1,0 +1,66 @@
+"""Row data for the repository: each evaluated model of a result as `<dest>/<row>/summary.json`, `config.yaml` and
+`predictions.jsonl.gz`, so every number in a committed result file can be checked against its predictions.
+
+    promptgd run configs/quickstart.yaml --out runs/quickstart
+    promptgd export runs/quickstart --out results/quickstart     # results/quickstart/{base,lc}/...
+
+`promptgd reproduce` writes its rows the same way, beside its markdown.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+# Committed files stay small enough for a repository; a larger evaluation belongs in a run directory, not in git.
+MAX_PREDICTIONS_BYTES = 2 * 2**20
+
+
+def export_evaluation(eval_dir: Path, dest: Path) -> None:
+    """Copy one evaluation (`promptgd eval`'s files) to `dest`, predictions gzipped byte-reproducibly."""
+    for name in ("summary.json", "predictions.jsonl", "config.yaml"):
+        if not (eval_dir / name).is_file():
+            raise FileNotFoundError(f"{eval_dir / name}: missing; is {eval_dir} a finished evaluation?")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(eval_dir / "summary.json", dest / "summary.json")
+    shutil.copyfile(eval_dir / "config.yaml", dest / "config.yaml")
+    packed = gzip.compress((eval_dir / "predictions.jsonl").read_bytes(), compresslevel=9, mtime=0)
+    if len(packed) > MAX_PREDICTIONS_BYTES:
+        raise ValueError(f"{eval_dir / 'predictions.jsonl'}: {len(packed) / 2**20:.1f} MiB gzipped, over the "
+                         f"{MAX_PREDICTIONS_BYTES / 2**20:.0f} MiB a committed row may hold; evaluate fewer triples")
+    (dest / "predictions.jsonl.gz").write_bytes(packed)
+
+
+def run_rows(run_dir: Path) -> dict[str, Path]:
+    """Row name -> evaluation directory of a `promptgd run` directory (its layout: base/, <objective>/eval/)."""
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        raise FileNotFoundError(f"{summary}: missing; is {run_dir} a `promptgd run` directory?")
+    rows = json.loads(summary.read_text())["rows"]
+    return {row: run_dir / row if row == "base" else run_dir / row / "eval" for row in rows}
+
+
+def export_rows(rows: dict[str, Path], dest: Path, extra_files: tuple[Path, ...] = (), replace: bool = False) -> None:
+    """Write `dest/<row>/` for every (row -> evaluation directory) and copy `extra_files` into `dest`. All of it is
+    written beside `dest` first and renamed into place, so `dest` is never half-written; an existing `dest` is
+    kept unless `replace`."""
+    if dest.exists() and any(dest.iterdir()) and not replace:
+        raise FileExistsError(f"{dest}: already holds exported rows; pass --replace to write over them")
+    staging = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)  # left by an export that was interrupted
+    for row, eval_dir in rows.items():
+        export_evaluation(eval_dir, staging / row)
+    for path in extra_files:
+        shutil.copyfile(path, staging / path.name)
+    if dest.exists():
+        shutil.rmtree(dest)
+    staging.rename(dest)
+
+
+def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
+    """Export every row of a `promptgd run` directory, with its report, figure and summary; returns the row names."""
+    rows = run_rows(run_dir)
+    export_rows(rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace)
+    return list(rows)
