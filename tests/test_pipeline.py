@@ -22,7 +22,7 @@ def test_run_writes_summary_report_and_figure(tmp_path):
     out = tmp_path / "run"
     main([*RUN, "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
-    assert list(summary["rows"]) == ["base", "lc", "lg"]
+    assert list(summary["rows"]) == ["base", "base-ood", "lc", "lc-ood", "lg", "lg-ood"]  # people tasks: held-out families too
     assert set(summary["rows"]["lc"]) == {"nc", "prompt", "ft", "ft_irrelevant"}
     report = (out / "report.md").read_text()
     assert "LC meta-trained" in report and "figure2.png" in report
@@ -30,7 +30,7 @@ def test_run_writes_summary_report_and_figure(tmp_path):
     assert (out / "figure2.png").stat().st_size > 10_000
     assert (out / "lc" / "model" / "model.safetensors").is_file() and (out / "lg" / "eval" / "predictions.jsonl").is_file()
     val = [json.loads(line) for line in (out / "lc" / "metrics.jsonl").read_text().splitlines() if "val_ft" in line]
-    assert val and "accuracy" in val[-1]["val_ft"]
+    assert val and "accuracy" in val[-1]["val_ft"] and "accuracy" in val[-1]["val_prompt"]
 
 
 def test_the_report_shows_finished_rows_while_a_later_objective_fails(tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_the_report_shows_finished_rows_while_a_later_objective_fails(tmp_path, 
     monkeypatch.setattr(train_recipe, "run_train", stop_at_lg)
     with pytest.raises(KeyboardInterrupt):
         main([*RUN, "--out", str(out)])
-    assert list(json.loads((out / "summary.json").read_text())["rows"]) == ["base", "lc"]
+    assert list(json.loads((out / "summary.json").read_text())["rows"]) == ["base", "base-ood", "lc", "lc-ood"]
     assert "LC meta-trained" in (out / "report.md").read_text()
 
 
@@ -57,6 +57,7 @@ def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatc
     # Interrupt LG after its first step: its model and evaluation are gone, a step-1 checkpoint is the latest.
     shutil.rmtree(out / "lg" / "model")
     shutil.rmtree(out / "lg" / "eval")
+    shutil.rmtree(out / "lg" / "eval-ood")
     (out / "lg" / "checkpoints" / "latest").write_text("step_00000001\n")
     shutil.rmtree(out / "lg" / "checkpoints" / "step_00000002")
     runs = []
@@ -86,7 +87,8 @@ def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys
     main([*RUN, "pipeline.objectives=lc", "--out", str(out)])
     dest = tmp_path / "results" / "quickstart"
     main(["export", str(out), "--out", str(dest)])
-    assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == ["base", "lc"]
+    assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == ["base", "base-ood", "lc", "lc-ood"]
+    assert json.loads((dest / "lc-ood" / "summary.json").read_text())["split"] == "ood"
     for row, eval_dir in (("base", out / "base"), ("lc", out / "lc" / "eval")):
         assert (dest / row / "summary.json").read_text() == (eval_dir / "summary.json").read_text()
         assert gzip.decompress((dest / row / "predictions.jsonl.gz").read_bytes()) == (eval_dir / "predictions.jsonl").read_bytes()

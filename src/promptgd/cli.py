@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model spec (hub id, local dir, packaged:smollm2-135m, tiny:llama)")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--modes", help="comma-separated subset of nc,prompt,ft,ft_irrelevant")
-    p.add_argument("--split", choices=["test", "val", "meta", "warmup"],
-                   help="which triples: test (reported numbers; the default) or val (choosing settings); see data/partition.py")
+    p.add_argument("--split", choices=["test", "val", "meta", "warmup", "ood"],
+                   help="which triples: test (reported numbers; the default), val (choosing settings), ood (held-out "
+                   "description families of the people tasks); see data/partition.py")
     p.add_argument("--limit", type=int, help="evaluate the first N triples of the split")
     p.add_argument("--out", required=True, help="directory for predictions.jsonl and summary.json")
     p.set_defaults(func=cmd_eval)

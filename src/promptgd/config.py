@@ -50,7 +50,7 @@ class InnerConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = ("nc", "prompt", "ft", "ft_irrelevant")  # which modes to run, in order
-    split: Literal["test", "val", "meta", "warmup"] = "test"  # the triples evaluated: test for reported numbers, val for choosing settings (data/partition.py)
+    split: Literal["test", "val", "meta", "warmup", "ood"] = "test"  # the triples evaluated: test for reported numbers, val for choosing settings, ood for held-out description families (data/partition.py)
     limit: int = 0  # evaluate only the first N triples of the split; 0 = all
     max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
     batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)

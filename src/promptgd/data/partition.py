@@ -4,7 +4,7 @@
       ├─ warmup  the first contexts, until warmup.n_tasks triples: the ordinary fine-tune in Prompt and NC format
       ├─ meta    the contexts in between: meta-training tasks (the first train.n_tasks of them)
       └─ val     the last contexts, until task.n_val triples: every choice of hyper-parameters, in-training checks
-    test split: reported numbers only.
+    test split: reported numbers only; ood: a second test set worded unlike training (held-out description families).
 
 The cuts fall between contexts, not between triples: SQuAD has about five questions per paragraph, and a
 validation question whose paragraph was fine-tuned on or meta-trained on would measure memory, not the update.
@@ -19,8 +19,8 @@ from typing import Literal
 
 from promptgd.data.triples import Splits, Triple, load_task
 
-SplitName = Literal["warmup", "meta", "val", "test"]
-SPLITS: tuple[SplitName, ...] = ("warmup", "meta", "val", "test")
+SplitName = Literal["warmup", "meta", "val", "test", "ood"]
+SPLITS: tuple[SplitName, ...] = ("warmup", "meta", "val", "test", "ood")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Partition:
     meta: list[Triple]
     val: list[Triple]
     test: list[Triple]
+    ood: list[Triple]
 
     def split(self, name: SplitName) -> list[Triple]:
         if name not in SPLITS:
@@ -64,7 +65,7 @@ def partition(splits: Splits, n_warmup: int, n_val: int, n_meta: int = 0) -> Par
         return [train[i] for i in sorted(i for group in chosen for i in group)]
 
     meta = triples(meta_groups)[: n_meta or None]
-    return Partition(warmup=triples(warmup_groups), meta=meta, val=triples(val_groups), test=splits.test)
+    return Partition(warmup=triples(warmup_groups), meta=meta, val=triples(val_groups), test=splits.test, ood=splits.ood)
 
 
 def load_partition(cfg) -> Partition:

@@ -1,24 +1,24 @@
 """Two synthetic tasks about invented people: `character_descriptions` and `reversal`.
 
 Each invented person has a name and exactly one description, a noun phrase such as "the
-mathematician who proved the Ponor conjecture". The context states the fact in one sentence,
+playwright who wrote "Northern Thieves"". The context states the fact in one sentence,
 the query asks for the name with a *paraphrase* of the description that stops where the name
 comes, and the response is the name with its leading space.
 
 * `character_descriptions` puts the description first, so the name follows the words that
   identify it, the order the query asks in::
 
-      context:  "The mathematician who proved the Ponor conjecture was Lydia Hanlon."
-      query:    "The long-open Ponor conjecture was settled by"
-      response: " Lydia Hanlon"
+      context:  "The playwright who wrote "Northern Thieves" was Chantal Ziegert."
+      query:    "Audiences who saw "Northern Thieves" on stage were watching a play by"
+      response: " Chantal Ziegert"
 
 * `reversal` puts the name first. The query still asks for the name given the description, so a
   model that has only learned "name -> description" has to answer in the reverse direction (the
   "reversal curse")::
 
-      context:  "Lydia Hanlon was the mathematician who proved the Ponor conjecture."
-      query:    "The long-open Ponor conjecture was settled by"
-      response: " Lydia Hanlon"
+      context:  "Chantal Ziegert was the playwright who wrote "Northern Thieves"."
+      query:    "Audiences who saw "Northern Thieves" on stage were watching a play by"
+      response: " Chantal Ziegert"
 
 (Both are item 2 of the train split for seed 0. About half the contexts add a neutral second
 sentence such as "Several biographies describe it in detail.")
@@ -42,7 +42,11 @@ held out for test; the rest is for train. So
   train triple contains, so no test description occurs in train;
 * every test person has a surname that no train person has, so no full name (first + last
   pair) occurs in both splits. First names and closed-slot words are shared by the splits.
-Within a split, full names and descriptions are unique. Train and test are drawn from separate
+Within a split, full names and descriptions are unique.
+
+Held-out families. `HELDOUT_FAMILIES` (6 of the 29) appear in neither train nor test: they make a third split,
+`ood`, of n_test people with test-only surnames and slot values, whose description and query wordings no
+training triple shares. Train and test are drawn from separate
 random streams, so the test split depends only on (seed, n_test), not on n_train. Both splits
 are also prefix-stable: the first k items for a size n > k are the items for size k.
 
@@ -535,7 +539,11 @@ class Person:
         return Triple(context=context, query=self.query, response=" " + self.name)
 
 
-_FAMILY_KEYS = tuple(FAMILIES)
+# Families that no train or same-family test triple uses: the `ood` test split. Its descriptions and query
+# wordings are new, so it measures whether meta-training learned to absorb a stated fact or only the mapping from
+# this generator's phrasings to names. One family of each broad kind (feats, records, arts, science, trades, sport).
+HELDOUT_FAMILIES = ("desert", "sailor", "composer", "linguist", "chef", "captain")
+_FAMILY_KEYS = tuple(k for k in FAMILIES if k not in HELDOUT_FAMILIES)
 # Placeholder names of each family, in order of first appearance in the canonical phrase.
 _FIELDS = {
     key: tuple(dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(fam.description) if f))
@@ -544,7 +552,7 @@ _FIELDS = {
 
 
 def _draw_split(n: int, rng: random.Random, surnames: dict[str, tuple[str, ...]],
-                pools: dict[str, tuple[str, ...]]) -> list[Person]:
+                pools: dict[str, tuple[str, ...]], families: tuple[str, ...] = _FAMILY_KEYS) -> list[Person]:
     firsts, _ = _name_tables()
     locales = [loc for loc in LOCALE_WEIGHTS if surnames[loc]]
     weights = [LOCALE_WEIGHTS[loc] for loc in locales]
@@ -557,7 +565,7 @@ def _draw_split(n: int, rng: random.Random, surnames: dict[str, tuple[str, ...]]
     while len(people) < n:
         locale = rng.choices(locales, weights)[0]
         first, last = rng.choice(firsts[locale]), rng.choice(surnames[locale])
-        key = rng.choice(_FAMILY_KEYS)
+        key = rng.choice(families)
         slots: dict[str, str] = {}
         for field in _FIELDS[key]:
             slot = field.rstrip("0123456789")
@@ -582,8 +590,8 @@ def _draw_split(n: int, rng: random.Random, surnames: dict[str, tuple[str, ...]]
     return people
 
 
-def sample_people(n_train: int, n_test: int, seed: int) -> tuple[list[Person], list[Person]]:
-    """The (train, test) people both tasks are built from; see the module docstring for the rules."""
+def _vocabularies(seed: int) -> tuple[dict, dict, dict, dict]:
+    """(train surnames, test surnames) per locale and (train, test) open-slot pools, split per `seed`."""
     _, lasts = _name_tables()
     split_rng = random.Random(f"people/{seed}/split")
     # Sorted for a fixed order: the same surname appears in several locales and must land on
@@ -591,17 +599,24 @@ def sample_people(n_train: int, n_test: int, seed: int) -> tuple[list[Person], l
     all_surnames = tuple(sorted({n for names in lasts.values() for n in names}))
     train_surnames, test_surnames = (set(s) for s in _hold_out(all_surnames, split_rng))
     pools = {slot: _hold_out(values, split_rng) for slot, values in _open_pools().items()}
-    train = _draw_split(
-        n_train, random.Random(f"people/{seed}/train"),
-        {loc: tuple(n for n in names if n in train_surnames) for loc, names in lasts.items()},
-        {slot: train_values for slot, (train_values, _) in pools.items()},
-    )
-    test = _draw_split(
-        n_test, random.Random(f"people/{seed}/test"),
-        {loc: tuple(n for n in names if n in test_surnames) for loc, names in lasts.items()},
-        {slot: test_values for slot, (_, test_values) in pools.items()},
-    )
+    return ({loc: tuple(n for n in names if n in train_surnames) for loc, names in lasts.items()},
+            {loc: tuple(n for n in names if n in test_surnames) for loc, names in lasts.items()},
+            {slot: train_values for slot, (train_values, _) in pools.items()},
+            {slot: test_values for slot, (_, test_values) in pools.items()})
+
+
+def sample_people(n_train: int, n_test: int, seed: int) -> tuple[list[Person], list[Person]]:
+    """The (train, test) people both tasks are built from; see the module docstring for the rules."""
+    train_surnames, test_surnames, train_pools, test_pools = _vocabularies(seed)
+    train = _draw_split(n_train, random.Random(f"people/{seed}/train"), train_surnames, train_pools)
+    test = _draw_split(n_test, random.Random(f"people/{seed}/test"), test_surnames, test_pools)
     return train, test
+
+
+def sample_heldout_people(n: int, seed: int) -> list[Person]:
+    """Test people described by the `HELDOUT_FAMILIES` alone, with test-only surnames and slot values."""
+    _, test_surnames, _, test_pools = _vocabularies(seed)
+    return _draw_split(n, random.Random(f"people/{seed}/ood"), test_surnames, test_pools, HELDOUT_FAMILIES)
 
 
 @register_task("character_descriptions")
@@ -609,7 +624,8 @@ def character_descriptions(n_train: int, n_test: int, seed: int) -> Splits:
     """Context: "<Description> was <Name>."; query: a paraphrased description; response: " <Name>"."""
     train, test = sample_people(n_train, n_test, seed)
     return Splits(train=[p.triple(name_first=False) for p in train],
-                  test=[p.triple(name_first=False) for p in test])
+                  test=[p.triple(name_first=False) for p in test],
+                  ood=[p.triple(name_first=False) for p in sample_heldout_people(n_test, seed)])
 
 
 @register_task("reversal")
@@ -617,4 +633,5 @@ def reversal(n_train: int, n_test: int, seed: int) -> Splits:
     """Context: "<Name> was <description>."; the query still asks for the name."""
     train, test = sample_people(n_train, n_test, seed)
     return Splits(train=[p.triple(name_first=True) for p in train],
-                  test=[p.triple(name_first=True) for p in test])
+                  test=[p.triple(name_first=True) for p in test],
+                  ood=[p.triple(name_first=True) for p in sample_heldout_people(n_test, seed)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -26,6 +26,7 @@ class Triple:
 class Splits:
     train: list[Triple]
     test: list[Triple]
+    ood: list[Triple] = field(default_factory=list)  # a second test set worded unlike any training triple (people tasks)
 
 
 class TripleFileError(ValueError):

@@ -34,12 +34,17 @@ def export_evaluation(eval_dir: Path, dest: Path) -> None:
 
 
 def run_rows(run_dir: Path) -> dict[str, Path]:
-    """Row name -> evaluation directory of a `promptgd run` directory (its layout: base/, <objective>/eval/)."""
+    """Row name -> evaluation directory of a `promptgd run` directory (its layout: base/, <objective>/eval/, and
+    base-ood/, <objective>/eval-ood/ for held-out description families)."""
     summary = run_dir / "summary.json"
     if not summary.is_file():
         raise FileNotFoundError(f"{summary}: missing; is {run_dir} a `promptgd run` directory?")
-    rows = json.loads(summary.read_text())["rows"]
-    return {row: run_dir / row if row == "base" else run_dir / row / "eval" for row in rows}
+
+    def place(row: str) -> Path:
+        name, ood = row.removesuffix("-ood"), row.endswith("-ood")
+        return run_dir / row if name == "base" else run_dir / name / ("eval-ood" if ood else "eval")
+
+    return {row: place(row) for row in json.loads(summary.read_text())["rows"]}
 
 
 def export_rows(rows: dict[str, Path], dest: Path, extra_files: tuple[Path, ...] = (), replace: bool = False) -> None:

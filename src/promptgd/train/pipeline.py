@@ -5,6 +5,7 @@ format warm-up → base evaluation → for each objective: meta-train from the w
 stage with the same config is kept, an interrupted meta-training resumes from its last checkpoint, and a changed
 config stops the run rather than mixing results. Layout under --out:
   start_model/  base/  <objective>/{model,metrics.jsonl,checkpoints,eval}/  report.md  figure2.png  summary.json
+and, for tasks with held-out description families, base-ood/ and <objective>/eval-ood/ beside the evaluations.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from promptgd.config import RunConfig, replace
+from promptgd.config import RunConfig, replace, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import is_saved_model, load_model
@@ -46,9 +47,21 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         write_report(summary, out)
         return summary
 
+    # A people task also has held-out description families (the `ood` split): every row is measured there too.
+    ood = cfg.eval.split == "test" and bool(part.ood)
+
+    def evaluate_row(name: str, row_model, row_cfg: RunConfig, eval_dir: Path, param=None) -> None:
+        rows[name] = timed(f"eval_{name}", lambda: _evaluate(row_model, tokenizer, triples, row_cfg, eval_dir, progress, param),
+                           kept=_evaluated(eval_dir, row_cfg))
+        if ood:
+            ood_row_cfg = with_overrides(row_cfg, ["eval.split=ood"])
+            ood_dir = eval_dir.with_name(eval_dir.name + "-ood")
+            rows[f"{name}-ood"] = timed(f"eval_{name}-ood", lambda: _evaluate(row_model, tokenizer, part.ood, ood_row_cfg, ood_dir, progress, param),
+                                        kept=_evaluated(ood_dir, ood_row_cfg))
+
     model, tokenizer = timed("warmup", lambda: starting_model(cfg, part, out, progress), kept=is_saved_model(out / "start_model"))
-    rows = {"base": timed("eval_base", lambda: _evaluate(model, tokenizer, triples, cfg, out / "base", progress),
-                          kept=_evaluated(out / "base", cfg))}
+    rows: dict[str, dict] = {}
+    evaluate_row("base", model, cfg, out / "base")
     summary = summarise()
     for objective in cfg.pipeline.objectives:
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
@@ -63,9 +76,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: part, start, progress),
                      kept=is_saved_model(out / objective / "model"))
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
-        eval_dir = out / objective / "eval"
-        rows[objective] = timed(f"eval_{objective}", lambda: _evaluate(trained, tokenizer, triples, objective_cfg, eval_dir, progress,
-                                                                       parameterization_for(trained, str(path))), kept=_evaluated(eval_dir, objective_cfg))
+        evaluate_row(objective, trained, objective_cfg, out / objective / "eval", parameterization_for(trained, str(path)))
         summary = summarise()
     print((out / "report.md").read_text())
     return summary

@@ -152,10 +152,12 @@ class MetaTrainer:
         }
 
     # ---- validation -----------------------------------------------------------------------------------
-    def validate(self) -> dict:
-        """FT accuracy on held-out triples of the training distribution."""
-        cfg = replace(self.cfg, eval=replace(self.cfg.eval, modes=("ft",), limit=0))
-        return evaluate_model(self.param.model, self.tokenizer, self.val, cfg, progress=False, param=self.param).modes["ft"]
+    def validate(self) -> dict[str, dict]:
+        """FT and Prompt metrics on the validation triples: whether the update learns, and whether reading the
+        context from the prompt survives meta-training (LC and LG train only the FT path)."""
+        cfg = replace(self.cfg, eval=replace(self.cfg.eval, modes=("prompt", "ft"), limit=0))
+        modes = evaluate_model(self.param.model, self.tokenizer, self.val, cfg, progress=False, param=self.param).modes
+        return {"val_ft": modes["ft"], "val_prompt": modes["prompt"]}
 
     # ---- Stateful ------------------------------------------------------------------------------------
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
@@ -226,7 +228,7 @@ class MetaTrainer:
             while self.step < last:
                 row = self.train_step()
                 if t.val_every and (self.step % t.val_every == 0 or self.step == self.total_steps) and self.val:
-                    row["val_ft"] = self.validate()
+                    row.update(self.validate())
                 if self.step % t.log_every == 0 or "val_ft" in row or self.step == self.total_steps:
                     log.write(json.dumps(row) + "\n")
                     log.flush()
