@@ -98,3 +98,13 @@ def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys
     assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err
     main(["export", str(out), "--out", str(dest), "--replace"])
     assert not (tmp_path / "results" / "quickstart.partial").exists()
+
+
+def test_stages_made_outside_the_run_report_their_own_recorded_time(tmp_path):
+    out = tmp_path / "run"
+    main([*RUN, "pipeline.objectives=lc", "--out", str(out)])
+    (out / "summary.json").unlink()  # a run directory assembled from a separate `promptgd train` and warm-up
+    main([*RUN, "pipeline.objectives=lc", "--out", str(out)])
+    seconds = json.loads((out / "summary.json").read_text())["seconds"]
+    assert seconds["train_lc"] == json.loads((out / "lc" / "train_seconds.json").read_text())["seconds"]
+    assert seconds["warmup"] == json.loads((out / "warmup_seconds.json").read_text())["seconds"]

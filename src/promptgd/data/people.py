@@ -42,13 +42,13 @@ held out for test; the rest is for train. So
   train triple contains, so no test description occurs in train;
 * every test person has a surname that no train person has, so no full name (first + last
   pair) occurs in both splits. First names and closed-slot words are shared by the splits.
-Within a split, full names and descriptions are unique.
-
-Held-out families. `HELDOUT_FAMILIES` (6 of the 29) appear in neither train nor test: they make a third split,
-`ood`, of n_test people with test-only surnames and slot values, whose description and query wordings no
-training triple shares. Train and test are drawn from separate
+Within a split, full names and descriptions are unique. Train and test are drawn from separate
 random streams, so the test split depends only on (seed, n_test), not on n_train. Both splits
 are also prefix-stable: the first k items for a size n > k are the items for size k.
+
+Held-out families. `HELDOUT_FAMILIES` (6 of the 29) appear in neither train nor test: they make a third split,
+`ood`, of n_test people with test-only surnames and slot values (its own random stream), whose description and
+query wordings no training triple shares.
 
 Nothing uses Faker's random generator, which is shared by all Faker instances. The name tables
 are read as plain data and sampled with our own `random.Random`, so results depend only on the

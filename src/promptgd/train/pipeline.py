@@ -32,11 +32,17 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
     stages: dict[str, float] = {}
     notes: list[str] = []
 
-    def timed(stage: str, fn, kept: bool):
+    def timed(stage: str, fn, kept: bool, recorded: Path | None = None):
+        """`recorded`: where the stage writes its own time (warm-up, training), for a stage made outside this run."""
         t0 = time.perf_counter()
         result = fn()
         # A stage kept from an earlier invocation reports the time it took then, not the second spent reloading it.
-        stages[stage] = earlier_seconds[stage] if kept and stage in earlier_seconds else time.perf_counter() - t0
+        if kept and stage in earlier_seconds:
+            stages[stage] = earlier_seconds[stage]
+        elif kept and recorded is not None and recorded.is_file():
+            stages[stage] = json.loads(recorded.read_text())["seconds"]
+        else:
+            stages[stage] = time.perf_counter() - t0
         return result
 
     def summarise() -> dict:
@@ -59,7 +65,8 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             rows[f"{name}-ood"] = timed(f"eval_{name}-ood", lambda: _evaluate(row_model, tokenizer, part.ood, ood_row_cfg, ood_dir, progress, param),
                                         kept=_evaluated(ood_dir, ood_row_cfg))
 
-    model, tokenizer = timed("warmup", lambda: starting_model(cfg, part, out, progress), kept=is_saved_model(out / "start_model"))
+    model, tokenizer = timed("warmup", lambda: starting_model(cfg, part, out, progress), kept=is_saved_model(out / "start_model"),
+                             recorded=out / "warmup_seconds.json")
     rows: dict[str, dict] = {}
     evaluate_row("base", model, cfg, out / "base")
     summary = summarise()
@@ -74,7 +81,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         if (checkpoint := resume_point(out / objective)) is not None:
             notes.append(f"train_{objective} resumed from {checkpoint}: its time counts this invocation only")
         path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: part, start, progress),
-                     kept=is_saved_model(out / objective / "model"))
+                     kept=is_saved_model(out / objective / "model"), recorded=out / objective / "train_seconds.json")
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         evaluate_row(objective, trained, objective_cfg, out / objective / "eval", parameterization_for(trained, str(path)))
         summary = summarise()

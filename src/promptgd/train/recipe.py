@@ -60,11 +60,13 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     saved = out / "start_model"
     if is_saved_model(saved):
         return load_model(str(saved), cfg.model.dtype, cfg.model.device)
+    started = time.perf_counter()
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     if cfg.warmup.n_tasks:
         losses = format_warmup(model, tokenizer, part.warmup, cfg.warmup, cfg.format, cfg.train.seed, progress)
         out.mkdir(parents=True, exist_ok=True)
         (out / "warmup_losses.json").write_text(json.dumps(losses))
+        (out / "warmup_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - started}))
         model.save_pretrained(saved, safe_serialization=True)
         tokenizer.save_pretrained(saved)
     return model, tokenizer
