@@ -74,3 +74,11 @@ def test_cli_eval_on_the_validation_split(tmp_path):
     assert summary["split"] == "val" and summary["n"] == 4  # two whole contexts of two questions
     asked = {json.loads(line)["context"] for line in (tmp_path / "x" / "predictions.jsonl").read_text().splitlines()}
     assert asked == {"Paragraph 6.", "Paragraph 7."} and not asked & contexts(test)
+
+
+def test_a_split_the_task_does_not_have_is_one_line_and_exit_2(tmp_path, capsys):
+    write_jsonl(paragraphs(3, 1), tmp_path / "t.jsonl")
+    with pytest.raises(SystemExit) as stopped:
+        main(["eval", f"model.device={DEVICE}", "--model", "tiny:llama", "--task", f"jsonl:{tmp_path / 't.jsonl'}",
+              "--split", "ood", "--out", str(tmp_path / "x")])
+    assert stopped.value.code == 2 and "eval.split=ood: task jsonl:" in capsys.readouterr().err

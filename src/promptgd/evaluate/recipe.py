@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from promptgd.config import RunConfig, dump_yaml, from_dict, to_dict, with_overrides
+from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, to_dict, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
@@ -87,7 +87,7 @@ def run_eval(cfg: RunConfig, out: Path) -> dict:
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     triples = load_partition(cfg).split(cfg.eval.split)
     if not triples:
-        raise ValueError(f"eval.split={cfg.eval.split}: task {cfg.task.name} has no such triples with this config")
+        raise ConfigError(f"eval.split={cfg.eval.split}: task {cfg.task.name} has no such triples with this config")
     result = evaluate_model(model, tokenizer, triples, cfg, param=parameterization_for(model, cfg.model.spec))
     summary = write_eval(result, cfg, out)
     print(mode_table({cfg.model.spec: summary["modes"]}))
