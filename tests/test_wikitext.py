@@ -112,3 +112,15 @@ def test_rule_version_bump_rebuilds(monkeypatch):
     monkeypatch.setattr(wikitext, "RULE_VERSION", wikitext.RULE_VERSION + 1)
     with pytest.raises(acquire.AcquireError, match="missing"):
         wikitext.prepare()
+
+
+def test_lm_corpus_leaves_out_the_paragraphs_of_validation_contexts(monkeypatch):
+    from promptgd.objectives.lm_corpus import read_corpus, without_held_out
+
+    monkeypatch.setenv("PROMPTGD_DATA", str(FIXTURES))
+    text = read_corpus("wikitext:")
+    first, second = wikitext.build_wikitext(0, 0, seed=0).train
+    kept = without_held_out(text, [first.context])
+    assert "Henry Jekyll" in text and "Henry Jekyll" not in kept  # the held-out context's paragraph and its continuation
+    assert "the name stuck" in kept  # the other training paragraph stays
+    assert without_held_out(text, []) == text

@@ -28,12 +28,22 @@ def read_corpus(source: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def without_held_out(text: str, held_out: list[str]) -> str:
+    """`text` without the lines (paragraphs) that contain one of the `held_out` texts, compared with whitespace
+    collapsed (a WikiText triple's context is a paragraph's first words, re-joined by single spaces)."""
+    if not held_out:
+        return text
+    wanted = [" ".join(h.split()) for h in held_out if h.strip()]
+    return "\n".join(line for line in text.split("\n") if not any(h in " ".join(line.split()) for h in wanted))
+
+
 class LMCorpus:
     """The corpus cut into fixed-length token chunks; chunk choice is a pure function of (seed, step), so a
-    resumed run draws exactly the chunks the uninterrupted run would have drawn."""
+    resumed run draws exactly the chunks the uninterrupted run would have drawn. Paragraphs that contain a
+    `held_out` text (the validation contexts) are left out."""
 
-    def __init__(self, tokenizer, source: str, seq_len: int, seed: int):
-        ids = tokenizer(read_corpus(source), add_special_tokens=False)["input_ids"]
+    def __init__(self, tokenizer, source: str, seq_len: int, seed: int, held_out: list[str] = ()):
+        ids = tokenizer(without_held_out(read_corpus(source), list(held_out)), add_special_tokens=False)["input_ids"]
         self.chunks = [ids[i : i + seq_len] for i in range(0, len(ids) - seq_len + 1, seq_len)]
         if not self.chunks:
             raise ValueError(f"train.lm_corpus {source!r} has fewer than lm_seq_len={seq_len} tokens")

@@ -100,7 +100,7 @@ def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = 
         raise ValueError(f"task.n_train={cfg.task.n_train} leaves no meta-training triples after warmup.n_tasks={cfg.warmup.n_tasks} "
                          f"and task.n_val={cfg.task.n_val}")
     model, tokenizer = start or starting_model(cfg, part, out, progress)
-    tasks, val = part.meta, (part.val[: cfg.train.val_size or None] if cfg.train.val_every else [])
+    tasks, val = part.meta, part.val
     variant = cfg.lora.variant
     factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
     param = {"none": lambda: full_rank(model), "outer": lambda: lora_outer(model, factors, cfg.lora),

@@ -38,8 +38,9 @@ def peak_memory_mb(device: torch.device) -> float:
 class MetaTrainer:
     def __init__(self, cfg: RunConfig, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path,
                  task_b: list[Triple] = ()):
-        """`task_b`: training triples of the second task, fine-tuned on inside every outer step when
-        `transfer.mode` is joint."""
+        """`val`: the validation split; its first `train.val_size` triples are evaluated every `train.val_every` steps,
+        and no paragraph of the LM corpus that holds one of its contexts is trained on. `task_b`: training triples of
+        the second task, fine-tuned on inside every outer step when `transfer.mode` is joint."""
         self.cfg, self.tokenizer, self.param, self.tasks, self.val, self.out = cfg, tokenizer, param, tasks, val, out
         self.device = next(param.model.parameters()).device
         self.encoder = Encoder(tokenizer, cfg.format)
@@ -52,7 +53,9 @@ class MetaTrainer:
             raise ValueError(f"train: {len(tasks)} tasks × {t.epochs} epochs is less than one step of {per_step}")
         self.optimizer = torch.optim.AdamW(param.trainable.values(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.lm = LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed) if t.lm_weight > 0 else None
+        # WikiText's offline training triples and LM text come from the same release file: the validation contexts
+        # must not be LM-trained on, or choosing settings on them would reward memorising their continuations.
+        self.lm = LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed, held_out=[v.context for v in val]) if t.lm_weight > 0 else None
         transfer = cfg.transfer
         self.task_b = SupervisedStream(self.encoder, list(task_b), transfer.batch_size, t.seed) if transfer.mode == "joint" else None
         # The teacher is the frozen starting model (LC); it never receives gradients.
@@ -156,7 +159,8 @@ class MetaTrainer:
         """FT and Prompt metrics on the validation triples: whether the update learns, and whether reading the
         context from the prompt survives meta-training (LC and LG train only the FT path)."""
         cfg = replace(self.cfg, eval=replace(self.cfg.eval, modes=("prompt", "ft"), limit=0))
-        modes = evaluate_model(self.param.model, self.tokenizer, self.val, cfg, progress=False, param=self.param).modes
+        val = self.val[: self.cfg.train.val_size or None]
+        modes = evaluate_model(self.param.model, self.tokenizer, val, cfg, progress=False, param=self.param).modes
         return {"val_ft": modes["ft"], "val_prompt": modes["prompt"]}
 
     # ---- Stateful ------------------------------------------------------------------------------------
