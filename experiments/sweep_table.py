@@ -1,29 +1,50 @@
-"""Summarise sweep runs: one row per run with its overrides and the validation FT curve.
+"""Summarise sweep runs (experiments/sweep.sh, or any `promptgd train` directories under one root): one row per run
+with the settings that differ between the runs and its validation curves (FT and Prompt, every `train.val_every`).
 
-    python experiments/sweep_table.py runs/sweep > results/sweep_quickstart.md
+    python experiments/sweep_table.py runs/sweep [--metric accuracy|f1|token_accuracy|nll]
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import yaml
 
 
-def main(root: Path) -> None:
-    print("| run | η (inner lr) | outer lr | λ | tasks | first order | val FT acc % by step | val FT NLL by step | mean outer loss, last 10 steps |")
-    print("|---|---:|---:|---:|---:|:-:|---|---|---:|")
-    for run in sorted(p for p in root.iterdir() if (p / "metrics.jsonl").is_file()):
-        full = yaml.safe_load((run / "config.yaml").read_text())
-        cfg = full["train"]
+def flatten(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def fmt(metric: str, value: float) -> str:
+    return f"{value:.2f}" if metric == "nll" else f"{100 * value:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--metric", default="accuracy", choices=["accuracy", "f1", "token_accuracy", "nll"])
+    args = parser.parse_args()
+    runs = sorted(p for p in args.root.iterdir() if (p / "metrics.jsonl").is_file())
+    configs = {run: flatten(yaml.safe_load((run / "config.yaml").read_text())) for run in runs}
+    keys = sorted({k for c in configs.values() for k in c if len({repr(d.get(k)) for d in configs.values()}) > 1})
+    metric = args.metric
+    print(f"| run | {' | '.join(keys)} | val FT {metric} by step | val Prompt {metric} by step | train min |")
+    print("|---|" + "---:|" * len(keys) + "---|---|---:|")
+    for run in runs:
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         val = [r for r in rows if "val_ft" in r]
-        acc = ", ".join(f"{r['step']}: {100 * r['val_ft']['accuracy']:.0f}" for r in val)
-        nll = ", ".join(f"{r['step']}: {r['val_ft']['nll']:.2f}" for r in val)
-        tail = rows[-10:]
-        print(f"| {run.name} | {full['inner']['lr']:g} | {cfg['lr']:g} | {cfg['lm_weight']:g} | {cfg['n_tasks']} | {cfg['first_order']} | {acc} | {nll} | "
-              f"{sum(r['outer'] for r in tail) / len(tail):.2f} |")
+        ft = ", ".join(f"{r['step']}: {fmt(metric, r['val_ft'][metric])}" for r in val)
+        prompt = ", ".join(f"{r['step']}: {fmt(metric, r['val_prompt'][metric])}" for r in val if "val_prompt" in r)
+        seconds = run / "train_seconds.json"
+        minutes = f"{json.loads(seconds.read_text())['seconds'] / 60:.1f}" if seconds.is_file() else "–"
+        print(f"| {run.name} | " + " | ".join(str(configs[run].get(k)) for k in keys) + f" | {ft} | {prompt} | {minutes} |")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main()
