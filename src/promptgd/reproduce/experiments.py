@@ -91,7 +91,7 @@ def experiments(scale: str) -> dict[str, Experiment]:
     lora = ("lora.rank=1",)
     ks = (1, 4, 16)
     sequential = ("inner.mode=sequential",)
-    outer_batch = 4 if small else 16  # the presets' train.batch_size (quickstart.yaml, paper/*.yaml)
+    outer_batch = 1 if small else 16  # the presets' train.batch_size (quickstart.yaml, paper/*.yaml)
     shares = ("always wrong", "always right", "right without the update only", "right only with the update")
     return {e.name: e for e in (
         Experiment(
