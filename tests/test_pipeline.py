@@ -93,6 +93,7 @@ def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys
         assert (dest / row / "summary.json").read_text() == (eval_dir / "summary.json").read_text()
         assert gzip.decompress((dest / row / "predictions.jsonl.gz").read_bytes()) == (eval_dir / "predictions.jsonl").read_bytes()
     assert (dest / "report.md").is_file()
+    assert (dest / "lc" / "metrics.jsonl").read_text() == (out / "lc" / "metrics.jsonl").read_text()  # the validation curves
     with pytest.raises(SystemExit) as stopped:
         main(["export", str(out), "--out", str(dest)])
     assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err

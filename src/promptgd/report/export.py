@@ -47,16 +47,19 @@ def run_rows(run_dir: Path) -> dict[str, Path]:
     return {row: place(row) for row in json.loads(summary.read_text())["rows"]}
 
 
-def export_rows(rows: dict[str, Path], dest: Path, extra_files: tuple[Path, ...] = (), replace: bool = False) -> None:
-    """Write `dest/<row>/` for every (row -> evaluation directory) and copy `extra_files` into `dest`. All of it is
-    written beside `dest` first and renamed into place, so `dest` is never half-written; an existing `dest` is
-    kept unless `replace`."""
+def export_rows(rows: dict[str, Path], dest: Path, extra_files: tuple[Path, ...] = (), replace: bool = False,
+                row_files: dict[str, tuple[Path, ...]] | None = None) -> None:
+    """Write `dest/<row>/` for every (row -> evaluation directory), with `row_files[row]` beside it, and copy
+    `extra_files` into `dest`. All of it is written beside `dest` first and renamed into place, so `dest` is never
+    half-written; an existing `dest` is kept unless `replace`."""
     if dest.exists() and any(dest.iterdir()) and not replace:
         raise FileExistsError(f"{dest}: already holds exported rows; pass --replace to write over them")
     staging = dest.with_name(dest.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)  # left by an export that was interrupted
     for row, eval_dir in rows.items():
         export_evaluation(eval_dir, staging / row)
+        for path in (row_files or {}).get(row, ()):
+            shutil.copyfile(path, staging / row / path.name)
     for path in extra_files:
         shutil.copyfile(path, staging / path.name)
     if dest.exists():
@@ -65,7 +68,9 @@ def export_rows(rows: dict[str, Path], dest: Path, extra_files: tuple[Path, ...]
 
 
 def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
-    """Export every row of a `promptgd run` directory, with its report, figure and summary; returns the row names."""
+    """Export every row of a `promptgd run` directory, with its report, figure and summary, and beside each
+    meta-trained row the training's metrics.jsonl (loss terms and validation curves); returns the row names."""
     rows = run_rows(run_dir)
-    export_rows(rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace)
+    trained = {row: (run_dir / row / "metrics.jsonl",) for row in rows if (run_dir / row / "metrics.jsonl").is_file()}
+    export_rows(rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace, trained)
     return list(rows)
