@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM
 
 from promptgd.data.triples import Triple
@@ -160,3 +161,33 @@ def test_prompt_term_is_logged_and_changes_the_update(tmp_path, objective):
     assert row["prompt"] > 0 and row["loss"] == pytest.approx(row["outer"] + row["prompt"])
     plain.train_step()
     assert not torch.equal(plain_model.model.embed_tokens.weight, kept_model.model.embed_tokens.weight)
+
+
+def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained_for(tmp_path, capsys, triples):
+    from promptgd.cli import main
+    from promptgd.update.absorb import absorb
+
+    run_train(tiny_config("inner.lr=0.037", "train.n_tasks=4"), tmp_path / "run", progress=False)
+    model_dir = tmp_path / "run" / "model"
+    common = [f"model.device={DEVICE}", "eval.max_new_tokens=4", "--model", str(model_dir), "--task", "character_descriptions",
+              "task.n_train=40", "task.n_test=3", "--modes", "ft"]
+    main(["eval", *common, "--out", str(tmp_path / "no-preset")])
+    assert "inner.lr=0.037" in capsys.readouterr().err  # says where the step came from
+    recorded = yaml.safe_load((tmp_path / "no-preset" / "config.yaml").read_text())
+    assert recorded["inner"]["lr"] == 0.037
+    main(["eval", *common, "inner.lr=0.037", "--out", str(tmp_path / "explicit")])
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text())["modes"] for d in ("no-preset", "explicit")]
+    assert summaries[0] == summaries[1]
+    main(["eval", *common, "inner.lr=0.001", "--out", str(tmp_path / "replaced")])
+    assert "your settings replace inner.lr=0.001 (trained with 0.037)" in capsys.readouterr().err
+    model, tokenizer = load_model(str(model_dir), device=DEVICE)
+    assert model.update_recipe["inner"]["lr"] == 0.037
+    from_recipe = absorb(model, tokenizer, [triples[0].context])
+    from_config = absorb(model, tokenizer, [triples[0].context], tiny_config("inner.lr=0.037").inner)
+    assert all(torch.equal(a, b) for a, b in zip(from_recipe.parameters(), from_config.parameters()))
+    (tmp_path / "notes.txt").write_text(triples[0].context)
+    main(["absorb", "--model", str(model_dir), "--context", str(tmp_path / "notes.txt"), "--device", DEVICE, "--out", str(tmp_path / "updated")])
+    assert "inner.lr=0.037" in capsys.readouterr().err
+    updated, _ = load_model(str(tmp_path / "updated"), device=DEVICE)
+    assert updated.update_recipe == model.update_recipe
+    assert all(torch.equal(a, b) for a, b in zip(updated.parameters(), from_recipe.parameters()))

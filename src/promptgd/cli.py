@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from promptgd.config import ConfigError, RunConfig, load_config
+from promptgd.models.update_recipe import RECIPE_FILE, RecipeError, describe, inner_config, read_recipe
 
 
-def _config(args: argparse.Namespace) -> RunConfig:
-    """Preset (optional), then the convenience flags, then dotted overrides (which win)."""
+def _config(args: argparse.Namespace, under: dict | None = None) -> RunConfig:
+    """Preset (optional), then the convenience flags, then dotted overrides (which win); `under` goes beneath them all."""
     flags = []
     if getattr(args, "model", None):
         flags.append(f"model.spec={args.model}")
@@ -23,7 +25,19 @@ def _config(args: argparse.Namespace) -> RunConfig:
         flags.append(f"eval.split={args.split}")
     if getattr(args, "limit", None) is not None:
         flags.append(f"eval.limit={args.limit}")
-    return load_config(args.config, flags + args.overrides)
+    return load_config(args.config, flags + args.overrides, under)
+
+
+def _config_with_recipe(args: argparse.Namespace) -> RunConfig:
+    """`_config` with the update recipe of the model it names (a meta-trained model directory) beneath the preset
+    and the overrides, so the model is updated as it was trained unless the user says otherwise; says so in one line."""
+    cfg = _config(args)
+    recipe = read_recipe(cfg.model.spec)
+    if recipe is None:
+        return cfg
+    cfg = _config(args, under=recipe)
+    print(describe(recipe, {section: getattr(cfg, section) for section in recipe}, cfg.model.spec), file=sys.stderr)
+    return cfg
 
 
 def _split_config_and_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
@@ -41,7 +55,7 @@ def _split_config_and_overrides(parser: argparse.ArgumentParser, args: argparse.
 def cmd_eval(args: argparse.Namespace) -> None:
     from promptgd.evaluate.recipe import run_eval
 
-    run_eval(_config(args), Path(args.out))
+    run_eval(_config_with_recipe(args), Path(args.out))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -79,14 +93,19 @@ def _model_and_param(spec: str, device: str):
 
 
 def cmd_absorb(args: argparse.Namespace) -> None:
-    from promptgd.config import InnerConfig
     from promptgd.update.absorb import absorb
 
     texts = [Path(p).read_text(encoding="utf-8") for p in args.context]
     model, tokenizer, param = _model_and_param(args.model, args.device)
-    updated = absorb(model, tokenizer, texts, InnerConfig(lr=args.lr, steps=args.steps, mode=args.mode), param=param)
+    given = [f"inner.{key}={value}" for key, value in (("lr", args.lr), ("steps", args.steps), ("mode", args.mode)) if value is not None]
+    inner = inner_config(model.update_recipe, given)
+    if model.update_recipe:
+        print(describe({"inner": model.update_recipe["inner"]}, {"inner": inner}, args.model), file=sys.stderr)
+    updated = absorb(model, tokenizer, texts, inner, param=param)
     updated.save_pretrained(args.out, safe_serialization=True)
     tokenizer.save_pretrained(args.out)
+    if model.update_recipe:  # the updated model absorbs more text the same way
+        shutil.copyfile(Path(args.model) / RECIPE_FILE, Path(args.out) / RECIPE_FILE)
     print(f"absorbed {len(texts)} text(s) into {args.out}")
 
 
@@ -175,9 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("absorb", help="apply the inner update for some texts and save the updated model")
     p.add_argument("--model", required=True, help="a (meta-trained) model spec or run model directory")
     p.add_argument("--context", action="append", required=True, help="a UTF-8 text file to absorb (repeatable)")
-    p.add_argument("--lr", type=float, default=1e-3, help="inner learning rate η (the one the model was meta-trained with)")
-    p.add_argument("--steps", type=int, default=1, help="SGD steps")
-    p.add_argument("--mode", choices=["batched", "sequential"], default="batched", help="several texts: one step on their mean loss, or one after another")
+    p.add_argument("--lr", type=float, help="inner learning rate η (default: the model's update recipe, else 1e-3)")
+    p.add_argument("--steps", type=int, help="SGD steps (default: the model's update recipe, else 1)")
+    p.add_argument("--mode", choices=["batched", "sequential"],
+                   help="several texts: one step on their mean loss, or one after another (default: the recipe's, else batched)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="directory for the updated model (HF checkpoint)")
     p.set_defaults(func=cmd_absorb, config=None)
@@ -222,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except ConfigError as e:
         print(f"promptgd: config error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except RecipeError as e:  # names the model directory's promptgd.json
+        print(f"promptgd: error: {e}", file=sys.stderr)
         sys.exit(2)
     except (FileExistsError, FileNotFoundError) as e:  # our messages name the file and what to do
         print(f"promptgd: error: {e}", file=sys.stderr)

@@ -208,11 +208,12 @@ def _dotted_to_nested(overrides: list[str]) -> dict:
     return nested
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults, then the YAML preset at `path` (which may name a `base:` preset), then dotted overrides."""
-    data: dict = {}
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, under: dict | None = None) -> RunConfig:
+    """Defaults, then `under` (nested sections, e.g. a meta-trained model's update recipe), then the YAML preset at
+    `path` (which may name a `base:` preset), then dotted overrides."""
+    data: dict = dict(under or {})
     if path is not None:
-        data = _read_yaml(Path(path))
+        data = _merge(data, _read_yaml(Path(path)))
     data = _merge(data, _dotted_to_nested(overrides or []))
     where = f"{path}: " if path is not None else ""
     try:

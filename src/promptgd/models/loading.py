@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 from promptgd.data.acquire import cache_dir
 from promptgd.models.tiny import tiny_model
+from promptgd.models.update_recipe import read_recipe
 
 ATTENTION = "eager"
 
@@ -43,7 +44,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_model(spec: str, dtype: str = "float32", device: str = "auto"):
-    """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`."""
+    """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`; a
+    meta-trained model directory's update recipe (models/update_recipe.py) is `model.update_recipe`."""
     torch_dtype = DTYPES[dtype]
     if spec.startswith("tiny:"):
         try:
@@ -53,6 +55,8 @@ def load_model(spec: str, dtype: str = "float32", device: str = "auto"):
     else:
         path = _packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
         model, tokenizer = _from_pretrained(spec, path, torch_dtype)
+        # How a meta-trained model must be updated (promptgd.absorb reads it); None for any other model.
+        model.update_recipe = read_recipe(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding is always masked, so any id will do
     return model.to(resolve_device(device)).eval(), tokenizer

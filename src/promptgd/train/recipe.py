@@ -19,6 +19,7 @@ from promptgd.data.partition import Partition, load_partition
 from promptgd.models.loading import is_saved_model, load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
+from promptgd.models.update_recipe import write_recipe
 from promptgd.train.trainer import MetaTrainer
 from promptgd.train.transfer import finetune_on_task_b, task_b_triples
 from promptgd.train.warmup import format_warmup
@@ -83,6 +84,7 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
         merge_into_model(model, factors, cfg.lora)
     model.save_pretrained(out / "model", safe_serialization=True)
     tokenizer.save_pretrained(out / "model")
+    write_recipe(cfg, out / "model")
     if cfg.lora.variant == "inner":
         save_adapter(model, factors, cfg.lora, out / "model" / ADAPTER_DIR, cfg.model.spec)
 

@@ -13,6 +13,7 @@ import torch
 from promptgd.config import InnerConfig
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.models.parameterization import Parameterization, full_rank
+from promptgd.models.update_recipe import inner_config
 from promptgd.update.inner import TokenBatch, inner_update
 
 
@@ -27,14 +28,18 @@ def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> lis
     return batches
 
 
-def absorb(model, tokenizer, texts: list[str], inner: InnerConfig = InnerConfig(), max_tokens: int = 1024,
+def absorb(model, tokenizer, texts: list[str], inner: InnerConfig | None = None, max_tokens: int = 1024,
            param: Parameterization | None = None):
     """Return a copy of `model` after the inner update on `texts` (the input model is left untouched).
+
+    `inner` defaults to the step the model was meta-trained with (its update recipe, read by `load_model`), or
+    the library defaults for a model without one.
 
     `param` selects what the update moves (default: every weight; a LoRA-inner parameterization moves only
     its factors, and the returned model has the updated delta merged in)."""
     if not texts:
         raise ValueError("absorb: no texts given")
+    inner = inner or inner_config(getattr(model, "update_recipe", None))
     param = param or full_rank(model)
     device = next(model.parameters()).device
     leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}

@@ -1,0 +1,71 @@
+"""A meta-trained model's update recipe: how the inner step must update it, saved beside its weights.
+
+A model meta-trained at η = 1e-2 answers from one step of η = 1e-2; evaluated or used at the library default
+(1e-3) its FT is measured at a step it was never trained for. So `promptgd train` writes `promptgd.json` into the
+model directory (the inner step, the format separators, the LoRA variant, the objective and the model it started
+from), and `promptgd eval`, `promptgd absorb` and `promptgd.absorb` read it: its settings sit between the library
+defaults and anything the user sets (a preset or an override wins, and the command says which fields did).
+A plain Hugging Face model has no recipe and gets the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+RECIPE_FILE = "promptgd.json"
+# The config sections an update depends on; they are what the recipe contributes to a run's config.
+SECTIONS = ("inner", "format", "lora")
+
+
+class RecipeError(ValueError):
+    """A promptgd.json that cannot be read; the message names the file."""
+
+
+def write_recipe(cfg, model_dir: Path) -> None:
+    """`cfg`: the RunConfig the model was meta-trained with."""
+    recipe = {section: _plain(dataclasses.asdict(getattr(cfg, section))) for section in SECTIONS}
+    recipe["trained_with"] = {"objective": cfg.train.objective, "first_order": cfg.train.first_order, "start": cfg.model.spec,
+                              "task": cfg.task.name}
+    (model_dir / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
+
+
+def read_recipe(model_dir: str | Path) -> dict | None:
+    """The recipe's config sections ({"inner": {...}, "format": {...}, "lora": {...}}), or None without one."""
+    path = Path(model_dir) / RECIPE_FILE
+    if not path.is_file():
+        return None
+    try:
+        recipe = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RecipeError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(recipe, dict) or not all(isinstance(recipe.get(s), dict) for s in SECTIONS):
+        raise RecipeError(f"{path}: expected the sections {', '.join(SECTIONS)}")
+    return {section: recipe[section] for section in SECTIONS}
+
+
+def inner_config(recipe: dict | None, overrides: list[str] = ()):
+    """The InnerConfig of `recipe` (library defaults without one) with dotted `overrides` such as inner.lr=0.01."""
+    from promptgd.config import load_config  # config imports nothing of ours; imported here to keep this module's import light
+
+    return load_config(None, list(overrides), under={"inner": recipe["inner"]} if recipe else None).inner
+
+
+def describe(recipe: dict, used: dict, source: str) -> str:
+    """One line for the user: the inner-step settings taken from the recipe, and every field their settings replaced.
+    `used`: section name -> the config section the command runs with, for the recipe's sections."""
+    taken, replaced = [], []
+    for section, fields in recipe.items():
+        for key, trained in fields.items():
+            actual = _plain(getattr(used[section], key))
+            if actual != trained:
+                replaced.append(f"{section}.{key}={actual!r} (trained with {trained!r})")
+            elif section == "inner":
+                taken.append(f"{section}.{key}={trained!r}")
+    line = f"promptgd: the update recipe in {source} sets {', '.join(taken) or 'nothing new'}"
+    return line + (f"; your settings replace {', '.join(replaced)}" if replaced else "")
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else ({k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else value)
