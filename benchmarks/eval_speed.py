@@ -20,10 +20,10 @@ import torch
 
 from promptgd.config import load_config
 from promptgd.data.encoding import Encoder
-from promptgd.data.triples import load_task
+from promptgd.data.tasks import load_task
 from promptgd.evaluate.recipe import evaluate_model
+from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.loading import load_model
-from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
 
 
 def plain_forward_backward_s(model, tokenizer, triples, cfg) -> float:
@@ -31,8 +31,12 @@ def plain_forward_backward_s(model, tokenizer, triples, cfg) -> float:
     encoder = Encoder(tokenizer, cfg.format)
     forward, params = functional_forward(model), dict(model.named_parameters())
     device = next(model.parameters()).device
-    batches = [TokenBatch.from_lists([encoder.context(t) + encoder.query(t) + encoder.response(t)], tokenizer.pad_token_id, device=device)
-               for t in triples]
+    batches = [
+        TokenBatch.from_lists(
+            [encoder.context(t) + encoder.query(t) + encoder.response(t)], tokenizer.pad_token_id, device=device
+        )
+        for t in triples
+    ]
 
     def forward_backward_s(batch: TokenBatch) -> float:
         start = time.perf_counter()
@@ -54,7 +58,16 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="directory for eval_speed.json")
     args = parser.parse_args()
 
-    cfg = load_config(None, [f"model.spec={args.model}", f"task.name={args.task}", "task.n_train=0", f"task.n_test={args.n}", "eval.modes=ft"])
+    cfg = load_config(
+        None,
+        [
+            f"model.spec={args.model}",
+            f"task.name={args.task}",
+            "task.n_train=0",
+            f"task.n_test={args.n}",
+            "eval.modes=ft",
+        ],
+    )
     model, tokenizer = load_model(cfg.model.spec)
     triples = load_task(cfg.task.name, cfg.task.n_train, cfg.task.n_test, cfg.task.seed).test
     evaluate_model(model, tokenizer, triples[:2], cfg, progress=False)  # warm-up: allocations, stop-token table

@@ -21,20 +21,21 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from promptgd.config import load_config
 from promptgd.data.encoding import Encoder
-from promptgd.data.triples import load_task
+from promptgd.data.tasks import load_task
+from promptgd.lm import lm_loss
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
 from promptgd.objectives.lg import lg_task
-from promptgd.train.trainer import MetaTrainer, peak_memory_mb
 from promptgd.train.metastep import meta_loss
-from promptgd.update.inner import lm_loss
+from promptgd.train.trainer import MetaTrainer, peak_memory_mb
 
 
 def timed(fn, repeats: int) -> float:
@@ -67,7 +68,9 @@ def step_functions(model_spec: str, dtype: str, task_name: str) -> Steps:
     param = full_rank(model)
 
     def plain():
-        loss = lm_loss(param.forward, param.fast(), task.contexts[0]) + lm_loss(param.forward, param.fast(), task.queries)
+        loss = lm_loss(param.forward, param.fast(), task.contexts[0]) + lm_loss(
+            param.forward, param.fast(), task.queries
+        )
         loss.backward()
         model.zero_grad(set_to_none=True)
 
@@ -109,8 +112,18 @@ def print_profile(steps: Steps) -> None:
 def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int) -> float:
     """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
     model, tokenizer = load_model(model_spec, dtype)
-    cfg = load_config(None, [f"model.spec={model_spec}", f"model.dtype={dtype}", f"train.batch_size={batch_size}", "train.objective=lg",
-                             "train.val_every=0", "train.ckpt_every=0", "train.lm_weight=0"])
+    cfg = load_config(
+        None,
+        [
+            f"model.spec={model_spec}",
+            f"model.dtype={dtype}",
+            f"train.batch_size={batch_size}",
+            "train.objective=lg",
+            "train.val_every=0",
+            "train.ckpt_every=0",
+            "train.lm_weight=0",
+        ],
+    )
     splits = load_task(task_name, 2 * batch_size, 2 * batch_size, seed=0)
     tasks = (splits.train + splits.test)[: 2 * batch_size]  # a jsonl task may hold only a test split
     trainer = MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
@@ -129,7 +142,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--out", required=True, help="directory for metastep.json")
-    parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of one step of each kind first")
+    parser.add_argument(
+        "--profile", action="store_true", help="print torch.profiler tables of one step of each kind first"
+    )
     parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.peak_memory_for is not None:
@@ -143,8 +158,25 @@ def main() -> None:
     del steps  # frees the model before the peak-memory children load theirs
     peaks = {}
     for b in [int(x) for x in args.batch_sizes.split(",")]:
-        child = subprocess.run([sys.executable, __file__, "--model", args.model, "--dtype", args.dtype, "--task", args.task, "--out", args.out, "--peak-memory-for", str(b)],
-                               check=True, capture_output=True, text=True)
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                args.model,
+                "--dtype",
+                args.dtype,
+                "--task",
+                args.task,
+                "--out",
+                args.out,
+                "--peak-memory-for",
+                str(b),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         peaks[b] = json.loads(child.stdout.strip().splitlines()[-1])["peak_mb"]
     sizes = sorted(peaks)
     result = {
@@ -163,8 +195,12 @@ def main() -> None:
     }
     print(f"{'what':<34}{'value':>12}")
     print(f"{'plain forward+backward (s)':<34}{result['plain_fwd_bwd_s']:>12.3f}")
-    print(f"{'second-order meta-step (s)':<34}{result['second_order_s']:>12.3f}   ratio {result['ratio_second_order']:.2f}x (target <= 4)")
-    print(f"{'first-order meta-step (s)':<34}{result['first_order_s']:>12.3f}   ratio {result['ratio_first_order']:.2f}x (target <= 2)")
+    print(
+        f"{'second-order meta-step (s)':<34}{result['second_order_s']:>12.3f}   ratio {result['ratio_second_order']:.2f}x (target <= 4)"
+    )
+    print(
+        f"{'first-order meta-step (s)':<34}{result['first_order_s']:>12.3f}   ratio {result['ratio_first_order']:.2f}x (target <= 2)"
+    )
     for b in sizes:
         print(f"{f'peak memory, batch {b} (MiB)':<34}{peaks[b]:>12.0f}")
     out = Path(args.out)

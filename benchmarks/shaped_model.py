@@ -20,11 +20,23 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 # The hub's config.json of each model, copied: the fields that set compute and memory.
 SHAPES = {
     "llama-3.2-1b": dict(
-        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-        num_attention_heads=32, num_key_value_heads=8, head_dim=64, max_position_embeddings=131072,
-        rope_theta=500000.0, tie_word_embeddings=True,
-        rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                      "original_max_position_embeddings": 8192},
+        vocab_size=128256,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        tie_word_embeddings=True,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
     ),
 }
 
@@ -42,7 +54,9 @@ def main() -> None:
         shape["num_hidden_layers"] = args.layers
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     if len(tokenizer) > shape["vocab_size"]:
-        raise SystemExit(f"--tokenizer {args.tokenizer} has {len(tokenizer)} ids; {args.shape} has {shape['vocab_size']} rows")
+        raise SystemExit(
+            f"--tokenizer {args.tokenizer} has {len(tokenizer)} ids; {args.shape} has {shape['vocab_size']} rows"
+        )
     config = LlamaConfig(**shape, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

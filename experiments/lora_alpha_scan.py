@@ -32,22 +32,36 @@ def main() -> None:
     parser.add_argument("--alphas", default="1,16,64,256,1024")
     parser.add_argument("--out", required=True)
     args, overrides = parser.parse_known_args()
-    cfg = load_config(args.config, [f"model.spec={args.model}", "eval.split=val", "eval.modes=ft", "lora.variant=inner", *overrides])
+    cfg = load_config(
+        args.config, [f"model.spec={args.model}", "eval.split=val", "eval.modes=ft", "lora.variant=inner", *overrides]
+    )
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     triples = load_partition(cfg).val
     out = Path(args.out)
-    results = {"full_rank": write_eval(evaluate_model(model, tokenizer, triples, cfg), cfg, out / "full_rank")["modes"]["ft"]}
+    results = {
+        "full_rank": write_eval(evaluate_model(model, tokenizer, triples, cfg), cfg, out / "full_rank")["modes"]["ft"]
+    }
     for alpha in [float(a) for a in args.alphas.split(",")]:
         lora_cfg = replace(cfg, lora=replace(cfg.lora, alpha=alpha))
         param = lora_inner(model, init_factors(model, lora_cfg.lora, lora_cfg.train.seed), lora_cfg.lora)
-        summary = write_eval(evaluate_model(model, tokenizer, triples, lora_cfg, param=param), lora_cfg, out / f"alpha_{alpha:g}")
+        summary = write_eval(
+            evaluate_model(model, tokenizer, triples, lora_cfg, param=param), lora_cfg, out / f"alpha_{alpha:g}"
+        )
         results[f"alpha={alpha:g}"] = summary["modes"]["ft"]
-    print(f"untrained LoRA-inner (rank {cfg.lora.rank}, η = {cfg.inner.lr:g}) vs full-rank FT, validation split, n = {len(triples)}\n")
+    print(
+        f"untrained LoRA-inner (rank {cfg.lora.rank}, η = {cfg.inner.lr:g}) vs full-rank FT, validation split, n = {len(triples)}\n"
+    )
     print("| inner step on | FT acc % | FT F1 % | FT tok % | FT NLL |")
     print("|---|---:|---:|---:|---:|")
     for name, ft in results.items():
-        print(f"| {name} | {100 * ft['accuracy']:.1f} | {100 * ft['f1']:.1f} | {100 * ft['token_accuracy']:.1f} | {ft['nll']:.3f} |")
-    print(json.dumps({name: {k: ft[k] for k in ("accuracy", "f1", "token_accuracy", "nll")} for name, ft in results.items()}))
+        print(
+            f"| {name} | {100 * ft['accuracy']:.1f} | {100 * ft['f1']:.1f} | {100 * ft['token_accuracy']:.1f} | {ft['nll']:.3f} |"
+        )
+    print(
+        json.dumps(
+            {name: {k: ft[k] for k in ("accuracy", "f1", "token_accuracy", "nll")} for name, ft in results.items()}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,11 @@ def main() -> None:
         prompt = ", ".join(f"{r['step']}: {fmt(metric, r['val_prompt'][metric])}" for r in val if "val_prompt" in r)
         seconds = run / "train_seconds.json"
         minutes = f"{json.loads(seconds.read_text())['seconds'] / 60:.1f}" if seconds.is_file() else "–"
-        print(f"| {run.name} | " + " | ".join(str(configs[run].get(k)) for k in keys) + f" | {ft} | {prompt} | {minutes} |")
+        print(
+            f"| {run.name} | "
+            + " | ".join(str(configs[run].get(k)) for k in keys)
+            + f" | {ft} | {prompt} | {minutes} |"
+        )
 
 
 if __name__ == "__main__":

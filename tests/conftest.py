@@ -5,9 +5,8 @@ import os
 import pytest
 import torch
 
-from promptgd.data import acquire
-
 from promptgd.config import RunConfig, load_config
+from promptgd.data import acquire
 from promptgd.data.triples import Triple
 from promptgd.models.loading import load_model
 
@@ -51,7 +50,11 @@ def tiny():
 @pytest.fixture
 def triples():
     return [
-        Triple("The first person to walk on Mars was Evan Armstrong.", "History books record the first person to reach Mars as", " Evan Armstrong"),
+        Triple(
+            "The first person to walk on Mars was Evan Armstrong.",
+            "History books record the first person to reach Mars as",
+            " Evan Armstrong",
+        ),
         Triple("The inventor of the glass kettle was Mia Chen.", "The glass kettle was invented by", " Mia Chen"),
         Triple("The painter of the Blue Harbour was Ola Berg.", "The Blue Harbour was painted by", " Ola Berg"),
     ]

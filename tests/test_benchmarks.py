@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from promptgd.data.triples import load_task, write_jsonl
+from promptgd.data.tasks import load_task
+from promptgd.data.triples import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,8 +18,17 @@ def run_script(*args: str) -> dict:
 
 
 def test_metastep_benchmark_reports_ratios_and_memory(tmp_path):
-    figures = run_script("benchmarks/metastep.py", "--model", "tiny:llama", "--repeats", "1", "--batch-sizes", "1,2",
-                         "--out", str(tmp_path))
+    figures = run_script(
+        "benchmarks/metastep.py",
+        "--model",
+        "tiny:llama",
+        "--repeats",
+        "1",
+        "--batch-sizes",
+        "1,2",
+        "--out",
+        str(tmp_path),
+    )
     assert {"ratio_second_order", "ratio_first_order", "peak_mem_ratio_b2_b1"} <= figures.keys()
     assert figures["second_order_s"] > 0 and set(figures["peak_mem_mb"]) == {"1", "2"}
     assert json.loads((tmp_path / "metastep.json").read_text()) == figures
@@ -27,6 +37,15 @@ def test_metastep_benchmark_reports_ratios_and_memory(tmp_path):
 def test_eval_speed_benchmark_runs_on_a_single_triple(tmp_path):
     triples = tmp_path / "one.jsonl"
     write_jsonl(load_task("character_descriptions", 0, 1, seed=0).test, triples)
-    figures = run_script("benchmarks/eval_speed.py", "--model", "tiny:llama", "--task", f"jsonl:{triples}", "--n", "5",
-                         "--out", str(tmp_path / "out"))
+    figures = run_script(
+        "benchmarks/eval_speed.py",
+        "--model",
+        "tiny:llama",
+        "--task",
+        f"jsonl:{triples}",
+        "--n",
+        "5",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert figures["n"] == 1 and figures["ratio_ft_eval_to_fwd_bwd"] > 0

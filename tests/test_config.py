@@ -37,10 +37,16 @@ def test_dotted_overrides_and_float_spelling():
 
 @pytest.mark.parametrize(
     "override, key",
-    [("inner.lrr=1", "inner.lrr"), ("nosuch.x=1", "nosuch"), ("train.batch_size=two", "train.batch_size"),
-     ("train.batch_size=1.5", "train.batch_size"), ("train.objective=xyz", "train.objective"),
-     ("train.first_order=3", "train.first_order"), ("inner.lr=fast", "inner.lr"),
-     ("pipeline.objectives=lc,xx", r"pipeline.objectives\[1\]")],
+    [
+        ("inner.lrr=1", "inner.lrr"),
+        ("nosuch.x=1", "nosuch"),
+        ("train.batch_size=two", "train.batch_size"),
+        ("train.batch_size=1.5", "train.batch_size"),
+        ("train.objective=xyz", "train.objective"),
+        ("train.first_order=3", "train.first_order"),
+        ("inner.lr=fast", "inner.lr"),
+        ("pipeline.objectives=lc,xx", r"pipeline.objectives\[1\]"),
+    ],
 )
 def test_bad_overrides_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

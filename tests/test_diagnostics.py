@@ -19,9 +19,17 @@ def rec(mode, index, correct):
 def test_update_effect_shares(tmp_path):
     nc = [True, True, False, False, False]
     ft = [True, False, True, False, True]
-    write(tmp_path / "predictions.jsonl", [rec("nc", i, c) for i, c in enumerate(nc)] + [rec("ft", i, c) for i, c in enumerate(ft)])
+    write(
+        tmp_path / "predictions.jsonl",
+        [rec("nc", i, c) for i, c in enumerate(nc)] + [rec("ft", i, c) for i, c in enumerate(ft)],
+    )
     shares = update_effect(read_predictions(tmp_path / "predictions.jsonl"))
-    assert shares == {"always wrong": 0.2, "always right": 0.2, "right without the update only": 0.2, "right only with the update": 0.4}
+    assert shares == {
+        "always wrong": 0.2,
+        "always right": 0.2,
+        "right without the update only": 0.2,
+        "right only with the update": 0.4,
+    }
 
 
 def test_cli_writes_both_tables(tmp_path):

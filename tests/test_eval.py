@@ -4,20 +4,21 @@ import json
 
 import torch
 
+from conftest import DEVICE, tiny_config
 from promptgd.cli import main
+from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple, write_jsonl
 from promptgd.evaluate import evaluator
 from promptgd.evaluate.recipe import evaluate_model
-from promptgd.data.encoding import Encoder
-from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
-
-from conftest import DEVICE, tiny_config
+from promptgd.lm import TokenBatch, functional_forward, lm_loss
 
 
 def test_ft_leaves_parameters_bit_identical(tiny, triples):
     model, tokenizer = tiny
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    evaluate_model(model, tokenizer, triples, tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.5"), progress=False)
+    evaluate_model(
+        model, tokenizer, triples, tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.5"), progress=False
+    )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
@@ -53,7 +54,11 @@ def _train_to_copy(model, tokenizer, steps: int = 1000) -> None:
         batch = _copy_triples(16, seed=1000 + step)
         prefixes = [encoder.prompt(t) for t in batch]
         sequences = [p + encoder.response(t) + encoder.answer_end() for p, t in zip(prefixes, batch)]
-        loss = lm_loss(forward, params, TokenBatch.from_lists(sequences, tokenizer.pad_token_id, [len(p) for p in prefixes], DEVICE))
+        loss = lm_loss(
+            forward,
+            params,
+            TokenBatch.from_lists(sequences, tokenizer.pad_token_id, [len(p) for p in prefixes], DEVICE),
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -70,8 +75,23 @@ def test_prompt_beats_nc_on_a_model_trained_to_copy(tiny):
 
 def test_cli_eval_writes_the_documented_shapes(tmp_path, triples):
     write_jsonl(triples, tmp_path / "t.jsonl")
-    main(["eval", f"model.device={DEVICE}", "eval.max_new_tokens=4", "--model", "tiny:llama", "--task", f"jsonl:{tmp_path / 't.jsonl'}",
-          "--modes", "nc,prompt,ft", "--limit", "2", "--out", str(tmp_path / "x")])
+    main(
+        [
+            "eval",
+            f"model.device={DEVICE}",
+            "eval.max_new_tokens=4",
+            "--model",
+            "tiny:llama",
+            "--task",
+            f"jsonl:{tmp_path / 't.jsonl'}",
+            "--modes",
+            "nc,prompt,ft",
+            "--limit",
+            "2",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     summary = json.loads((tmp_path / "x" / "summary.json").read_text())
     assert summary["model"] == "tiny:llama" and summary["n"] == 2
     assert set(summary["modes"]) == {"nc", "prompt", "ft"}
@@ -85,18 +105,25 @@ def test_multi_context_ft_asks_every_query_after_one_update(tiny, triples):
     cfg = tiny_config("eval.modes=ft", "inner.contexts=3", "inner.lr=0.05")
     records = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
     assert sorted(r["index"] for r in records) == [0, 1, 2]
-    one_at_a_time = evaluate_model(model, tokenizer, triples, tiny_config("eval.modes=ft", "inner.lr=0.05"), progress=False).records
+    one_at_a_time = evaluate_model(
+        model, tokenizer, triples, tiny_config("eval.modes=ft", "inner.lr=0.05"), progress=False
+    ).records
     assert [r["nll"] for r in records] != [r["nll"] for r in one_at_a_time]  # the update now holds all three contexts
 
 
 def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch):
     model, tokenizer = tiny
     shared = "Ada Lovelace wrote the first program."
-    triples = [Triple(shared, "Who wrote it?", " Ada"), Triple("Rain falls.", "What falls?", " Rain"),
-               Triple(shared, "What did she write?", " the first program")]
+    triples = [
+        Triple(shared, "Who wrote it?", " Ada"),
+        Triple("Rain falls.", "What falls?", " Rain"),
+        Triple(shared, "What did she write?", " the first program"),
+    ]
     updates = []
     original = evaluator.Absorber.__call__
-    monkeypatch.setattr(evaluator.Absorber, "__call__", lambda self, contexts: updates.append(contexts) or original(self, contexts))
+    monkeypatch.setattr(
+        evaluator.Absorber, "__call__", lambda self, contexts: updates.append(contexts) or original(self, contexts)
+    )
     cfg = tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.05")
     grouped = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
     assert len(updates) == 4  # two distinct contexts, per mode

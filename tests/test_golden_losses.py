@@ -8,11 +8,19 @@ import json
 
 import pytest
 
+from conftest import DEVICE, tiny_config
 from promptgd.train.recipe import run_train
 
-from conftest import DEVICE, tiny_config
+pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
 
-COMMON = ["train.n_tasks=12", "train.lm_weight=0.1", "train.prompt_weight=0.5", "warmup.n_tasks=4", "inner.lr=0.3", "train.lr=3e-3"]
+COMMON = [
+    "train.n_tasks=12",
+    "train.lm_weight=0.1",
+    "train.prompt_weight=0.5",
+    "warmup.n_tasks=4",
+    "inner.lr=0.3",
+    "train.lr=3e-3",
+]
 CASES = {
     "lc": ["train.objective=lc"],
     "lc_first_order": ["train.objective=lc", "train.first_order=true"],

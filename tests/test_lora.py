@@ -7,13 +7,12 @@ import pytest
 import torch
 from peft import PeftModel
 
+from conftest import DEVICE, tiny_config
 from promptgd.evaluate.recipe import evaluate_model, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors, lora_inner, lora_outer, save_adapter
 from promptgd.train.recipe import run_train
 from promptgd.train.trainer import MetaTrainer
-
-from conftest import DEVICE, tiny_config
 from test_train import copy_tasks
 
 IDS = torch.tensor([[3, 70, 80, 90, 100]], device=DEVICE)
@@ -52,7 +51,7 @@ def test_saved_adapter_loads_in_peft_with_the_same_logits(tmp_path):
     model, _ = load_model("tiny:llama", device=DEVICE)
     factors = init_factors(model, cfg.lora)
     with torch.no_grad():
-        for k, v in factors.items():
+        for v in factors.values():
             v.normal_(std=0.05)  # a non-trivial delta
     merged = lora_outer(model, factors, cfg.lora)
     ours = merged.forward(merged.fast(), input_ids=IDS).logits

@@ -5,16 +5,16 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
+from conftest import DEVICE, tiny_config
 from promptgd.config import InnerConfig
 from promptgd.data.encoding import Encoder
+from promptgd.lm import functional_forward, lm_loss
 from promptgd.models.loading import load_model
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.train.metastep import meta_loss
-from promptgd.update.inner import functional_forward, inner_update, lm_loss
-
-from conftest import DEVICE, tiny_config
+from promptgd.update.inner import inner_update
 
 # A large η makes the second-order term big enough that a first-order gradient would fail the check.
 ETA = 2.0
@@ -41,7 +41,9 @@ def setup(triples):
     encoder = Encoder(tokenizer, tiny_config().format)
     teacher = functional_forward(model)
     teacher_params = {k: v.detach().clone() for k, v in model.named_parameters()}
-    answers = teacher_answers(teacher, teacher_params, encoder, triples[:1], max_new_tokens=3, batch_size=1, device=DEVICE)
+    answers = teacher_answers(
+        teacher, teacher_params, encoder, triples[:1], max_new_tokens=3, batch_size=1, device=DEVICE
+    )
     tasks = {
         "lc": lc_task(teacher, teacher_params, encoder, triples[:1], answers, DEVICE),
         "lg": lg_task(encoder, triples[:1], DEVICE),
@@ -74,6 +76,7 @@ def test_meta_gradient_matches_central_differences(setup, objective, first_order
             adapted = {k: p[k] - ETA * g0[k].detach() for k in p}
             return answer_loss(answer_logprobs(forward, adapted, task.queries), task.target, 1)
     else:
+
         def f(p):
             leaves = {k: v.detach().requires_grad_() for k, v in p.items()}
             return meta_loss(forward, leaves, task, inner, first_order=False).detach()
@@ -91,8 +94,12 @@ def test_meta_gradient_matches_central_differences(setup, objective, first_order
 def test_second_order_term_matters_at_this_eta(setup):
     model, tasks = setup
     forward, params = functional_forward(model), dict(model.named_parameters())
-    full = torch.autograd.grad(meta_loss(forward, params, tasks["lc"], InnerConfig(lr=ETA), False), list(params.values()))
-    first = torch.autograd.grad(meta_loss(forward, params, tasks["lc"], InnerConfig(lr=ETA), True), list(params.values()))
+    full = torch.autograd.grad(
+        meta_loss(forward, params, tasks["lc"], InnerConfig(lr=ETA), False), list(params.values())
+    )
+    first = torch.autograd.grad(
+        meta_loss(forward, params, tasks["lc"], InnerConfig(lr=ETA), True), list(params.values())
+    )
     difference = sum((a - b).norm() ** 2 for a, b in zip(full, first)).sqrt()
     assert difference > 1e-3 * sum(a.norm() ** 2 for a in full).sqrt()
 
@@ -102,7 +109,9 @@ def test_lc_with_zero_eta_is_plain_distillation_without_context(setup):
     task = tasks["lc"]
     forward, params = functional_forward(model), dict(model.named_parameters())
     meta = torch.autograd.grad(meta_loss(forward, params, task, InnerConfig(lr=0.0), False), list(params.values()))
-    plain = torch.autograd.grad(answer_loss(answer_logprobs(forward, params, task.queries), task.target, 1), list(params.values()))
+    plain = torch.autograd.grad(
+        answer_loss(answer_logprobs(forward, params, task.queries), task.target, 1), list(params.values())
+    )
     for a, b in zip(meta, plain):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
 

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from promptgd.models.loading import ModelLoadError, load_model
-from promptgd.update.inner import functional_forward
-
 from conftest import DEVICE
+from promptgd.lm import functional_forward
+from promptgd.models.loading import ModelLoadError, load_model
 
 
 def test_tiny_loads_with_double_backward_attention(tiny):
@@ -32,7 +31,9 @@ def test_tied_embeddings_stay_tied_through_functional_calls(tiny):
     changed = {**params, "model.embed_tokens.weight": params["model.embed_tokens.weight"] * 2}
     logits = functional_forward(model)(changed, input_ids=ids).logits
     # Doubling the shared matrix must double the output projection too: compute the head by hand.
-    hidden = functional_forward(model.model)({k.removeprefix("model."): v for k, v in changed.items() if k.startswith("model.")}, input_ids=ids).last_hidden_state
+    hidden = functional_forward(model.model)(
+        {k.removeprefix("model."): v for k, v in changed.items() if k.startswith("model.")}, input_ids=ids
+    ).last_hidden_state
     assert torch.allclose(logits, hidden @ changed["model.embed_tokens.weight"].T, atol=1e-5)
 
 

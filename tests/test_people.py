@@ -10,7 +10,7 @@ import time
 import pytest
 
 from promptgd.data import people
-from promptgd.data.triples import _REGISTRY
+from promptgd.data.tasks import TASKS
 
 N_TRAIN, N_TEST = 5000, 500
 
@@ -46,9 +46,9 @@ def _word_char(c: str) -> bool:
     return c.isalnum() or c in ("'", "-")  # not `c in "'-"`: the empty string is in every string
 
 
-def test_both_tasks_are_registered():
-    assert _REGISTRY["character_descriptions"] is people.character_descriptions
-    assert _REGISTRY["reversal"] is people.reversal
+def test_both_tasks_are_named():
+    assert TASKS["character_descriptions"] is people.character_descriptions
+    assert TASKS["reversal"] is people.reversal
 
 
 @pytest.mark.parametrize("builder", [people.character_descriptions, people.reversal])
@@ -78,8 +78,13 @@ def test_deterministic_across_processes():
     PYTHONHASHSEED, so check that none of it leaks into the output."""
     code = "from promptgd.data import people; print(people.reversal(300, 30, seed=2))"
     outputs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        ).stdout
         for hash_seed in ("1", "2")
     }
     assert len(outputs) == 1

@@ -7,28 +7,52 @@ import shutil
 import pytest
 from safetensors.torch import load_file
 
+from conftest import DEVICE
 from promptgd.cli import main
 from promptgd.evaluate import recipe as eval_recipe
 from promptgd.train import recipe as train_recipe
 
-from conftest import DEVICE
+pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
 
-RUN = ["run", "model.spec=tiny:llama", f"model.device={DEVICE}", "task.n_train=24", "task.n_test=4", "task.n_val=4", "train.n_tasks=4",
-       "train.batch_size=2", "train.val_every=2", "train.val_size=4", "warmup.n_tasks=4", "eval.max_new_tokens=4",
-       "pipeline.objectives=lc,lg", "train.lm_corpus=builtin", "train.lm_seq_len=32"]
+RUN = [
+    "run",
+    "model.spec=tiny:llama",
+    f"model.device={DEVICE}",
+    "task.n_train=24",
+    "task.n_test=4",
+    "task.n_val=4",
+    "train.n_tasks=4",
+    "train.batch_size=2",
+    "train.val_every=2",
+    "train.val_size=4",
+    "warmup.n_tasks=4",
+    "eval.max_new_tokens=4",
+    "pipeline.objectives=lc,lg",
+    "train.lm_corpus=builtin",
+    "train.lm_seq_len=32",
+]
 
 
 def test_run_writes_summary_report_and_figure(tmp_path):
     out = tmp_path / "run"
     main([*RUN, "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
-    assert list(summary["rows"]) == ["base", "base-ood", "lc", "lc-ood", "lg", "lg-ood"]  # people tasks: held-out families too
+    assert list(summary["rows"]) == [
+        "base",
+        "base-ood",
+        "lc",
+        "lc-ood",
+        "lg",
+        "lg-ood",
+    ]  # people tasks: held-out families too
     assert set(summary["rows"]["lc"]) == {"nc", "prompt", "ft", "ft_irrelevant"}
     report = (out / "report.md").read_text()
     assert "LC meta-trained" in report and "figure2.png" in report
     assert f"promptgd run model.spec=tiny:llama model.device={DEVICE}" in report  # the command that made it
     assert (out / "figure2.png").stat().st_size > 10_000
-    assert (out / "lc" / "model" / "model.safetensors").is_file() and (out / "lg" / "eval" / "predictions.jsonl").is_file()
+    assert (out / "lc" / "model" / "model.safetensors").is_file() and (
+        out / "lg" / "eval" / "predictions.jsonl"
+    ).is_file()
     val = [json.loads(line) for line in (out / "lc" / "metrics.jsonl").read_text().splitlines() if "val_ft" in line]
     assert val and "accuracy" in val[-1]["val_ft"] and "accuracy" in val[-1]["val_prompt"]
 
@@ -62,7 +86,9 @@ def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatc
     shutil.rmtree(out / "lg" / "checkpoints" / "step_00000002")
     runs = []
     original = train_recipe.run_train
-    monkeypatch.setattr(train_recipe, "run_train", lambda cfg, o, **kw: runs.append((o.name, kw["resume"])) or original(cfg, o, **kw))
+    monkeypatch.setattr(
+        train_recipe, "run_train", lambda cfg, o, **kw: runs.append((o.name, kw["resume"])) or original(cfg, o, **kw)
+    )
     main([*RUN, "train.ckpt_every=1", "--out", str(out)])
     assert runs == [("lg", True)]  # base and LC were kept
     resumed = load_file(out / "lg" / "model" / "model.safetensors")
@@ -91,9 +117,14 @@ def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys
     assert json.loads((dest / "lc-ood" / "summary.json").read_text())["split"] == "ood"
     for row, eval_dir in (("base", out / "base"), ("lc", out / "lc" / "eval")):
         assert (dest / row / "summary.json").read_text() == (eval_dir / "summary.json").read_text()
-        assert gzip.decompress((dest / row / "predictions.jsonl.gz").read_bytes()) == (eval_dir / "predictions.jsonl").read_bytes()
+        assert (
+            gzip.decompress((dest / row / "predictions.jsonl.gz").read_bytes())
+            == (eval_dir / "predictions.jsonl").read_bytes()
+        )
     assert (dest / "report.md").is_file()
-    assert (dest / "lc" / "metrics.jsonl").read_text() == (out / "lc" / "metrics.jsonl").read_text()  # the validation curves
+    assert (dest / "lc" / "metrics.jsonl").read_text() == (
+        out / "lc" / "metrics.jsonl"
+    ).read_text()  # the validation curves
     with pytest.raises(SystemExit) as stopped:
         main(["export", str(out), "--out", str(dest)])
     assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err

@@ -6,18 +6,27 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY
 from promptgd.cli import main
 from promptgd.evaluate import recipe as eval_recipe
-from promptgd.train import recipe as train_recipe
 from promptgd.reproduce.experiments import SCALES, Column, experiments
 from promptgd.reproduce.runner import Reproduction
+from promptgd.train import recipe as train_recipe
 
-from conftest import TINY
+pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 # Every model is a tiny Llama on a few character descriptions, whatever task the experiment names.
-SMALL = TINY + ["task.n_test=4", "train.n_tasks=4", "warmup.n_tasks=4", "eval.max_new_tokens=3", "inner.lr=0.05",
-                "transfer.n_tasks=4", "train.val_size=4", "eval.modes=ft"]
+SMALL = TINY + [
+    "task.n_test=4",
+    "train.n_tasks=4",
+    "warmup.n_tasks=4",
+    "eval.max_new_tokens=3",
+    "inner.lr=0.05",
+    "transfer.n_tasks=4",
+    "train.val_size=4",
+    "eval.modes=ft",
+]
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -34,18 +43,41 @@ def test_every_experiment_config_loads(scale):
 
 
 def run(tmp_path, name, *extra):
-    main(["reproduce", name, "--scale", "small", "--out", str(tmp_path / "results"), "--work", str(tmp_path / "work"),
-          "--configs", str(CONFIGS), *SMALL, *extra])
+    main(
+        [
+            "reproduce",
+            name,
+            "--scale",
+            "small",
+            "--out",
+            str(tmp_path / "results"),
+            "--work",
+            str(tmp_path / "work"),
+            "--configs",
+            str(CONFIGS),
+            *SMALL,
+            *extra,
+        ]
+    )
     return (tmp_path / "results" / f"{name}_small.md").read_text()
 
 
 def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
     markdown = run(tmp_path, "table3")
-    assert "promptgd reproduce table3 --scale small" in markdown and (tmp_path / "results" / "table3_small.png").is_file()
+    assert (
+        "promptgd reproduce table3 --scale small" in markdown and (tmp_path / "results" / "table3_small.png").is_file()
+    )
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 5 and all(len(r.split("|")) == 6 for r in rows)  # label, in-domain, transfer, retention
     work = tmp_path / "work" / "character_descriptions"
-    assert {p.name for p in work.iterdir()} >= {"start_model", "base", "lc", "lc-then-reversal", "base-then-reversal", "lc-joint-reversal"}
+    assert {p.name for p in work.iterdir()} >= {
+        "start_model",
+        "base",
+        "lc",
+        "lc-then-reversal",
+        "base-then-reversal",
+        "lc-joint-reversal",
+    }
     assert (work / "lc-joint-reversal" / "metrics.jsonl").read_text().count('"task_b"') == 2
 
     def no_rebuild(*args, **kwargs):
@@ -53,7 +85,10 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_recipe, "run_train", no_rebuild)
     monkeypatch.setattr(eval_recipe, "evaluate_model", no_rebuild)
-    assert run(tmp_path, "table3").split("Wall time")[1].split("\n", 2)[2] == markdown.split("Wall time")[1].split("\n", 2)[2]
+    assert (
+        run(tmp_path, "table3").split("Wall time")[1].split("\n", 2)[2]
+        == markdown.split("Wall time")[1].split("\n", 2)[2]
+    )
 
 
 def test_table1_and_table4_cover_lora_and_split_cells(tmp_path):
@@ -93,7 +128,10 @@ def test_a_column_with_default_settings_reads_the_run_evaluation(tmp_path):
     assert rep._eval_dir(lc, lc.task, k1) == tmp_path / "work" / "character_descriptions" / "lc" / "eval"
     assert rep._eval_dir(lc, lc.task, k4).name == "eval-character_descriptions-test-inner.contexts=4"
     lg_k1 = experiments("small")["table2"].rows[1][1]  # evaluated by one update per context in turn
-    assert rep._eval_dir(lg_k1, lg_k1.task, k4).name == "eval-character_descriptions-test-inner.contexts=4-inner.mode=sequential"
+    assert (
+        rep._eval_dir(lg_k1, lg_k1.task, k4).name
+        == "eval-character_descriptions-test-inner.contexts=4-inner.mode=sequential"
+    )
 
 
 def test_table5_reads_nc_from_the_base_model_and_commits_every_row(tmp_path):
@@ -111,10 +149,16 @@ def test_table5_reads_nc_from_the_base_model_and_commits_every_row(tmp_path):
 
 def test_table2_evaluates_one_context_rows_sequentially_and_k_context_rows_batched(tmp_path):
     table2 = experiments("small")["table2"]
-    modes = {label: dict(o.split("=") for o in m.eval_overrides).get("inner.mode", "batched") for label, m in table2.rows}
-    assert modes == {"no meta-learning": "sequential", "meta-trained, k = 1": "sequential",
-                     "meta-trained, k = 4": "batched", "meta-trained, k = 16": "batched"}
+    modes = {
+        label: dict(o.split("=") for o in m.eval_overrides).get("inner.mode", "batched") for label, m in table2.rows
+    }
+    assert modes == {
+        "no meta-learning": "sequential",
+        "meta-trained, k = 1": "sequential",
+        "meta-trained, k = 4": "batched",
+        "meta-trained, k = 16": "batched",
+    }
     rep = Reproduction(CONFIGS, Path("unused"), "small")
-    for label, model in table2.rows[2:]:
+    for _, model in table2.rows[2:]:
         cfg = rep.config(model.task, *model.overrides)
         assert cfg.train.objective == "lg" and cfg.inner.contexts in (4, 16) and cfg.train.batch_size == 1

@@ -21,8 +21,14 @@ def load(name):
 
 
 def test_parse_official_schema_counts_drops_by_rule():
-    triples, counts = squad.parse_squad(load("train-v1.1.json"), squad.SquadRule(max_context_words=12), "train-v1.1.json")
-    assert counts == {"total": 4, "kept": 2, "dropped": {"empty_answer": 1, "context_over_words": 1, "context_over_chars": 0}}
+    triples, counts = squad.parse_squad(
+        load("train-v1.1.json"), squad.SquadRule(max_context_words=12), "train-v1.1.json"
+    )
+    assert counts == {
+        "total": 4,
+        "kept": 2,
+        "dropped": {"empty_answer": 1, "context_over_words": 1, "context_over_chars": 0},
+    }
     assert triples[0] == Triple(
         context="The Denver Broncos won Super Bowl 50 against the Carolina Panthers.",
         query="Question: Who won Super Bowl 50?\nAnswer:",
@@ -33,7 +39,9 @@ def test_parse_official_schema_counts_drops_by_rule():
 
 
 def test_character_budget_and_no_budget():
-    _, counts = squad.parse_squad(load("train-v1.1.json"), squad.SquadRule(max_context_words=None, max_context_chars=70))
+    _, counts = squad.parse_squad(
+        load("train-v1.1.json"), squad.SquadRule(max_context_words=None, max_context_chars=70)
+    )
     assert counts["dropped"] == {"empty_answer": 1, "context_over_words": 0, "context_over_chars": 1}
     _, counts = squad.parse_squad(load("train-v1.1.json"), squad.SquadRule(max_context_words=None))
     assert counts["kept"] == 3

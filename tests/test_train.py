@@ -10,14 +10,13 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
+from conftest import DEVICE, tiny_config
 from promptgd.data.triples import Triple
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
 from promptgd.train import checkpoint
 from promptgd.train.recipe import run_train
 from promptgd.train.trainer import MetaTrainer
-
-from conftest import DEVICE, tiny_config
 
 
 def copy_tasks(n: int, seed: int = 0) -> list[Triple]:
@@ -37,8 +36,15 @@ def rows(out):
 
 @pytest.mark.parametrize("objective", ["lc", "lg"])
 def test_outer_loss_falls_on_a_tiny_copy_task(tmp_path, objective):
-    cfg = tiny_config(f"train.objective={objective}", "train.lr=3e-3", "inner.lr=0.3", "train.lm_weight=0.0",
-                      "train.lr_schedule=constant", "train.batch_size=4", "train.epochs=3")
+    cfg = tiny_config(
+        f"train.objective={objective}",
+        "train.lr=3e-3",
+        "inner.lr=0.3",
+        "train.lm_weight=0.0",
+        "train.lr_schedule=constant",
+        "train.batch_size=4",
+        "train.epochs=3",
+    )
     trainer, _ = trainer_for(cfg, tmp_path)
     trainer.train(progress=False)
     losses = [r["outer"] for r in rows(tmp_path)]
@@ -140,8 +146,17 @@ def test_train_saves_a_plain_hf_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("mode", ["batched", "sequential"])
 def test_multi_context_meta_training_absorbs_k_contexts_per_update(tmp_path, mode):
-    cfg = tiny_config("train.objective=lg", "inner.contexts=3", f"inner.mode={mode}", "train.batch_size=2", "train.lr=3e-3",
-                      "inner.lr=0.3", "train.lm_weight=0.0", "train.lr_schedule=constant", "train.epochs=2")
+    cfg = tiny_config(
+        "train.objective=lg",
+        "inner.contexts=3",
+        f"inner.mode={mode}",
+        "train.batch_size=2",
+        "train.lr=3e-3",
+        "inner.lr=0.3",
+        "train.lm_weight=0.0",
+        "train.lr_schedule=constant",
+        "train.epochs=2",
+    )
     trainer, _ = trainer_for(cfg, tmp_path, copy_tasks(24))
     tasks = trainer._meta_tasks(trainer.order[:6])
     assert len(tasks) == 2 and all(len(t.contexts) == 3 and t.queries.input_ids.shape[0] == 3 for t in tasks)
@@ -164,13 +179,23 @@ def test_prompt_term_is_logged_and_changes_the_update(tmp_path, objective):
 
 
 def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained_for(tmp_path, capsys, triples):
+    from promptgd.absorb import absorb
     from promptgd.cli import main
-    from promptgd.update.absorb import absorb
 
     run_train(tiny_config("inner.lr=0.037", "train.n_tasks=4"), tmp_path / "run", progress=False)
     model_dir = tmp_path / "run" / "model"
-    common = [f"model.device={DEVICE}", "eval.max_new_tokens=4", "--model", str(model_dir), "--task", "character_descriptions",
-              "task.n_train=40", "task.n_test=3", "--modes", "ft"]
+    common = [
+        f"model.device={DEVICE}",
+        "eval.max_new_tokens=4",
+        "--model",
+        str(model_dir),
+        "--task",
+        "character_descriptions",
+        "task.n_train=40",
+        "task.n_test=3",
+        "--modes",
+        "ft",
+    ]
     main(["eval", *common, "--out", str(tmp_path / "no-preset")])
     assert "inner.lr=0.037" in capsys.readouterr().err  # says where the step came from
     recorded = yaml.safe_load((tmp_path / "no-preset" / "config.yaml").read_text())
@@ -186,7 +211,19 @@ def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained
     from_config = absorb(model, tokenizer, [triples[0].context], tiny_config("inner.lr=0.037").inner)
     assert all(torch.equal(a, b) for a, b in zip(from_recipe.parameters(), from_config.parameters()))
     (tmp_path / "notes.txt").write_text(triples[0].context)
-    main(["absorb", "--model", str(model_dir), "--context", str(tmp_path / "notes.txt"), "--device", DEVICE, "--out", str(tmp_path / "updated")])
+    main(
+        [
+            "absorb",
+            "--model",
+            str(model_dir),
+            "--context",
+            str(tmp_path / "notes.txt"),
+            "--device",
+            DEVICE,
+            "--out",
+            str(tmp_path / "updated"),
+        ]
+    )
     assert "inner.lr=0.037" in capsys.readouterr().err
     updated, _ = load_model(str(tmp_path / "updated"), device=DEVICE)
     assert updated.update_recipe == model.update_recipe

@@ -5,15 +5,14 @@ import json
 
 import torch
 
+from conftest import DEVICE, tiny_config
 from promptgd.data.encoding import Encoder
+from promptgd.data.supervised import SupervisedStream
 from promptgd.data.triples import write_jsonl
+from promptgd.lm import functional_forward, lm_loss
 from promptgd.models.loading import load_model
-from promptgd.objectives.supervised import SupervisedStream
 from promptgd.train.recipe import run_train
 from promptgd.train.transfer import task_b_triples
-from promptgd.update.inner import functional_forward, lm_loss
-
-from conftest import DEVICE, tiny_config
 from test_train import copy_tasks, rows, trainer_for
 
 
@@ -21,8 +20,13 @@ def task_b_config(tmp_path, *overrides):
     """Task A: the copy task; task B: a JSONL task whose training file holds 'colour' triples."""
     b = tmp_path / "b.jsonl"
     write_jsonl(copy_tasks(4, seed=9), b)
-    write_jsonl([t.__class__(f"The colour is {t.response.strip()}.", "The colour:", t.response) for t in copy_tasks(32, seed=5)],
-                b.with_name("b.train.jsonl"))
+    write_jsonl(
+        [
+            t.__class__(f"The colour is {t.response.strip()}.", "The colour:", t.response)
+            for t in copy_tasks(32, seed=5)
+        ],
+        b.with_name("b.train.jsonl"),
+    )
     return tiny_config(f"transfer.task_b=jsonl:{b}", "transfer.n_tasks=32", *overrides)
 
 
@@ -55,5 +59,8 @@ def test_sequential_fine_tunes_on_task_b_after_meta_training(tmp_path):
     cfg = task_b_config(tmp_path, "transfer.mode=sequential", *common)
     sequential = run_train(cfg, tmp_path / "seq", progress=False)
     assert len(json.loads((tmp_path / "seq" / "task_b_losses.json").read_text())) == 8  # 32 triples × 2 formats / 8
-    (meta_model, tokenizer), (seq_model, _) = load_model(str(plain), device=DEVICE), load_model(str(sequential), device=DEVICE)
+    (meta_model, tokenizer), (seq_model, _) = (
+        load_model(str(plain), device=DEVICE),
+        load_model(str(sequential), device=DEVICE),
+    )
     assert task_b_loss(seq_model, tokenizer, cfg) < task_b_loss(meta_model, tokenizer, cfg) - 0.5

@@ -2,7 +2,8 @@
 
 import pytest
 
-from promptgd.data.triples import Triple, TripleFileError, load_task, read_jsonl, write_jsonl
+from promptgd.data.tasks import load_task
+from promptgd.data.triples import Triple, TripleFileError, read_jsonl, write_jsonl
 
 
 def test_round_trip(tmp_path, triples):
@@ -13,10 +14,14 @@ def test_round_trip(tmp_path, triples):
 
 @pytest.mark.parametrize(
     "line, problem",
-    [("{not json", "not valid JSON"), ('["a"]', "expected a JSON object"), ('{"context": "c", "query": "q"}', "missing field 'response'"),
-     ('{"context": "c", "query": 3, "response": " r"}', "field 'query' must be a string"),
-     ('{"context": "c", "query": "q", "response": " r", "extra": 1}', "unknown field"),
-     ('{"context": "c", "query": "q", "response": "  "}', "'response' is empty")],
+    [
+        ("{not json", "not valid JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"context": "c", "query": "q"}', "missing field 'response'"),
+        ('{"context": "c", "query": 3, "response": " r"}', "field 'query' must be a string"),
+        ('{"context": "c", "query": "q", "response": " r", "extra": 1}', "unknown field"),
+        ('{"context": "c", "query": "q", "response": "  "}', "'response' is empty"),
+    ],
 )
 def test_malformed_lines_name_file_line_and_problem(tmp_path, line, problem):
     path = tmp_path / "bad.jsonl"

@@ -59,15 +59,20 @@ def test_split_valid_exact_triples_and_counts():
 
 def test_rule_parameters_change_the_cut():
     text = (FIXTURES / "valid.txt").read_text()
-    triples, _ = wikitext.split_triples(text, wikitext.WikiTextRule(min_context_words=0, max_context_words=10, response_words=2))
+    triples, _ = wikitext.split_triples(
+        text, wikitext.WikiTextRule(min_context_words=0, max_context_words=10, response_words=2)
+    )
     assert triples[0].context.endswith("cost $1,200 (30% over budget);") and triples[0].response == " crew called"
-    triples, _ = wikitext.split_triples(text, wikitext.WikiTextRule(trigger="and", min_context_words=1, response_words=1))
+    triples, _ = wikitext.split_triples(
+        text, wikitext.WikiTextRule(trigger="and", min_context_words=1, response_words=1)
+    )
     context = "It is adapted from Robert Louis Stevenson's 1886 novella Strange Case of Dr Jekyll"
     assert triples[0] == Triple(context, "and", " Mr")
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"trigger": "of the"}, {"trigger": ""}, {"min_context_words": 9, "max_context_words": 3}, {"response_words": 0}]
+    "kwargs",
+    [{"trigger": "of the"}, {"trigger": ""}, {"min_context_words": 9, "max_context_words": 3}, {"response_words": 0}],
 )
 def test_invalid_rules(kwargs):
     with pytest.raises(ValueError, match="WikiTextRule"):
@@ -115,12 +120,14 @@ def test_rule_version_bump_rebuilds(monkeypatch):
 
 
 def test_lm_corpus_leaves_out_the_paragraphs_of_validation_contexts(monkeypatch):
-    from promptgd.objectives.lm_corpus import read_corpus, without_held_out
+    from promptgd.data.lm_corpus import read_corpus, without_held_out
 
     monkeypatch.setenv("PROMPTGD_DATA", str(FIXTURES))
     text = read_corpus("wikitext:")
     first, second = wikitext.build_wikitext(0, 0, seed=0).train
     kept = without_held_out(text, [first.context])
-    assert "Henry Jekyll" in text and "Henry Jekyll" not in kept  # the held-out context's paragraph and its continuation
+    assert (
+        "Henry Jekyll" in text and "Henry Jekyll" not in kept
+    )  # the held-out context's paragraph and its continuation
     assert "the name stuck" in kept  # the other training paragraph stays
     assert without_held_out(text, []) == text

@@ -72,7 +72,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     # The report names the command that made it; the data location is part of it when it came from the environment.
     data = [f"PROMPTGD_DATA={os.environ['PROMPTGD_DATA']}"] if "PROMPTGD_DATA" in os.environ else []
     flags = [f for name in ("model", "task") if getattr(args, name) for f in (f"--{name}", getattr(args, name))]
-    command = " ".join([*data, "promptgd run", *([args.config] if args.config else []), *flags, *args.overrides, "--out", out])
+    command = " ".join(
+        [*data, "promptgd run", *([args.config] if args.config else []), *flags, *args.overrides, "--out", out]
+    )
     run_pipeline(_config(args), Path(out), command)
 
 
@@ -93,11 +95,15 @@ def _model_and_param(spec: str, device: str):
 
 
 def cmd_absorb(args: argparse.Namespace) -> None:
-    from promptgd.update.absorb import absorb
+    from promptgd.absorb import absorb
 
     texts = [Path(p).read_text(encoding="utf-8") for p in args.context]
     model, tokenizer, param = _model_and_param(args.model, args.device)
-    given = [f"inner.{key}={value}" for key, value in (("lr", args.lr), ("steps", args.steps), ("mode", args.mode)) if value is not None]
+    given = [
+        f"inner.{key}={value}"
+        for key, value in (("lr", args.lr), ("steps", args.steps), ("mode", args.mode))
+        if value is not None
+    ]
     inner = inner_config(model.update_recipe, given)
     if model.update_recipe:
         print(describe({"inner": model.update_recipe["inner"]}, {"inner": inner}, args.model), file=sys.stderr)
@@ -110,7 +116,7 @@ def cmd_absorb(args: argparse.Namespace) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from promptgd.update.absorb import ask
+    from promptgd.absorb import ask
 
     model, tokenizer, param = _model_and_param(args.model, args.device)
     print(ask(model, tokenizer, args.question, args.max_new_tokens, param))
@@ -138,13 +144,16 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
     work = args.work or f"runs/reproduce/{args.scale}"
     rep = Reproduction(configs=Path(args.configs), work=Path(work), scale=args.scale, overrides=tuple(args.overrides))
-    command = " ".join(["promptgd reproduce", args.name, "--scale", args.scale, "--out", args.out]
-                       + (["--work", args.work] if args.work else []) + list(args.overrides))
+    command = " ".join(
+        ["promptgd reproduce", args.name, "--scale", args.scale, "--out", args.out]
+        + (["--work", args.work] if args.work else [])
+        + list(args.overrides)
+    )
     run_reproduction(args.name, rep, Path(args.out), command)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
-    from promptgd.data.triples import task_names
+    from promptgd.data.tasks import task_names
 
     print("\n".join(task_names()))
 
@@ -154,17 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", nargs="?", help="YAML preset (configs/*.yaml); dotted overrides such as "
-                       "inner.lr=3e-4 eval.limit=50 may follow anywhere on the line")
+        p.add_argument(
+            "config",
+            nargs="?",
+            help="YAML preset (configs/*.yaml); dotted overrides such as "
+            "inner.lr=3e-4 eval.limit=50 may follow anywhere on the line",
+        )
 
     p = sub.add_parser("eval", help="evaluate a model in NC / Prompt / FT modes")
     with_config(p)
     p.add_argument("--model", help="model spec (hub id, local dir, packaged:smollm2-135m, tiny:llama)")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--modes", help="comma-separated subset of nc,prompt,ft,ft_irrelevant")
-    p.add_argument("--split", choices=["test", "val", "meta", "warmup", "ood"],
-                   help="which triples: test (reported numbers; the default), val (choosing settings), ood (held-out "
-                   "description families of the people tasks); see data/partition.py")
+    p.add_argument(
+        "--split",
+        choices=["test", "val", "meta", "warmup", "ood"],
+        help="which triples: test (reported numbers; the default), val (choosing settings), ood (held-out "
+        "description families of the people tasks); see data/partition.py",
+    )
     p.add_argument("--limit", type=int, help="evaluate the first N triples of the split")
     p.add_argument("--out", required=True, help="directory for predictions.jsonl and summary.json")
     p.set_defaults(func=cmd_eval)
@@ -196,8 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", action="append", required=True, help="a UTF-8 text file to absorb (repeatable)")
     p.add_argument("--lr", type=float, help="inner learning rate η (default: the model's update recipe, else 1e-3)")
     p.add_argument("--steps", type=int, help="SGD steps (default: the model's update recipe, else 1)")
-    p.add_argument("--mode", choices=["batched", "sequential"],
-                   help="several texts: one step on their mean loss, or one after another (default: the recipe's, else batched)")
+    p.add_argument(
+        "--mode",
+        choices=["batched", "sequential"],
+        help="several texts: one step on their mean loss, or one after another (default: the recipe's, else batched)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="directory for the updated model (HF checkpoint)")
     p.set_defaults(func=cmd_absorb, config=None)
@@ -209,21 +228,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_ask, config=None)
 
-    p = sub.add_parser("diagnose", help="the paper's Tables 4 and 5 from an evaluation directory (needs nc, ft, ft_irrelevant)")
+    p = sub.add_parser(
+        "diagnose", help="the paper's Tables 4 and 5 from an evaluation directory (needs nc, ft, ft_irrelevant)"
+    )
     p.add_argument("eval_dir", help="a directory written by `promptgd eval` (holds predictions.jsonl)")
     p.add_argument("--out", required=True, help="directory for diagnostics.md")
     p.set_defaults(func=cmd_diagnose, config=None)
 
-    p = sub.add_parser("export", help="copy a `promptgd run` directory's rows (summary, config, gzipped predictions) for committing")
+    p = sub.add_parser(
+        "export", help="copy a `promptgd run` directory's rows (summary, config, gzipped predictions) for committing"
+    )
     p.add_argument("run_dir", help="a directory written by `promptgd run`")
-    p.add_argument("--out", required=True, help="destination, e.g. results/quickstart: one folder per row (base, lc, lg)")
+    p.add_argument(
+        "--out", required=True, help="destination, e.g. results/quickstart: one folder per row (base, lc, lg)"
+    )
     p.add_argument("--replace", action="store_true", help="write over rows already exported to --out")
     p.set_defaults(func=cmd_export, config=None)
 
-    p = sub.add_parser("reproduce", help="one of the paper's results end to end: models, evaluations, results/<name>_<scale>.md and .png")
+    p = sub.add_parser(
+        "reproduce",
+        help="one of the paper's results end to end: models, evaluations, results/<name>_<scale>.md and .png",
+    )
     p.add_argument("name", choices=["figure2", "table1", "table2", "table3", "table4", "table5"])
-    p.add_argument("--scale", choices=["small", "paper"], default="small",
-                   help="small: offline SmolLM2-135M presets (configs/), CPU hours; paper: configs/paper/ (Llama-3.2-1B, GPU)")
+    p.add_argument(
+        "--scale",
+        choices=["small", "paper"],
+        default="small",
+        help="small: offline SmolLM2-135M presets (configs/), CPU hours; paper: configs/paper/ (Llama-3.2-1B, GPU)",
+    )
     p.add_argument("--out", default="results", help="directory for <name>_<scale>.md and .png")
     p.add_argument("--work", help="models and evaluations, reused across experiments (default runs/reproduce/<scale>)")
     p.add_argument("--configs", default="configs", help="the presets directory")

@@ -49,8 +49,15 @@ class InnerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = ("nc", "prompt", "ft", "ft_irrelevant")  # which modes to run, in order
-    split: Literal["test", "val", "meta", "warmup", "ood"] = "test"  # the triples evaluated: test for reported numbers, val for choosing settings, ood for held-out description families (data/partition.py)
+    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = (
+        "nc",
+        "prompt",
+        "ft",
+        "ft_irrelevant",
+    )  # which modes to run, in order
+    split: Literal["test", "val", "meta", "warmup", "ood"] = (
+        "test"  # the triples evaluated: test for reported numbers, val for choosing settings, ood for held-out description families (data/partition.py)
+    )
     limit: int = 0  # evaluate only the first N triples of the split; 0 = all
     max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
     batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)
@@ -88,10 +95,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class LoraConfig:
-    variant: Literal["none", "outer", "inner"] = "none"  # none: meta-learn every weight; outer: a LoRA delta, full inner step; inner: LoRA init, inner step on the factors
+    variant: Literal["none", "outer", "inner"] = (
+        "none"  # none: meta-learn every weight; outer: a LoRA delta, full inner step; inner: LoRA init, inner step on the factors
+    )
     rank: int = 1  # r of every factored matrix (the paper uses 1)
     alpha: float = 1.0  # delta = (alpha / rank) · B·A, as in PEFT
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # Linear layer names to factor
+    target_modules: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )  # Linear layer names to factor
 
     @property
     def scale(self) -> float:
@@ -100,7 +117,9 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class TransferConfig:
-    mode: Literal["none", "sequential", "joint"] = "none"  # cross-task study (Table 3): sequential = meta-train on task, then ordinary fine-tune on `task_b`; joint = that fine-tuning loss on task_b inside every outer step
+    mode: Literal["none", "sequential", "joint"] = (
+        "none"  # cross-task study (Table 3): sequential = meta-train on task, then ordinary fine-tune on `task_b`; joint = that fine-tuning loss on task_b inside every outer step
+    )
     task_b: str = "reversal"  # the second task (registry name or `jsonl:<path>`); its train split is fine-tuned on, its test split measures transfer
     n_tasks: int = 200  # task-B training triples for the ordinary fine-tune (each in Prompt and NC format)
     lr: float = 3.0e-5  # sequential: AdamW learning rate of the fine-tune on task B
@@ -110,7 +129,9 @@ class TransferConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    objectives: tuple[Literal["lc", "lg"], ...] = ("lc",)  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
+    objectives: tuple[Literal["lc", "lg"], ...] = (
+        "lc",
+    )  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
 
 
 @dataclass(frozen=True)
@@ -208,7 +229,9 @@ def _dotted_to_nested(overrides: list[str]) -> dict:
     return nested
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, under: dict | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, under: dict | None = None
+) -> RunConfig:
     """Defaults, then `under` (nested sections, e.g. a meta-trained model's update recipe), then the YAML preset at
     `path` (which may name a `base:` preset), then dotted overrides."""
     data: dict = dict(under or {})
@@ -239,6 +262,7 @@ def _read_yaml(path: Path) -> dict:
 
 def to_dict(config: Any) -> dict:
     """Plain dict (tuples as lists) for YAML/JSON dumps; `_build(RunConfig, to_dict(c)) == c`."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}

@@ -187,7 +187,9 @@ def _squad_folder(p: Path) -> Path:
     for folder in (p, p / "squad-v1.1"):
         if any((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in names):
             return folder
-    raise FileNotFoundError(f"{p}: holds neither train-v1.1.json/dev-v1.1.json (or .gz) nor a squad-v1.1/ folder with them")
+    raise FileNotFoundError(
+        f"{p}: holds neither train-v1.1.json/dev-v1.1.json (or .gz) nor a squad-v1.1/ folder with them"
+    )
 
 
 def _read_maybe_gz(folder: Path, name: str) -> bytes:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from promptgd.data.triples import Splits, Triple, load_task
+from promptgd.data.tasks import load_task
+from promptgd.data.triples import Splits, Triple
 
 SplitName = Literal["warmup", "meta", "val", "test", "ood"]
 SPLITS: tuple[SplitName, ...] = ("warmup", "meta", "val", "test", "ood")
@@ -59,13 +60,15 @@ def partition(splits: Splits, n_warmup: int, n_val: int, n_meta: int = 0) -> Par
     val_groups = _take_contexts(ordered[::-1], n_val)
     rest = ordered[: len(ordered) - len(val_groups)]
     warmup_groups = _take_contexts(rest, n_warmup)
-    meta_groups = rest[len(warmup_groups):]
+    meta_groups = rest[len(warmup_groups) :]
 
     def triples(chosen: list[list[int]]) -> list[Triple]:
         return [train[i] for i in sorted(i for group in chosen for i in group)]
 
     meta = triples(meta_groups)[: n_meta or None]
-    return Partition(warmup=triples(warmup_groups), meta=meta, val=triples(val_groups), test=splits.test, ood=splits.ood)
+    return Partition(
+        warmup=triples(warmup_groups), meta=meta, val=triples(val_groups), test=splits.test, ood=splits.ood
+    )
 
 
 def load_partition(cfg) -> Partition:

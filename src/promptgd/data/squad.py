@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from promptgd.data import acquire
-from promptgd.data.triples import Splits, Triple, register_task
+from promptgd.data.triples import Splits, Triple
 
 TASK = "squad"
 # Bump whenever the processing below changes what a given rule produces: it invalidates the cache.
@@ -112,7 +112,6 @@ def prepare(path: str | Path | None = None, rule: SquadRule = DEFAULT_RULE) -> d
     return acquire.ensure_processed(TASK, RULE_VERSION, rule, acquire.acquire_squad, process, path)
 
 
-@register_task(TASK)
 def build_squad(n_train: int, n_test: int, seed: int) -> Splits:
     prepare()
     splits = acquire.read_processed(TASK)

@@ -1,3 +1,33 @@
-"""Importing this module registers every built-in task with the registry in `triples.py`."""
+"""The tasks by name: a plain mapping from a task's name to its builder(n_train, n_test, seed) -> Splits."""
 
-from promptgd.data import people, squad, wikitext  # noqa: F401
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from promptgd.data import people, squad, wikitext
+from promptgd.data.triples import Splits, read_jsonl
+
+TASKS: dict[str, Callable[[int, int, int], Splits]] = {
+    "character_descriptions": people.character_descriptions,
+    "reversal": people.reversal,
+    squad.TASK: squad.build_squad,
+    wikitext.TASK: wikitext.build_wikitext,
+}
+
+
+def task_names() -> list[str]:
+    return sorted(TASKS) + ["jsonl:<path>"]
+
+
+def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
+    """Build a task's splits by name, or read `jsonl:<path>` (test = the file, train = <path>.train.jsonl if present)."""
+    if name.startswith("jsonl:"):
+        path = Path(name.removeprefix("jsonl:"))
+        test = read_jsonl(path)[: n_test or None]
+        train_path = path.with_name(path.stem + ".train.jsonl")
+        train = read_jsonl(train_path)[: n_train or None] if train_path.is_file() else []
+        return Splits(train=train, test=test)
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(task_names())}")
+    return TASKS[name](n_train, n_test, seed)

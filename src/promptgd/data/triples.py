@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 FIELDS = ("context", "query", "response")
 
@@ -26,7 +26,9 @@ class Triple:
 class Splits:
     train: list[Triple]
     test: list[Triple]
-    ood: list[Triple] = field(default_factory=list)  # a second test set worded unlike any training triple (people tasks)
+    ood: list[Triple] = field(
+        default_factory=list
+    )  # a second test set worded unlike any training triple (people tasks)
 
 
 class TripleFileError(ValueError):
@@ -80,37 +82,3 @@ def read_jsonl(path: str | Path) -> list[Triple]:
     if not triples:
         raise TripleFileError(f"{path}: holds no triples")
     return triples
-
-
-# name -> builder(n_train, n_test, seed) -> Splits. Builders register themselves on import.
-TaskBuilder = Callable[[int, int, int], Splits]
-_REGISTRY: dict[str, TaskBuilder] = {}
-
-
-def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
-    def wrap(builder: TaskBuilder) -> TaskBuilder:
-        _REGISTRY[name] = builder
-        return builder
-
-    return wrap
-
-
-def task_names() -> list[str]:
-    from promptgd.data import tasks  # noqa: F401  (imports every task module so they register)
-
-    return sorted(_REGISTRY) + ["jsonl:<path>"]
-
-
-def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
-    """Build a task's splits by registry name, or read `jsonl:<path>` (test = the file, train = <path>.train.jsonl if present)."""
-    from promptgd.data import tasks  # noqa: F401
-
-    if name.startswith("jsonl:"):
-        path = Path(name.removeprefix("jsonl:"))
-        test = read_jsonl(path)[: n_test or None]
-        train_path = path.with_name(path.stem + ".train.jsonl")
-        train = read_jsonl(train_path)[: n_train or None] if train_path.is_file() else []
-        return Splits(train=train, test=test)
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown task {name!r}; known: {', '.join(task_names())}")
-    return _REGISTRY[name](n_train, n_test, seed)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from promptgd.data import acquire
-from promptgd.data.triples import Splits, Triple, register_task
+from promptgd.data.triples import Splits, Triple
 
 TASK = "wikitext"
 # Bump whenever the processing below changes what a given rule produces: it invalidates the cache.
@@ -63,7 +63,26 @@ DEFAULT_RULE = WikiTextRule()
 
 # The release writes in-number and in-word punctuation as " @x@ "; the joined form has no spaces.
 _JOINERS = {"@-@": "-", "@,@": ",", "@.@": "."}
-_NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", ")", "]", "%", "...", "'s", "'t", "n't", "'m", "'ve", "'re", "'ll", "'d"}
+_NO_SPACE_BEFORE = {
+    ",",
+    ".",
+    ";",
+    ":",
+    "!",
+    "?",
+    ")",
+    "]",
+    "%",
+    "...",
+    "'s",
+    "'t",
+    "n't",
+    "'m",
+    "'ve",
+    "'re",
+    "'ll",
+    "'d",
+}
 _NO_SPACE_AFTER = {"(", "[", "$", "£"}
 
 
@@ -161,7 +180,6 @@ def prepare(path: str | Path | None = None, rule: WikiTextRule = DEFAULT_RULE) -
     return acquire.ensure_processed(TASK, RULE_VERSION, rule, acquire.acquire_wikitext, process, path)
 
 
-@register_task(TASK)
 def build_wikitext(n_train: int, n_test: int, seed: int) -> Splits:
     prepare()
     splits = acquire.read_processed(TASK)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from promptgd.update.inner import Forward, Params, at_least_float32
+from promptgd.lm import Forward, Params, at_least_float32
 
 # transformers renamed the KV cache from `past_key_values` to `cache` within 5.x (output field and forward
 # argument alike; 5.17 has the old name, 5.24 the new one): use whichever the installed version has.
@@ -75,7 +75,9 @@ def score_and_generate(
 
     # greedy[i, j]: the greedy token after prefix ⊕ response[:j].
     greedy = out.logits[:, width - 1 :].argmax(-1).tolist()
-    token_accuracy = [sum(g == t for g, t in zip(greedy[i], r)) / len(r) if r else float("nan") for i, r in enumerate(responses)]
+    token_accuracy = [
+        sum(g == t for g, t in zip(greedy[i], r)) / len(r) if r else float("nan") for i, r in enumerate(responses)
+    ]
     generated: list[list[int]] = []
     accepted: list[int] = []  # gold tokens that greedy decoding reproduces; they already sit in the cache
     stopped = [False] * n
@@ -108,8 +110,14 @@ def score_and_generate(
         feed = [generated[i][column] if column < len(generated[i]) else pad_id for i in range(n)]
         attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=device)], dim=1)
         position = position + 1
-        out = forward(params, input_ids=torch.tensor(feed, device=device).unsqueeze(1), attention_mask=attention,
-                      position_ids=position.unsqueeze(1), use_cache=True, **{CACHE: cache})
+        out = forward(
+            params,
+            input_ids=torch.tensor(feed, device=device).unsqueeze(1),
+            attention_mask=attention,
+            position_ids=position.unsqueeze(1),
+            use_cache=True,
+            **{CACHE: cache},
+        )
         cache = getattr(out, CACHE)
         steps += 1
         next_tokens = out.logits[:, -1].argmax(-1).tolist()

@@ -24,7 +24,8 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
-from promptgd.update.inner import Forward, Params, TokenBatch, inner_update
+from promptgd.lm import Forward, Params, TokenBatch
+from promptgd.update.inner import inner_update
 
 MODES = ("nc", "prompt", "ft", "ft_irrelevant")
 

@@ -12,12 +12,14 @@ from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, to_dic
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
-from promptgd.report.tables import mode_table
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
 from promptgd.models.parameterization import Parameterization, full_rank
+from promptgd.report.tables import mode_table
 
 
-def evaluate_model(model, tokenizer, triples, cfg: RunConfig, progress: bool = True, param: Parameterization | None = None) -> EvalResult:
+def evaluate_model(
+    model, tokenizer, triples, cfg: RunConfig, progress: bool = True, param: Parameterization | None = None
+) -> EvalResult:
     """Evaluate `model`, or the parameterization `param` of it (LoRA-inner: the inner update moves the factors)."""
     param = param or full_rank(model)
     with torch.no_grad():
@@ -67,14 +69,18 @@ def cached_modes(out: Path, cfg: RunConfig) -> dict[str, dict]:
     return json.loads((out / "summary.json").read_text())["modes"]
 
 
-def evaluate_into(out: Path, cfg: RunConfig, model, tokenizer, triples, param: Parameterization | None = None, progress: bool = True) -> dict:
+def evaluate_into(
+    out: Path, cfg: RunConfig, model, tokenizer, triples, param: Parameterization | None = None, progress: bool = True
+) -> dict:
     """Evaluate `cfg.eval.modes` into `out` and return its summary. Modes that an evaluation already in `out`
     holds with the same settings are kept, not redone (an interrupted run, or Table 5 adding ft_irrelevant)."""
     cached = cached_modes(out, cfg)
     missing = [m for m in cfg.eval.modes if m not in cached]
     if not missing:
         return json.loads((out / "summary.json").read_text())
-    result = evaluate_model(model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={','.join(missing)}"]), progress, param)
+    result = evaluate_model(
+        model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={','.join(missing)}"]), progress, param
+    )
     if cached:
         seconds = json.loads((out / "summary.json").read_text()).get("seconds", {})
         old = [r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached]
@@ -91,6 +97,7 @@ def run_eval(cfg: RunConfig, out: Path) -> dict:
     result = evaluate_model(model, tokenizer, triples, cfg, param=parameterization_for(model, cfg.model.spec))
     summary = write_eval(result, cfg, out)
     print(mode_table({cfg.model.spec: summary["modes"]}))
-    print(f"{cfg.eval.split} split, n = {summary['n']}  ({', '.join(f'{m} {s:.0f}s' for m, s in result.seconds.items())}); wrote {out}/")
+    print(
+        f"{cfg.eval.split} split, n = {summary['n']}  ({', '.join(f'{m} {s:.0f}s' for m, s in result.seconds.items())}); wrote {out}/"
+    )
     return summary
-

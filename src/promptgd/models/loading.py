@@ -79,7 +79,9 @@ def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
 def _packaged_checkpoint(name: str) -> Path:
     """Convert the packaged GGUF once into a float safetensors checkpoint in the cache; return its dir."""
     if name not in PACKAGED:
-        raise ModelLoadError(f"unknown packaged model 'packaged:{name}'; known: {', '.join('packaged:' + n for n in PACKAGED)}")
+        raise ModelLoadError(
+            f"unknown packaged model 'packaged:{name}'; known: {', '.join('packaged:' + n for n in PACKAGED)}"
+        )
     package, gguf_file, install = PACKAGED[name]
     target = cache_dir() / "models" / name
     if (target / "model.safetensors").is_file():

@@ -20,17 +20,22 @@ import torch
 from safetensors.torch import load_file
 
 from promptgd.config import LoraConfig
+from promptgd.lm import Params
 from promptgd.models.parameterization import Parameterization
-from promptgd.update.inner import Params
 
 ADAPTER_DIR = "adapter"  # where a run's model directory keeps its PEFT adapter (lora_inner)
 
 
 def target_modules(model: torch.nn.Module, cfg: LoraConfig) -> list[str]:
-    names = [name for name, module in model.named_modules()
-             if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in cfg.target_modules]
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in cfg.target_modules
+    ]
     if not names:
-        raise ValueError(f"lora.target_modules {list(cfg.target_modules)} match no Linear layer of {type(model).__name__}")
+        raise ValueError(
+            f"lora.target_modules {list(cfg.target_modules)} match no Linear layer of {type(model).__name__}"
+        )
     return names
 
 
@@ -44,7 +49,9 @@ def init_factors(model: torch.nn.Module, cfg: LoraConfig, seed: int = 0) -> dict
         bound = 1 / math.sqrt(weight.shape[1])  # kaiming_uniform_(a=sqrt(5)) as PEFT, drawn from our generator
         a.uniform_(-bound, bound, generator=generator)
         factors[f"{name}.lora_A"] = torch.nn.Parameter(a.to(weight.device))
-        factors[f"{name}.lora_B"] = torch.nn.Parameter(torch.zeros(weight.shape[0], cfg.rank, dtype=weight.dtype, device=weight.device))
+        factors[f"{name}.lora_B"] = torch.nn.Parameter(
+            torch.zeros(weight.shape[0], cfg.rank, dtype=weight.dtype, device=weight.device)
+        )
     return factors
 
 
@@ -74,7 +81,9 @@ def lora_inner(model: torch.nn.Module, factors: dict[str, torch.nn.Parameter], c
     model.requires_grad_(False)
     base = dict(model.named_parameters())
 
-    return Parameterization(model=model, trainable=factors, fast=lambda: factors, to_model=lambda params: merge(base, params, cfg.scale))
+    return Parameterization(
+        model=model, trainable=factors, fast=lambda: factors, to_model=lambda params: merge(base, params, cfg.scale)
+    )
 
 
 @torch.no_grad()
@@ -91,21 +100,29 @@ def save_adapter(model: torch.nn.Module, factors: Params, cfg: LoraConfig, path:
     from peft import LoraConfig as PeftLoraConfig  # imported here: PEFT takes a second to import, only saving needs it
     from peft import get_peft_model
 
-    peft_model = get_peft_model(copy.deepcopy(model), PeftLoraConfig(
-        r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules), lora_dropout=0.0))
+    peft_model = get_peft_model(
+        copy.deepcopy(model),
+        PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules), lora_dropout=0.0),
+    )
     # PEFT records the in-memory model's name_or_path (empty for a model built or converted here).
     peft_model.peft_config["default"].base_model_name_or_path = base_name
     with torch.no_grad():
         for key, value in factors.items():
             module, which = key.rsplit(".", 1)
             getattr(peft_model.base_model.model.get_submodule(module), which)["default"].weight.copy_(value)
-    peft_model.save_pretrained(path, save_embedding_layers=False)  # LoRA never touches embeddings; "auto" would query the hub
+    peft_model.save_pretrained(
+        path, save_embedding_layers=False
+    )  # LoRA never touches embeddings; "auto" would query the hub
 
 
 def load_adapter(model: torch.nn.Module, path: Path) -> tuple[dict[str, torch.nn.Parameter], LoraConfig]:
     """Factors and LoRA config from a PEFT adapter directory saved by `save_adapter` (or by PEFT)."""
     peft_cfg = json.loads((path / "adapter_config.json").read_text())
-    cfg = LoraConfig(rank=peft_cfg["r"], alpha=float(peft_cfg["lora_alpha"]), target_modules=tuple(sorted(peft_cfg["target_modules"])))
+    cfg = LoraConfig(
+        rank=peft_cfg["r"],
+        alpha=float(peft_cfg["lora_alpha"]),
+        target_modules=tuple(sorted(peft_cfg["target_modules"])),
+    )
     device = next(model.parameters()).device
     factors = {}
     for key, value in load_file(path / "adapter_model.safetensors").items():

@@ -5,12 +5,12 @@ The meta-step only ever sees `fast()` and `forward`; full-rank and LoRA meta-lea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-from promptgd.update.inner import Params, functional_forward
+from promptgd.lm import Params, functional_forward
 
 
 def _identity(params: Params) -> Params:
@@ -22,7 +22,9 @@ class Parameterization:
     model: torch.nn.Module
     trainable: dict[str, torch.nn.Parameter]  # what Adam updates and checkpoints hold
     fast: Callable[[], Params]  # the inner step's parameter dict, rebuilt (with a fresh graph) per task
-    to_model: Callable[[Params], Params] = field(default=_identity)  # the model's own parameter dict for a dict shaped like fast()'s
+    to_model: Callable[[Params], Params] = field(
+        default=_identity
+    )  # the model's own parameter dict for a dict shaped like fast()'s
 
     def forward(self, params: Params, **kwargs):
         """Run the model on a dict shaped like fast()'s."""

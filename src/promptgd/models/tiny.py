@@ -39,7 +39,9 @@ def bytes_order(char: str) -> int:
     return others[ord(char) - 256]
 
 
-def tiny_model(name: str, dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+def tiny_model(
+    name: str, dtype: torch.dtype = torch.float32, seed: int = 0
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     if name not in SIZES:
         raise ValueError(f"unknown tiny model 'tiny:{name}'; known: {', '.join('tiny:' + n for n in SIZES)}")
     hidden, layers, heads, kv_heads, intermediate = SIZES[name]

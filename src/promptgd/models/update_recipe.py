@@ -26,8 +26,12 @@ class RecipeError(ValueError):
 def write_recipe(cfg, model_dir: Path) -> None:
     """`cfg`: the RunConfig the model was meta-trained with."""
     recipe = {section: _plain(dataclasses.asdict(getattr(cfg, section))) for section in SECTIONS}
-    recipe["trained_with"] = {"objective": cfg.train.objective, "first_order": cfg.train.first_order, "start": cfg.model.spec,
-                              "task": cfg.task.name}
+    recipe["trained_with"] = {
+        "objective": cfg.train.objective,
+        "first_order": cfg.train.first_order,
+        "start": cfg.model.spec,
+        "task": cfg.task.name,
+    }
     (model_dir / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
 
 
@@ -47,7 +51,9 @@ def read_recipe(model_dir: str | Path) -> dict | None:
 
 def inner_config(recipe: dict | None, overrides: list[str] = ()):
     """The InnerConfig of `recipe` (library defaults without one) with dotted `overrides` such as inner.lr=0.01."""
-    from promptgd.config import load_config  # config imports nothing of ours; imported here to keep this module's import light
+    from promptgd.config import (
+        load_config,  # config imports nothing of ours; imported here to keep this module's import light
+    )
 
     return load_config(None, list(overrides), under={"inner": recipe["inner"]} if recipe else None).inner
 
@@ -68,4 +74,8 @@ def describe(recipe: dict, used: dict, source: str) -> str:
 
 
 def _plain(value):
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else ({k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else value)
+    return (
+        [_plain(v) for v in value]
+        if isinstance(value, (list, tuple))
+        else ({k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else value)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from promptgd.update.inner import Forward, Params, TokenBatch, token_logprobs
+from promptgd.lm import Forward, Params, TokenBatch, token_logprobs
 
 
 def answer_logprobs(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:

@@ -8,12 +8,18 @@ import torch
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
-from promptgd.train.metastep import MetaTask
-from promptgd.update.inner import Forward, Params, TokenBatch, token_logprobs
+from promptgd.lm import Forward, Params, TokenBatch, token_logprobs
+from promptgd.objectives.meta_task import MetaTask
 
 
 def teacher_answers(
-    forward: Forward, params: Params, encoder: Encoder, triples: list[Triple], max_new_tokens: int, batch_size: int, device
+    forward: Forward,
+    params: Params,
+    encoder: Encoder,
+    triples: list[Triple],
+    max_new_tokens: int,
+    batch_size: int,
+    device,
 ) -> list[list[int]]:
     """â for each triple: the teacher's greedy answer given c ⊕ q, closed by the answer terminator when the
     teacher stopped by itself, so the student also learns where the answer ends. Depends only on the
@@ -23,10 +29,18 @@ def teacher_answers(
     for start in range(0, len(triples), batch_size):
         batch = triples[start : start + batch_size]
         scored = score_and_generate(
-            forward, params, [encoder.prompt(t) for t in batch], [[] for _ in batch],
-            pad_id=encoder.tokenizer.pad_token_id, stop_ids=stop_ids, max_new_tokens=max_new_tokens, device=device,
+            forward,
+            params,
+            [encoder.prompt(t) for t in batch],
+            [[] for _ in batch],
+            pad_id=encoder.tokenizer.pad_token_id,
+            stop_ids=stop_ids,
+            max_new_tokens=max_new_tokens,
+            device=device,
         )
-        answers += [gen + (encoder.answer_end() if stopped else []) for gen, stopped in zip(scored.generated, scored.stopped)]
+        answers += [
+            gen + (encoder.answer_end() if stopped else []) for gen, stopped in zip(scored.generated, scored.stopped)
+        ]
     return answers
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
-from promptgd.train.metastep import MetaTask
-from promptgd.update.inner import TokenBatch
+from promptgd.lm import TokenBatch
+from promptgd.objectives.meta_task import MetaTask
 
 
 def lg_task(encoder: Encoder, triples: list[Triple], device) -> MetaTask:

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 
-
 def read_predictions(path: Path) -> dict[str, dict[int, dict]]:
     """mode -> item index -> record."""
     by_mode: dict[str, dict[int, dict]] = {}
@@ -33,21 +32,39 @@ def update_effect(by_mode: dict[str, dict[int, dict]]) -> dict[str, float]:
     cells = {"always wrong": 0, "always right": 0, "right without the update only": 0, "right only with the update": 0}
     for i in items:
         nc, ft = by_mode["nc"][i]["correct"], by_mode["ft"][i]["correct"]
-        key = ("always right" if ft else "right without the update only") if nc else ("right only with the update" if ft else "always wrong")
+        key = (
+            ("always right" if ft else "right without the update only")
+            if nc
+            else ("right only with the update" if ft else "always wrong")
+        )
         cells[key] += 1
     return {k: v / max(len(items), 1) for k, v in cells.items()}
 
 
 def diagnostics_markdown(predictions: Path) -> str:
     by_mode = read_predictions(predictions)
-    lines = [f"Source: `{predictions}`", "", "**Table 4 (lower panel): effect of the update per item**", "", "| share | % |", "|---|---:|"]
+    lines = [
+        f"Source: `{predictions}`",
+        "",
+        "**Table 4 (lower panel): effect of the update per item**",
+        "",
+        "| share | % |",
+        "|---|---:|",
+    ]
     lines += [f"| {k} | {100 * v:.1f} |" for k, v in update_effect(by_mode).items()]
-    lines += ["", "**Table 5: what the update is on**", "", "| condition | accuracy % | F1 % | NLL |", "|---|---:|---:|---:|"]
-    for mode, label in (("ft", "FT, own context"), ("ft_irrelevant", "FT, irrelevant context"), ("nc", "no context (NC)")):
-        records = list(by_mode.get(mode, {}).values())
-        if records:
-            mean = lambda key: sum(float(r[key]) for r in records) / len(records)  # noqa: E731
-            lines.append(f"| {label} | {100 * mean('correct'):.1f} | {100 * mean('f1'):.1f} | {mean('nll'):.2f} |")
+    lines += [
+        "",
+        "**Table 5: what the update is on**",
+        "",
+        "| condition | accuracy % | F1 % | NLL |",
+        "|---|---:|---:|---:|",
+    ]
+    for mode, label in (
+        ("ft", "FT, own context"),
+        ("ft_irrelevant", "FT, irrelevant context"),
+        ("nc", "no context (NC)"),
+    ):
+        if records := list(by_mode.get(mode, {}).values()):
+            correct, f1, nll = (sum(float(r[key]) for r in records) / len(records) for key in ("correct", "f1", "nll"))
+            lines.append(f"| {label} | {100 * correct:.1f} | {100 * f1:.1f} | {nll:.2f} |")
     return "\n".join(lines) + "\n"
-
-

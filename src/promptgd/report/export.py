@@ -28,8 +28,10 @@ def export_evaluation(eval_dir: Path, dest: Path) -> None:
     shutil.copyfile(eval_dir / "config.yaml", dest / "config.yaml")
     packed = gzip.compress((eval_dir / "predictions.jsonl").read_bytes(), compresslevel=9, mtime=0)
     if len(packed) > MAX_PREDICTIONS_BYTES:
-        raise ValueError(f"{eval_dir / 'predictions.jsonl'}: {len(packed) / 2**20:.1f} MiB gzipped, over the "
-                         f"{MAX_PREDICTIONS_BYTES / 2**20:.0f} MiB a committed row may hold; evaluate fewer triples")
+        raise ValueError(
+            f"{eval_dir / 'predictions.jsonl'}: {len(packed) / 2**20:.1f} MiB gzipped, over the "
+            f"{MAX_PREDICTIONS_BYTES / 2**20:.0f} MiB a committed row may hold; evaluate fewer triples"
+        )
     (dest / "predictions.jsonl.gz").write_bytes(packed)
 
 
@@ -47,8 +49,13 @@ def run_rows(run_dir: Path) -> dict[str, Path]:
     return {row: place(row) for row in json.loads(summary.read_text())["rows"]}
 
 
-def export_rows(rows: dict[str, Path], dest: Path, extra_files: tuple[Path, ...] = (), replace: bool = False,
-                row_files: dict[str, tuple[Path, ...]] | None = None) -> None:
+def export_rows(
+    rows: dict[str, Path],
+    dest: Path,
+    extra_files: tuple[Path, ...] = (),
+    replace: bool = False,
+    row_files: dict[str, tuple[Path, ...]] | None = None,
+) -> None:
     """Write `dest/<row>/` for every (row -> evaluation directory), with `row_files[row]` beside it, and copy
     `extra_files` into `dest`. All of it is written beside `dest` first and renamed into place, so `dest` is never
     half-written; an existing `dest` is kept unless `replace`."""
@@ -72,5 +79,7 @@ def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
     meta-trained row the training's metrics.jsonl (loss terms and validation curves); returns the row names."""
     rows = run_rows(run_dir)
     trained = {row: (run_dir / row / "metrics.jsonl",) for row in rows if (run_dir / row / "metrics.jsonl").is_file()}
-    export_rows(rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace, trained)
+    export_rows(
+        rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace, trained
+    )
     return list(rows)

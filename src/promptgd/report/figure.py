@@ -12,8 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from promptgd.report.tables import MODE_NAMES, mode_table  # noqa: E402
 
-ROW_NAMES = {"base": "base (warmed up)", "lc": "LC meta-trained", "lg": "LG meta-trained",
-             "base-ood": "base, held-out families", "lc-ood": "LC, held-out families", "lg-ood": "LG, held-out families"}
+ROW_NAMES = {
+    "base": "base (warmed up)",
+    "lc": "LC meta-trained",
+    "lg": "LG meta-trained",
+    "base-ood": "base, held-out families",
+    "lc-ood": "LC, held-out families",
+    "lg-ood": "LG, held-out families",
+}
 FIGURE_MODES = ("nc", "prompt", "ft")
 GAP_METRICS = {"accuracy": "accuracy", "token accuracy": "token_accuracy", "NLL": "nll"}
 
@@ -54,21 +60,39 @@ def write_report(summary: dict, out: Path) -> str:
     split = summary.get("split", "test")
     title = f"{summary['model']} on {summary['task']}, {split} split (n = {summary['n']})"
     figure2(rows, out / "figure2.png", title)
-    lines = [f"### {title}", "", "```bash", summary["command"], "```", "", mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}), ""]
+    lines = [
+        f"### {title}",
+        "",
+        "```bash",
+        summary["command"],
+        "```",
+        "",
+        mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}),
+        "",
+    ]
     if "base" in rows:
         for name, row in rows.items():
             base = rows.get("base-ood" if name.endswith("-ood") else "base")  # each test set against its own base row
-            closed = {label: gap_closed(base, row, metric) for label, metric in GAP_METRICS.items()} if base and base is not row else {}
+            closed = (
+                {label: gap_closed(base, row, metric) for label, metric in GAP_METRICS.items()}
+                if base and base is not row
+                else {}
+            )
             closed = {label: value for label, value in closed.items() if value is not None}
             if closed:
-                lines.append(f"- {ROW_NAMES.get(name, name)}: closes " + ", ".join(f"{round(100 * v)}% ({label})" for label, v in closed.items())
-                             + " of the base Prompt−FT gap.")
+                lines.append(
+                    f"- {ROW_NAMES.get(name, name)}: closes "
+                    + ", ".join(f"{round(100 * v)}% ({label})" for label, v in closed.items())
+                    + " of the base Prompt−FT gap."
+                )
     for name, row in rows.items():
         ood = rows.get(f"{name}-ood", {}).get("ft")
         if ood and row.get("ft", {}).get("accuracy"):
-            lines.append(f"- {ROW_NAMES.get(name, name)}: FT on held-out description families is "
-                         f"{100 * ood['accuracy'] / row['ft']['accuracy']:.0f}% of its FT on the same families "
-                         f"({100 * ood['accuracy']:.1f} vs {100 * row['ft']['accuracy']:.1f}).")
+            lines.append(
+                f"- {ROW_NAMES.get(name, name)}: FT on held-out description families is "
+                f"{100 * ood['accuracy'] / row['ft']['accuracy']:.0f}% of its FT on the same families "
+                f"({100 * ood['accuracy']:.1f} vs {100 * row['ft']['accuracy']:.1f})."
+            )
     seconds = summary.get("seconds", {})
     if seconds:
         lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()))

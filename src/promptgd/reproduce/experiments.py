@@ -35,18 +35,24 @@ MEASURE = {"wikitext": "token_accuracy"}
 
 @dataclass(frozen=True)
 class Model:
-    task: str | None  # whose preset it is trained with and whose warmed-up start it starts from; None: the column's task
+    task: (
+        str | None
+    )  # whose preset it is trained with and whose warmed-up start it starts from; None: the column's task
     name: str  # directory under <work>/<task>/; "base" is the warmed-up start model itself
     overrides: tuple[str, ...] = ()  # dotted overrides on the task's preset for training
-    kind: Literal["start", "meta", "untrained_lora", "then_b"] = "meta"  # then_b: `source` fine-tuned on transfer.task_b
-    source: "Model | None" = None  # then_b: the model (same task) that is fine-tuned
-    eval_overrides: tuple[str, ...] = ()  # how this row's model is evaluated in every column, e.g. inner.mode=sequential
+    kind: Literal["start", "meta", "untrained_lora", "then_b"] = (
+        "meta"  # then_b: `source` fine-tuned on transfer.task_b
+    )
+    source: Model | None = None  # then_b: the model (same task) that is fine-tuned
+    eval_overrides: tuple[
+        str, ...
+    ] = ()  # how this row's model is evaluated in every column, e.g. inner.mode=sequential
 
     @property
     def key(self) -> str:
         return f"{self.task}/{self.name}"
 
-    def for_column(self, column: "Column") -> "Model":
+    def for_column(self, column: Column) -> Model:
         model = self if self.task is not None else replace(self, task=column.task)
         return base(model.task) if column.model == "base" else model
 
@@ -56,9 +62,13 @@ class Column:
     header: str
     metric: str  # a mode's accuracy ("nc", "prompt", "ft", "ft_irrelevant") or "share:<Table 4 cell>"
     task: str | None = None  # the test set (and preset) it is measured on; None: the row model's own task
-    split: Literal["test", "val", "meta"] = "test"  # val: held-out training-distribution triples; meta: meta-training triples (data/partition.py)
+    split: Literal["test", "val", "meta"] = (
+        "test"  # val: held-out training-distribution triples; meta: meta-training triples (data/partition.py)
+    )
     overrides: tuple[str, ...] = ()  # eval-time overrides, e.g. inner.contexts=4
-    model: Literal["row", "base"] = "row"  # base: the cell measures the row's task's warmed-up start model instead (Table 5's NC)
+    model: Literal["row", "base"] = (
+        "row"  # base: the cell measures the row's task's warmed-up start model instead (Table 5's NC)
+    )
 
 
 @dataclass(frozen=True)
@@ -93,52 +103,113 @@ def experiments(scale: str) -> dict[str, Experiment]:
     sequential = ("inner.mode=sequential",)
     outer_batch = 1 if small else 16  # the presets' train.batch_size (quickstart.yaml, paper/*.yaml)
     shares = ("always wrong", "always right", "right without the update only", "right only with the update")
-    return {e.name: e for e in (
-        Experiment(
-            "figure2", "Figure 2: NC / Prompt / FT accuracy, base vs. LC vs. LG meta-training",
-            tuple((f"{t}: {label}", m) for t in fig_tasks for label, m in (("base", base(t)), ("LC", meta(t, "lc", "lc")), ("LG", meta(t, "lg", "lg")))),
-            acc, "meta-training raises FT toward Prompt; LC (no labels) is about as good as LG.", "gap_closed"),
-        Experiment(
-            "table1", "Table 1: FT accuracy of the LoRA variants (gold labels, LG)",
-            (("no meta-learning", base(None)),
-             ("full-rank meta-training", meta(None, "lg", "lg")),
-             ("rank-1 outer LoRA, full inner step", meta(None, "lg-lora-outer", "lg", "lora.variant=outer", *lora)),
-             ("untrained LoRA (inner step on the factors)", Model(None, "lora-untrained", ("lora.variant=inner", *lora), kind="untrained_lora")),
-             ("LoRA inner + outer", meta(None, "lg-lora-inner", "lg", "lora.variant=inner", *lora))),
-            tuple(Column(t, "ft", task=t) for t in table1_tasks),
-            "LoRA-inner ≥ full-rank meta-training > no meta-learning on SQuAD (paper: 72.0 vs 58.6 vs 47.3)."),
-        Experiment(
-            "table2", f"Table 2: FT accuracy with k contexts absorbed (gold labels, LG; {multi_task})",
-            # The paper's rows: the base and the 1-context model absorb k contexts by "naive continual training",
-            # one SGD step per context in turn; the k-context models take one step on a batch of k contexts
-            # (the mean of their losses), as they were meta-trained. Every model sees the same meta-training triples
-            # once and absorbs the same number of contexts per outer step where k allows (batch_size / k groups).
-            (("no meta-learning", replace(base(multi_task), eval_overrides=sequential)),
-             ("meta-trained, k = 1", replace(meta(multi_task, "lg", "lg"), eval_overrides=sequential)),
-             *((f"meta-trained, k = {k}", meta(multi_task, f"lg-k{k}", "lg", f"inner.contexts={k}", f"train.batch_size={max(1, outer_batch // k)}"))
-               for k in ks[1:])),
-            tuple(Column(f"k = {k}", "ft", overrides=(f"inner.contexts={k}",)) for k in ks),
-            "accuracy falls with k for every model; the multi-context-trained models hold up best at k = 4 and 16 "
-            "(paper, k = 16: 42.6 base, 39.6 1-context model, 46.6 16-context model)."),
-        Experiment(
-            "table3", f"Table 3: cross-task transfer, meta-train on {a}, fine-tune on {b}",
-            (("no meta-learning", base(a)),
-             (f"no meta-learning, then fine-tune on {b}", Model(a, f"base-then-{b}", (f"transfer.task_b={b}",), "then_b", base(a))),
-             (f"meta-train on {a}", meta(a, "lc", "lc")),
-             (f"sequential: meta-train on {a}, then fine-tune on {b}", Model(a, f"lc-then-{b}", (f"transfer.task_b={b}",), "then_b", meta(a, "lc", "lc"))),
-             (f"joint: meta-train on {a} while fine-tuning on {b}", meta(a, f"lc-joint-{b}", "lc", "transfer.mode=joint", f"transfer.task_b={b}"))),
-            (Column(f"in-domain FT ({a})", "ft", task=a), Column(f"transfer FT ({b})", "ft", task=b)),
-            f"in-domain gains survive the fine-tune on {b} mostly (retention < 1); transfer to {b} is small "
-            "(paper, WikiText → SQuAD: 47.8 sequential, 48.0 joint vs 47.3 without meta-training).", "retention"),
-        Experiment(
-            "table4", "Table 4 (lower panel): what the update does per item, meta-trained (LG) model on SQuAD",
-            (("squad, LG", meta("squad", "lg", "lg")), ("squad, LC", meta("squad", "lc", "lc"))),
-            tuple(Column(f"{split}: {share}", f"share:{share}", split=split) for split in ("val", "meta") for share in shares),
-            "most gains are items right only with the update; more of them on the training split than on val."),
-        Experiment(
-            "table5", "Table 5: FT of the meta-trained (LG) model after the item's own context vs. an irrelevant context; NC of the base model",
-            tuple((t, meta(t, "lg", "lg")) for t in ("squad", "wikitext")),
-            (Column("base NC", "nc", model="base"), Column("FT, irrelevant context", "ft_irrelevant"), Column("FT, own context", "ft")),
-            "the own context helps, an irrelevant one hurts: FT own > base NC > FT irrelevant (paper, SQuAD: 58.6 > 35.2 > 29.7)."),
-    )}
-
+    return {
+        e.name: e
+        for e in (
+            Experiment(
+                "figure2",
+                "Figure 2: NC / Prompt / FT accuracy, base vs. LC vs. LG meta-training",
+                tuple(
+                    (f"{t}: {label}", m)
+                    for t in fig_tasks
+                    for label, m in (("base", base(t)), ("LC", meta(t, "lc", "lc")), ("LG", meta(t, "lg", "lg")))
+                ),
+                acc,
+                "meta-training raises FT toward Prompt; LC (no labels) is about as good as LG.",
+                "gap_closed",
+            ),
+            Experiment(
+                "table1",
+                "Table 1: FT accuracy of the LoRA variants (gold labels, LG)",
+                (
+                    ("no meta-learning", base(None)),
+                    ("full-rank meta-training", meta(None, "lg", "lg")),
+                    (
+                        "rank-1 outer LoRA, full inner step",
+                        meta(None, "lg-lora-outer", "lg", "lora.variant=outer", *lora),
+                    ),
+                    (
+                        "untrained LoRA (inner step on the factors)",
+                        Model(None, "lora-untrained", ("lora.variant=inner", *lora), kind="untrained_lora"),
+                    ),
+                    ("LoRA inner + outer", meta(None, "lg-lora-inner", "lg", "lora.variant=inner", *lora)),
+                ),
+                tuple(Column(t, "ft", task=t) for t in table1_tasks),
+                "LoRA-inner ≥ full-rank meta-training > no meta-learning on SQuAD (paper: 72.0 vs 58.6 vs 47.3).",
+            ),
+            Experiment(
+                "table2",
+                f"Table 2: FT accuracy with k contexts absorbed (gold labels, LG; {multi_task})",
+                # The paper's rows: the base and the 1-context model absorb k contexts by "naive continual training",
+                # one SGD step per context in turn; the k-context models take one step on a batch of k contexts
+                # (the mean of their losses), as they were meta-trained. Every model sees the same meta-training triples
+                # once and absorbs the same number of contexts per outer step where k allows (batch_size / k groups).
+                (
+                    ("no meta-learning", replace(base(multi_task), eval_overrides=sequential)),
+                    ("meta-trained, k = 1", replace(meta(multi_task, "lg", "lg"), eval_overrides=sequential)),
+                    *(
+                        (
+                            f"meta-trained, k = {k}",
+                            meta(
+                                multi_task,
+                                f"lg-k{k}",
+                                "lg",
+                                f"inner.contexts={k}",
+                                f"train.batch_size={max(1, outer_batch // k)}",
+                            ),
+                        )
+                        for k in ks[1:]
+                    ),
+                ),
+                tuple(Column(f"k = {k}", "ft", overrides=(f"inner.contexts={k}",)) for k in ks),
+                "accuracy falls with k for every model; the multi-context-trained models hold up best at k = 4 and 16 "
+                "(paper, k = 16: 42.6 base, 39.6 1-context model, 46.6 16-context model).",
+            ),
+            Experiment(
+                "table3",
+                f"Table 3: cross-task transfer, meta-train on {a}, fine-tune on {b}",
+                (
+                    ("no meta-learning", base(a)),
+                    (
+                        f"no meta-learning, then fine-tune on {b}",
+                        Model(a, f"base-then-{b}", (f"transfer.task_b={b}",), "then_b", base(a)),
+                    ),
+                    (f"meta-train on {a}", meta(a, "lc", "lc")),
+                    (
+                        f"sequential: meta-train on {a}, then fine-tune on {b}",
+                        Model(a, f"lc-then-{b}", (f"transfer.task_b={b}",), "then_b", meta(a, "lc", "lc")),
+                    ),
+                    (
+                        f"joint: meta-train on {a} while fine-tuning on {b}",
+                        meta(a, f"lc-joint-{b}", "lc", "transfer.mode=joint", f"transfer.task_b={b}"),
+                    ),
+                ),
+                (Column(f"in-domain FT ({a})", "ft", task=a), Column(f"transfer FT ({b})", "ft", task=b)),
+                f"in-domain gains survive the fine-tune on {b} mostly (retention < 1); transfer to {b} is small "
+                "(paper, WikiText → SQuAD: 47.8 sequential, 48.0 joint vs 47.3 without meta-training).",
+                "retention",
+            ),
+            Experiment(
+                "table4",
+                "Table 4 (lower panel): what the update does per item, meta-trained (LG) model on SQuAD",
+                (("squad, LG", meta("squad", "lg", "lg")), ("squad, LC", meta("squad", "lc", "lc"))),
+                tuple(
+                    Column(f"{split}: {share}", f"share:{share}", split=split)
+                    for split in ("val", "meta")
+                    for share in shares
+                ),
+                "most gains are items right only with the update; more of them on the training split than on val.",
+            ),
+            Experiment(
+                "table5",
+                "Table 5: FT of the meta-trained (LG) model after the item's own context vs. an irrelevant context; NC of the base model",
+                tuple((t, meta(t, "lg", "lg")) for t in ("squad", "wikitext")),
+                (
+                    Column("base NC", "nc", model="base"),
+                    Column("FT, irrelevant context", "ft_irrelevant"),
+                    Column("FT, own context", "ft"),
+                ),
+                "the own context helps, an irrelevant one hurts: FT own > base NC > FT irrelevant (paper, SQuAD: 58.6 > 35.2 > 29.7).",
+            ),
+        )
+    }

@@ -27,6 +27,7 @@ from promptgd.reproduce.experiments import MEASURE, PRESETS, Column, Experiment,
 from promptgd.train.recipe import check_saved_config, save_meta_trained, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
 
+
 @dataclass
 class Reproduction:
     configs: Path  # the directory holding the presets (configs/ of the repository)
@@ -61,7 +62,9 @@ class Reproduction:
         cfg = self.config(model.task, *model.overrides)
         out = self.work / model.task / model.name
         if model.kind == "meta":
-            return str(trained_or_resumed(cfg, out, lambda: self.partition(cfg), lambda: self.start(model.task), self.progress))
+            return str(
+                trained_or_resumed(cfg, out, lambda: self.partition(cfg), lambda: self.start(model.task), self.progress)
+            )
         if is_saved_model(out / "model"):
             check_saved_config(out / "config.yaml", cfg, f"model {model.key}")
             return str(out / "model")
@@ -82,8 +85,10 @@ class Reproduction:
         task = column.task or model.task
         path = self.model_path(model)
         # The model, the modes and the split this table needs win over every override.
-        cfg = with_overrides(self.config(task, *column.overrides, *model.eval_overrides),
-                             [f"model.spec={path}", f"eval.modes={','.join(modes)}", f"eval.split={column.split}"])
+        cfg = with_overrides(
+            self.config(task, *column.overrides, *model.eval_overrides),
+            [f"model.spec={path}", f"eval.modes={','.join(modes)}", f"eval.split={column.split}"],
+        )
         part = self.partition(cfg)  # a task's models share its warm-up, so they share val and the head of meta
         if column.split == "meta":  # as many meta-training triples as there are validation triples, as in the paper
             cfg = with_overrides(cfg, [f"eval.limit={len(part.val)}"])
@@ -105,7 +110,9 @@ class Reproduction:
         own = task == model.task and column.split == "test" and all(defaults[s] == asked[s] for s in EVAL_SECTIONS)
         if model.kind == "start" and own:
             return self.work / model.task / "base"  # where `promptgd run` puts the base row
-        suffix = "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *asked_overrides]))
+        suffix = (
+            "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *asked_overrides]))
+        )
         return self.work / model.task / model.name / f"eval{suffix}"
 
 
@@ -142,7 +149,9 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
             modes = groups[(resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)]
             eval_dir = rep.evaluation(resolved, column, [m for m in MODES if m in modes])
             evaluated[eval_dir.relative_to(rep.work).as_posix()] = eval_dir
-            values.setdefault(label, {})[column.header] = cell_value(eval_dir, column.metric, column.task or resolved.task)
+            values.setdefault(label, {})[column.header] = cell_value(
+                eval_dir, column.metric, column.task or resolved.task
+            )
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{rep.scale}"
     bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
@@ -153,29 +162,57 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
     return out / f"{stem}.md"
 
 
-def report(experiment: Experiment, rep: Reproduction, values: dict[str, dict[str, float]], command: str, seconds: float, stem: str) -> str:
+def report(
+    experiment: Experiment,
+    rep: Reproduction,
+    values: dict[str, dict[str, float]],
+    command: str,
+    seconds: float,
+    stem: str,
+) -> str:
     headers = [c.header for c in experiment.columns]
     extra = _derived(experiment, values)
-    lines = [f"# {experiment.title} — scale `{rep.scale}`", "", "```bash", command, "```", "",
-             f"Wall time of this command: {seconds / 60:.1f} min (models and evaluations already in `{rep.work}` are reused).", "",
-             "| model | " + " | ".join(headers + list(extra.get("", {}))) + " |",
-             "|---|" + "---:|" * (len(headers) + len(extra.get("", {})))]
+    lines = [
+        f"# {experiment.title} — scale `{rep.scale}`",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"Wall time of this command: {seconds / 60:.1f} min (models and evaluations already in `{rep.work}` are reused).",
+        "",
+        "| model | " + " | ".join(headers + list(extra.get("", {}))) + " |",
+        "|---|" + "---:|" * (len(headers) + len(extra.get("", {}))),
+    ]
     for label, row in values.items():
         cells = [f"{100 * row[h]:.1f}" for h in headers] + list(extra.get(label, {}).values())
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "Accuracy in %: exact match after SQuAD normalisation of the first answer line; on WikiText, token "
-              "accuracy (the share of the 5-word continuation's tokens that are the argmax given the gold tokens before them).",
-              f"Paper's direction: {experiment.expectation}", "",
-              "Models (under the work directory; every config also takes the command's overrides):", ""]
+    lines += [
+        "",
+        "Accuracy in %: exact match after SQuAD normalisation of the first answer line; on WikiText, token "
+        "accuracy (the share of the 5-word continuation's tokens that are the argmax given the gold tokens before them).",
+        f"Paper's direction: {experiment.expectation}",
+        "",
+        "Models (under the work directory; every config also takes the command's overrides):",
+        "",
+    ]
     for label, model in experiment.rows:
         tasks = [model.task] if model.task else [c.task for c in experiment.columns]
         for task in dict.fromkeys(tasks):
             preset, preset_overrides = PRESETS[rep.scale][task]
             where = "start_model" if model.kind == "start" else model.name
             source = f", fine-tuned from `{task}/{model.source.name}`" if model.source else ""
-            lines.append(f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip() + source)
-    lines += ["", f"Row data (summary.json, config.yaml, predictions.jsonl.gz of every evaluation above): `{stem}/<task>/<model>/<evaluation>/`.",
-              "", f"![{experiment.name}]({stem}.png)", ""]
+            lines.append(
+                f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip()
+                + source
+            )
+    lines += [
+        "",
+        f"Row data (summary.json, config.yaml, predictions.jsonl.gz of every evaluation above): `{stem}/<task>/<model>/<evaluation>/`.",
+        "",
+        f"![{experiment.name}]({stem}.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from promptgd.config import InnerConfig
+from promptgd.lm import Forward, Params
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
-from promptgd.update.inner import Forward, Params, TokenBatch, inner_update
-
-
-@dataclass
-class MetaTask:
-    contexts: list[TokenBatch]  # what the inner step absorbs (k contexts for multi-context training)
-    queries: TokenBatch  # query ⊕ answer rows, one per context; answer tokens are the scored ones
-    prompts: TokenBatch  # context ⊕ separator ⊕ query ⊕ answer rows, answer tokens scored (Prompt mode)
-    target: torch.Tensor  # [n_answer_tokens, V] teacher log-probs (LC) or [n_answer_tokens] ids (LG)
+from promptgd.objectives.meta_task import MetaTask
+from promptgd.update.inner import inner_update
 
 
 def meta_loss(forward: Forward, params: Params, task: MetaTask, inner: InnerConfig, first_order: bool) -> torch.Tensor:
@@ -28,6 +20,8 @@ def meta_loss(forward: Forward, params: Params, task: MetaTask, inner: InnerConf
     constant: the teacher (LC) is frozen and never receives gradients. Whatever built `params` (the model's
     own leaves, or LoRA factors merged into weights) receives them by ordinary autograd.
     """
-    adapted = inner_update(forward, params, task.contexts, inner.lr, inner.steps, inner.mode, create_graph=not first_order)
+    adapted = inner_update(
+        forward, params, task.contexts, inner.lr, inner.steps, inner.mode, create_graph=not first_order
+    )
     student = answer_logprobs(forward, adapted, task.queries)
     return answer_loss(student, task.target, n_queries=task.queries.input_ids.shape[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 from promptgd.config import RunConfig, replace, with_overrides
@@ -47,8 +48,16 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
 
     def summarise() -> dict:
         # Written after every evaluated model, so an hours-long run shows its finished rows while the next trains.
-        summary = {"command": command, "model": cfg.model.spec, "task": cfg.task.name, "split": cfg.eval.split, "n": len(triples[: cfg.eval.limit or None]),
-                   "rows": rows, "seconds": {**stages, "total": sum(stages.values())}, "notes": notes}
+        summary = {
+            "command": command,
+            "model": cfg.model.spec,
+            "task": cfg.task.name,
+            "split": cfg.eval.split,
+            "n": len(triples[: cfg.eval.limit or None]),
+            "rows": rows,
+            "seconds": {**stages, "total": sum(stages.values())},
+            "notes": notes,
+        }
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_report(summary, out)
         return summary
@@ -57,36 +66,54 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
     ood = cfg.eval.split == "test" and bool(part.ood)
 
     def evaluate_row(name: str, row_model, row_cfg: RunConfig, eval_dir: Path, param=None) -> None:
-        rows[name] = timed(f"eval_{name}", lambda: _evaluate(row_model, tokenizer, triples, row_cfg, eval_dir, progress, param),
-                           kept=_evaluated(eval_dir, row_cfg))
+        rows[name] = timed(
+            f"eval_{name}",
+            lambda: _evaluate(row_model, tokenizer, triples, row_cfg, eval_dir, progress, param),
+            kept=_evaluated(eval_dir, row_cfg),
+        )
         if ood:
             ood_row_cfg = with_overrides(row_cfg, ["eval.split=ood"])
             ood_dir = eval_dir.with_name(eval_dir.name + "-ood")
-            rows[f"{name}-ood"] = timed(f"eval_{name}-ood", lambda: _evaluate(row_model, tokenizer, part.ood, ood_row_cfg, ood_dir, progress, param),
-                                        kept=_evaluated(ood_dir, ood_row_cfg))
+            rows[f"{name}-ood"] = timed(
+                f"eval_{name}-ood",
+                lambda: _evaluate(row_model, tokenizer, part.ood, ood_row_cfg, ood_dir, progress, param),
+                kept=_evaluated(ood_dir, ood_row_cfg),
+            )
 
-    model, tokenizer = timed("warmup", lambda: starting_model(cfg, part, out, progress), kept=is_saved_model(out / "start_model"),
-                             recorded=out / "warmup_seconds.json")
+    model, tokenizer = timed(
+        "warmup",
+        lambda: starting_model(cfg, part, out, progress),
+        kept=is_saved_model(out / "start_model"),
+        recorded=out / "warmup_seconds.json",
+    )
     rows: dict[str, dict] = {}
     evaluate_row("base", model, cfg, out / "base")
     summary = summarise()
     for objective in cfg.pipeline.objectives:
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
-
-        def start():  # every objective starts from the same warmed-up weights, reloaded from disk
-            if cfg.warmup.n_tasks:
-                return starting_model(objective_cfg, part, out, progress)
-            return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
-
+        start = partial(_start_model, objective_cfg, part, out, progress)
         if (checkpoint := resume_point(out / objective)) is not None:
             notes.append(f"train_{objective} resumed from {checkpoint}: its time counts this invocation only")
-        path = timed(f"train_{objective}", lambda: trained_or_resumed(objective_cfg, out / objective, lambda: part, start, progress),
-                     kept=is_saved_model(out / objective / "model"), recorded=out / objective / "train_seconds.json")
+        path = timed(
+            f"train_{objective}",
+            partial(trained_or_resumed, objective_cfg, out / objective, lambda: part, start, progress),
+            kept=is_saved_model(out / objective / "model"),
+            recorded=out / objective / "train_seconds.json",
+        )
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
-        evaluate_row(objective, trained, objective_cfg, out / objective / "eval", parameterization_for(trained, str(path)))
+        evaluate_row(
+            objective, trained, objective_cfg, out / objective / "eval", parameterization_for(trained, str(path))
+        )
         summary = summarise()
     print((out / "report.md").read_text())
     return summary
+
+
+def _start_model(cfg: RunConfig, part, out: Path, progress: bool):
+    """Every objective starts from the same warmed-up weights, reloaded from disk."""
+    if cfg.warmup.n_tasks:
+        return starting_model(cfg, part, out, progress)
+    return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
 
 
 def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:

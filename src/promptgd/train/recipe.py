@@ -29,10 +29,14 @@ def check_saved_config(path: Path, expected: RunConfig, what: str) -> None:
     """Refuse to reuse or resume a run whose saved config differs from `expected` (read through from_dict, so a
     config saved before a section existed compares with that section's defaults)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{what}: {path} is missing, so the saved run cannot be checked; delete {path.parent} to rebuild it")
+        raise FileNotFoundError(
+            f"{what}: {path} is missing, so the saved run cannot be checked; delete {path.parent} to rebuild it"
+        )
     if from_dict(yaml.safe_load(path.read_text())) != expected:
-        raise ValueError(f"{what}: {path} differs from the config asked for now; delete {path.parent} to rebuild it, "
-                         "or write to another directory")
+        raise ValueError(
+            f"{what}: {path} differs from the config asked for now; delete {path.parent} to rebuild it, "
+            "or write to another directory"
+        )
 
 
 def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True) -> Path:
@@ -42,7 +46,9 @@ def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progre
     if is_saved_model(out / "model"):
         check_saved_config(out / "config.yaml", cfg, "meta-training")
         return out / "model"
-    return run_train(cfg, out, resume=resume_point(out) is not None, progress=progress, part=partition_fn(), start=start_fn())
+    return run_train(
+        cfg, out, resume=resume_point(out) is not None, progress=progress, part=partition_fn(), start=start_fn()
+    )
 
 
 def resume_point(out: Path) -> str | None:
@@ -89,24 +95,37 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
         save_adapter(model, factors, cfg.lora, out / "model" / ADAPTER_DIR, cfg.model.spec)
 
 
-def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True, part: Partition | None = None,
-              start: tuple | None = None) -> Path:
+def run_train(
+    cfg: RunConfig,
+    out: Path,
+    resume: bool = False,
+    progress: bool = True,
+    part: Partition | None = None,
+    start: tuple | None = None,
+) -> Path:
     """Meta-train and save the result to `out/model`; returns that path. With `transfer.mode` sequential the
     saved model is the meta-trained one after the ordinary fine-tune on task B."""
     if cfg.transfer.mode == "sequential" and cfg.lora.variant != "none":
-        raise ValueError("transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none")
+        raise ValueError(
+            "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
+        )
     if resume:  # a checkpoint of another config would silently mix two runs
         check_saved_config(out / "config.yaml", cfg, "resume")
     part = part or load_partition(cfg)
     if not part.meta:
-        raise ValueError(f"task.n_train={cfg.task.n_train} leaves no meta-training triples after warmup.n_tasks={cfg.warmup.n_tasks} "
-                         f"and task.n_val={cfg.task.n_val}")
+        raise ValueError(
+            f"task.n_train={cfg.task.n_train} leaves no meta-training triples after warmup.n_tasks={cfg.warmup.n_tasks} "
+            f"and task.n_val={cfg.task.n_val}"
+        )
     model, tokenizer = start or starting_model(cfg, part, out, progress)
     tasks, val = part.meta, part.val
     variant = cfg.lora.variant
     factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
-    param = {"none": lambda: full_rank(model), "outer": lambda: lora_outer(model, factors, cfg.lora),
-             "inner": lambda: lora_inner(model, factors, cfg.lora)}[variant]()
+    param = {
+        "none": lambda: full_rank(model),
+        "outer": lambda: lora_outer(model, factors, cfg.lora),
+        "inner": lambda: lora_inner(model, factors, cfg.lora),
+    }[variant]()
     task_b = task_b_triples(cfg) if cfg.transfer.mode == "joint" else []
     trainer = MetaTrainer(cfg, tokenizer, param, tasks, val, out, task_b)
     if resume:
@@ -116,6 +135,7 @@ def run_train(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = 
     if cfg.transfer.mode == "sequential":
         (out / "task_b_losses.json").write_text(json.dumps(finetune_on_task_b(model, tokenizer, cfg, progress)))
     save_meta_trained(model, tokenizer, factors, cfg, out)
-    (out / "train_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "steps": trainer.step}))
+    (out / "train_seconds.json").write_text(
+        json.dumps({"seconds": time.perf_counter() - started, "steps": trainer.step})
+    )
     return out / "model"
-

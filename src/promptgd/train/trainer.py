@@ -15,17 +15,18 @@ from tqdm.auto import tqdm
 
 from promptgd.config import RunConfig, dump_yaml, replace
 from promptgd.data.encoding import Encoder
+from promptgd.data.lm_corpus import LMCorpus
+from promptgd.data.supervised import SupervisedStream
 from promptgd.data.triples import Triple
 from promptgd.evaluate.recipe import evaluate_model
+from promptgd.lm import functional_forward, lm_loss
 from promptgd.models.parameterization import Parameterization
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
-from promptgd.objectives.lm_corpus import LMCorpus
-from promptgd.objectives.supervised import SupervisedStream
+from promptgd.objectives.meta_task import MetaTask
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
-from promptgd.train.metastep import MetaTask, meta_loss
-from promptgd.update.inner import functional_forward, lm_loss
+from promptgd.train.metastep import meta_loss
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -36,8 +37,16 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class MetaTrainer:
-    def __init__(self, cfg: RunConfig, tokenizer, param: Parameterization, tasks: list[Triple], val: list[Triple], out: Path,
-                 task_b: list[Triple] = ()):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        tokenizer,
+        param: Parameterization,
+        tasks: list[Triple],
+        val: list[Triple],
+        out: Path,
+        task_b: list[Triple] = (),
+    ):
         """`val`: the validation split; its first `train.val_size` triples are evaluated every `train.val_every` steps,
         and no paragraph of the LM corpus that holds one of its contexts is trained on. `task_b`: training triples of
         the second task, fine-tuned on inside every outer step when `transfer.mode` is joint."""
@@ -55,9 +64,17 @@ class MetaTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         # WikiText's offline training triples and LM text come from the same release file: the validation contexts
         # must not be LM-trained on, or choosing settings on them would reward memorising their continuations.
-        self.lm = LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed, held_out=[v.context for v in val]) if t.lm_weight > 0 else None
+        self.lm = (
+            LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed, held_out=[v.context for v in val])
+            if t.lm_weight > 0
+            else None
+        )
         transfer = cfg.transfer
-        self.task_b = SupervisedStream(self.encoder, list(task_b), transfer.batch_size, t.seed) if transfer.mode == "joint" else None
+        self.task_b = (
+            SupervisedStream(self.encoder, list(task_b), transfer.batch_size, t.seed)
+            if transfer.mode == "joint"
+            else None
+        )
         # The teacher is the frozen starting model (LC); it never receives gradients.
         self.teacher = copy.deepcopy(param.model).requires_grad_(False).eval() if t.objective == "lc" else None
         self.teacher_answers: dict[int, list[int]] = {}
@@ -87,13 +104,25 @@ class MetaTrainer:
         if missing:
             teacher_params = dict(self.teacher.named_parameters())
             answers = teacher_answers(
-                functional_forward(self.teacher), teacher_params, self.encoder, [self.tasks[i] for i in missing],
-                self.cfg.eval.max_new_tokens, batch_size=len(missing), device=self.device,
+                functional_forward(self.teacher),
+                teacher_params,
+                self.encoder,
+                [self.tasks[i] for i in missing],
+                self.cfg.eval.max_new_tokens,
+                batch_size=len(missing),
+                device=self.device,
             )
             self.teacher_answers.update(zip(missing, answers))
         teacher_forward, teacher_params = functional_forward(self.teacher), dict(self.teacher.named_parameters())
         return [
-            lc_task(teacher_forward, teacher_params, self.encoder, [self.tasks[i] for i in g], [self.teacher_answers[i] for i in g], self.device)
+            lc_task(
+                teacher_forward,
+                teacher_params,
+                self.encoder,
+                [self.tasks[i] for i in g],
+                [self.teacher_answers[i] for i in g],
+                self.device,
+            )
             for g in groups
         ]
 
@@ -113,7 +142,9 @@ class MetaTrainer:
             loss = outer
             if t.prompt_weight:
                 # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt intact.
-                prompt = answer_loss(answer_logprobs(self.param.forward, params, task.prompts), task.target, len(task.contexts)) / len(tasks)
+                prompt = answer_loss(
+                    answer_logprobs(self.param.forward, params, task.prompts), task.target, len(task.contexts)
+                ) / len(tasks)
                 loss = loss + t.prompt_weight * prompt
                 prompt_total += prompt.item()
                 tokens += task.prompts.n_tokens
@@ -133,7 +164,9 @@ class MetaTrainer:
             (self.cfg.transfer.weight * b_term).backward()
             task_b_value, tokens = b_term.item(), tokens + b_batch.n_tokens
         grads = [p.grad for p in self.param.trainable.values() if p.grad is not None]
-        grad_norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        grad_norm = (
+            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
+        )
         extras = [v for v, on in ((lm_value, self.lm is not None), (task_b_value, self.task_b is not None)) if on]
         finite = all(math.isfinite(v) for v in [outer_total, prompt_total, grad_norm, *extras])
         if finite:
@@ -148,10 +181,20 @@ class MetaTrainer:
         seconds = time.perf_counter() - start
         return {
             "step": self.step,
-            "loss": outer_total + t.prompt_weight * prompt_total + (t.lm_weight * lm_value if self.lm is not None else 0.0)
+            "loss": outer_total
+            + t.prompt_weight * prompt_total
+            + (t.lm_weight * lm_value if self.lm is not None else 0.0)
             + (self.cfg.transfer.weight * task_b_value if self.task_b is not None else 0.0),
-            "outer": outer_total, "prompt": prompt_total, "lm": lm_value, "task_b": task_b_value, "grad_norm": grad_norm, "lr": lr, "skipped": self.skipped,
-            "tokens_per_s": tokens / seconds, "seconds": seconds, "peak_mem_mb": peak_memory_mb(self.device),
+            "outer": outer_total,
+            "prompt": prompt_total,
+            "lm": lm_value,
+            "task_b": task_b_value,
+            "grad_norm": grad_norm,
+            "lr": lr,
+            "skipped": self.skipped,
+            "tokens_per_s": tokens / seconds,
+            "seconds": seconds,
+            "peak_mem_mb": peak_memory_mb(self.device),
         }
 
     # ---- validation -----------------------------------------------------------------------------------
@@ -227,7 +270,14 @@ class MetaTrainer:
             rows = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
             metrics.write_text("".join(r + "\n" for r in rows))
         last = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"meta-train {t.objective}", unit="step", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"meta-train {t.objective}",
+            unit="step",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         with metrics.open("a") as log:
             while self.step < last:
                 row = self.train_step()

@@ -8,7 +8,8 @@ whether learning-to-absorb transferred."""
 from __future__ import annotations
 
 from promptgd.config import RunConfig, WarmupConfig
-from promptgd.data.triples import Triple, load_task
+from promptgd.data.tasks import load_task
+from promptgd.data.triples import Triple
 from promptgd.train.warmup import format_warmup
 
 
@@ -20,5 +21,13 @@ def task_b_triples(cfg: RunConfig) -> list[Triple]:
 def finetune_on_task_b(model, tokenizer, cfg: RunConfig, progress: bool = True) -> list[float]:
     """Sequential transfer's second stage: fine-tune `model` in place on task B; returns the step losses."""
     t = cfg.transfer
-    return format_warmup(model, tokenizer, task_b_triples(cfg), WarmupConfig(n_tasks=t.n_tasks, lr=t.lr, batch_size=t.batch_size),
-                         cfg.format, cfg.train.seed, progress, desc=f"fine-tune on {t.task_b}")
+    return format_warmup(
+        model,
+        tokenizer,
+        task_b_triples(cfg),
+        WarmupConfig(n_tasks=t.n_tasks, lr=t.lr, batch_size=t.batch_size),
+        cfg.format,
+        cfg.train.seed,
+        progress,
+        desc=f"fine-tune on {t.task_b}",
+    )

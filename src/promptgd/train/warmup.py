@@ -9,13 +9,21 @@ from tqdm.auto import tqdm
 
 from promptgd.config import FormatConfig, WarmupConfig
 from promptgd.data.encoding import Encoder
+from promptgd.data.supervised import supervised_examples
 from promptgd.data.triples import Triple
-from promptgd.objectives.supervised import supervised_examples
-from promptgd.update.inner import TokenBatch, functional_forward, lm_loss
+from promptgd.lm import TokenBatch, functional_forward, lm_loss
 
 
-def format_warmup(model, tokenizer, triples: list[Triple], cfg: WarmupConfig, format_cfg: FormatConfig, seed: int, progress: bool = True,
-                  desc: str = "format warm-up") -> list[float]:
+def format_warmup(
+    model,
+    tokenizer,
+    triples: list[Triple],
+    cfg: WarmupConfig,
+    format_cfg: FormatConfig,
+    seed: int,
+    progress: bool = True,
+    desc: str = "format warm-up",
+) -> list[float]:
     """Fine-tune `model` in place on prompt ⊕ response and query ⊕ response (loss on the response and its
     terminator); returns the loss of each optimiser step."""
     device = next(model.parameters()).device
@@ -28,7 +36,9 @@ def format_warmup(model, tokenizer, triples: list[Triple], cfg: WarmupConfig, fo
     batches = range(0, len(order), cfg.batch_size)
     for start in tqdm(batches, desc=desc, unit="step", disable=not progress, dynamic_ncols=True):
         chosen = [examples[i] for i in order[start : start + cfg.batch_size]]
-        batch = TokenBatch.from_lists([seq for seq, _ in chosen], tokenizer.pad_token_id, [n for _, n in chosen], device)
+        batch = TokenBatch.from_lists(
+            [seq for seq, _ in chosen], tokenizer.pad_token_id, [n for _, n in chosen], device
+        )
         loss = lm_loss(forward, params, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,7 +1,7 @@
 """Using a meta-trained model as a memory: absorb texts into the weights, then ask questions.
 
-    promptgd absorb --model runs/y/model --context notes.txt --out updated/
-    promptgd ask --model updated/ "Who was the first person to walk on Mars?"
+promptgd absorb --model runs/y/model --context notes.txt --out updated/
+promptgd ask --model updated/ "Who was the first person to walk on Mars?"
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import torch
 
 from promptgd.config import InnerConfig
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
+from promptgd.lm import TokenBatch
 from promptgd.models.parameterization import Parameterization, full_rank
 from promptgd.models.update_recipe import inner_config
-from promptgd.update.inner import TokenBatch, inner_update
+from promptgd.update.inner import inner_update
 
 
 def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> list[TokenBatch]:
@@ -28,8 +29,14 @@ def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> lis
     return batches
 
 
-def absorb(model, tokenizer, texts: list[str], inner: InnerConfig | None = None, max_tokens: int = 1024,
-           param: Parameterization | None = None):
+def absorb(
+    model,
+    tokenizer,
+    texts: list[str],
+    inner: InnerConfig | None = None,
+    max_tokens: int = 1024,
+    param: Parameterization | None = None,
+):
     """Return a copy of `model` after the inner update on `texts` (the input model is left untouched).
 
     `inner` defaults to the step the model was meta-trained with (its update recipe, read by `load_model`), or
@@ -43,7 +50,9 @@ def absorb(model, tokenizer, texts: list[str], inner: InnerConfig | None = None,
     param = param or full_rank(model)
     device = next(model.parameters()).device
     leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
-    adapted = inner_update(param.forward, leaves, context_batches(tokenizer, texts, max_tokens, device), inner.lr, inner.steps, inner.mode)
+    adapted = inner_update(
+        param.forward, leaves, context_batches(tokenizer, texts, max_tokens, device), inner.lr, inner.steps, inner.mode
+    )
     updated = copy.deepcopy(model)
     with torch.no_grad():
         weights = param.to_model({k: v.detach() for k, v in adapted.items()})  # LoRA-inner: factors merged in
@@ -57,6 +66,14 @@ def ask(model, tokenizer, question: str, max_new_tokens: int = 64, param: Parame
     """Greedy answer to `question` (first line, as in evaluation), from `param` of `model` if given."""
     param = param or full_rank(model)
     params = {name: p.detach() for name, p in param.fast().items()}
-    scored = score_and_generate(param.forward, params, [tokenizer(question)["input_ids"]], [[]], tokenizer.pad_token_id,
-                                stop_token_ids(tokenizer), max_new_tokens, next(model.parameters()).device)
+    scored = score_and_generate(
+        param.forward,
+        params,
+        [tokenizer(question)["input_ids"]],
+        [[]],
+        tokenizer.pad_token_id,
+        stop_token_ids(tokenizer),
+        max_new_tokens,
+        next(model.parameters()).device,
+    )
     return tokenizer.decode(scored.generated[0]).strip()

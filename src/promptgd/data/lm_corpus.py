@@ -9,7 +9,7 @@ import torch
 
 from promptgd.data.acquire import acquire_wikitext
 from promptgd.data.wikitext import articles
-from promptgd.update.inner import TokenBatch
+from promptgd.lm import TokenBatch
 
 
 def read_corpus(source: str) -> str:

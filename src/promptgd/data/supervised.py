@@ -10,7 +10,7 @@ import torch
 
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
-from promptgd.update.inner import TokenBatch
+from promptgd.lm import TokenBatch
 
 Example = tuple[list[int], int]  # (prefix ⊕ response ⊕ answer end, prefix length: tokens before it are not scored)
 
@@ -37,5 +37,8 @@ class SupervisedStream:
 
     def batch(self, step: int, device) -> TokenBatch:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        chosen = [self.examples[i] for i in torch.randint(len(self.examples), (self.batch_size,), generator=generator).tolist()]
+        chosen = [
+            self.examples[i]
+            for i in torch.randint(len(self.examples), (self.batch_size,), generator=generator).tolist()
+        ]
         return TokenBatch.from_lists([ids for ids, _ in chosen], self.pad_id, [n for _, n in chosen], device)
