@@ -73,7 +73,7 @@ def test_the_report_shows_finished_rows_while_a_later_objective_fails(tmp_path, 
     assert "LC meta-trained" in (out / "report.md").read_text()
 
 
-def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatch):
+def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     main([*RUN, "train.ckpt_every=1", "--out", str(out)])
     finished = load_file(out / "lg" / "model" / "model.safetensors")
@@ -102,8 +102,10 @@ def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatc
 
     monkeypatch.setattr(eval_recipe, "evaluate_model", lambda *a, **kw: pytest.fail("a finished evaluation was redone"))
     main([*RUN, "train.ckpt_every=1", "--out", str(out)])
-    with pytest.raises(ValueError, match="differs from the config asked for now"):
+    with pytest.raises(SystemExit) as stopped:  # one line naming the file, not a traceback
         main([*RUN, "train.ckpt_every=1", "train.lr=0.5", "--out", str(out)])
+    assert stopped.value.code == 2
+    assert f"{out / 'lc' / 'config.yaml'} differs from the config asked for now" in capsys.readouterr().err
 
 
 def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from promptgd.config import ConfigError, RunConfig, load_config
 from promptgd.models.update_recipe import RECIPE_FILE, RecipeError, describe, inner_config, read_recipe
+from promptgd.run_dir import RunDir, RunDirError, locked
 
 
 def _config(args: argparse.Namespace, under: dict | None = None) -> RunConfig:
@@ -55,13 +56,17 @@ def _split_config_and_overrides(parser: argparse.ArgumentParser, args: argparse.
 def cmd_eval(args: argparse.Namespace) -> None:
     from promptgd.evaluate.recipe import run_eval
 
-    run_eval(_config_with_recipe(args), Path(args.out))
+    with locked(Path(args.out)):
+        run_eval(_config_with_recipe(args), Path(args.out))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from promptgd.train.recipe import run_train
 
-    path = run_train(_config(args), Path(args.out), resume=args.resume)
+    with locked(Path(args.out)):
+        if not args.resume:
+            RunDir(Path(args.out)).refuse_training_over()
+        path = run_train(_config(args), Path(args.out), resume=args.resume)
     print(f"meta-trained model: {path}")
 
 
@@ -75,7 +80,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     command = " ".join(
         [*data, "promptgd run", *([args.config] if args.config else []), *flags, *args.overrides, "--out", out]
     )
-    run_pipeline(_config(args), Path(out), command)
+    with locked(Path(out)):
+        run_pipeline(_config(args), Path(out), command)
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> None:
@@ -149,7 +155,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         + (["--work", args.work] if args.work else [])
         + list(args.overrides)
     )
-    run_reproduction(args.name, rep, Path(args.out), command)
+    with locked(rep.work):
+        run_reproduction(args.name, rep, Path(args.out), command)
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         print(f"promptgd: config error: {e}", file=sys.stderr)
         sys.exit(2)
-    except RecipeError as e:  # names the model directory's promptgd.json
+    except (RecipeError, RunDirError) as e:  # name the model's promptgd.json / the run directory
         print(f"promptgd: error: {e}", file=sys.stderr)
         sys.exit(2)
     except (FileExistsError, FileNotFoundError) as e:  # our messages name the file and what to do

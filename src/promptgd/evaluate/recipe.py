@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
-from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, to_dict, with_overrides
+from promptgd.config import ConfigError, RunConfig, dump_yaml, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
 from promptgd.models.parameterization import Parameterization, full_rank
 from promptgd.report.tables import mode_table
+from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
 
 
 def evaluate_model(
@@ -37,16 +37,17 @@ def parameterization_for(model, spec: str) -> Parameterization:
     return full_rank(model)
 
 
-def write_eval(result: EvalResult, cfg: RunConfig, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
+def write_eval(result: EvalResult, cfg: RunConfig, out: Path, replace: bool = False) -> dict:
+    """Write the evaluation directory `out` whole (run_dir.staged); a finished one is replaced only if `replace`."""
     summary = result.summary(cfg.model.spec, cfg.task.name)
     summary["split"] = cfg.eval.split
     summary["seconds"] = result.seconds
-    with (out / "predictions.jsonl").open("w") as f:
-        for record in result.records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "config.yaml").write_text(dump_yaml(cfg))
+    with staged(out, replace) as tmp:
+        with (tmp / "predictions.jsonl").open("w") as f:
+            for record in result.records:
+                f.write(json_line(record))
+        (tmp / "summary.json").write_text(json_text(summary))
+        (tmp / "config.yaml").write_text(dump_yaml(cfg))
     return summary
 
 
@@ -55,16 +56,9 @@ EVAL_SECTIONS = ("task", "format", "inner", "eval")
 
 
 def cached_modes(out: Path, cfg: RunConfig) -> dict[str, dict]:
-    """The modes (mode -> metrics) of the evaluation in `out` if it was made with the same evaluation settings
-    as `cfg` (its modes aside), else {}. Read through from_dict, so configs saved before a section existed
-    compare with that section's defaults."""
-    if not (out / "summary.json").is_file() or not (out / "config.yaml").is_file():
-        return {}
-    cached = to_dict(from_dict(yaml.safe_load((out / "config.yaml").read_text())))
-    wanted = to_dict(cfg)
-    for section in (cached, wanted):
-        section["eval"] = {k: v for k, v in section["eval"].items() if k != "modes"}
-    if any(cached[s] != wanted[s] for s in EVAL_SECTIONS):
+    """The modes (mode -> metrics) of the finished evaluation in `out` if it was made with the same evaluation
+    settings as `cfg` (its modes aside), else {}."""
+    if not is_complete(out) or not config_matches(out / "config.yaml", cfg, EVAL_SECTIONS, ignore=("eval.modes",)):
         return {}
     return json.loads((out / "summary.json").read_text())["modes"]
 
@@ -86,7 +80,8 @@ def evaluate_into(
         old = [r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached]
         result = EvalResult(old + result.records, {**cached, **result.modes}, {**seconds, **result.seconds})
     every = [m for m in MODES if m in result.modes]
-    return write_eval(result, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out)
+    # An evaluation of other settings in `out` (a changed preset) is replaced: `out` is the row's own directory.
+    return write_eval(result, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out, replace=True)
 
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:

@@ -32,11 +32,6 @@ class ModelLoadError(RuntimeError):
     """The spec could not be turned into a model; the message names the spec and how to obtain it."""
 
 
-def is_saved_model(directory: Path) -> bool:
-    """Whether `directory` holds a finished `save_pretrained` checkpoint (its config.json is written with the weights)."""
-    return (directory / "config.json").is_file()
-
-
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 from pathlib import Path
+
+from promptgd.run_dir import RunDir
 
 # Committed files stay small enough for a repository; a larger evaluation belongs in a run directory, not in git.
 MAX_PREDICTIONS_BYTES = 2 * 2**20
@@ -33,20 +34,6 @@ def export_evaluation(eval_dir: Path, dest: Path) -> None:
             f"{MAX_PREDICTIONS_BYTES / 2**20:.0f} MiB a committed row may hold; evaluate fewer triples"
         )
     (dest / "predictions.jsonl.gz").write_bytes(packed)
-
-
-def run_rows(run_dir: Path) -> dict[str, Path]:
-    """Row name -> evaluation directory of a `promptgd run` directory (its layout: base/, <objective>/eval/, and
-    base-ood/, <objective>/eval-ood/ for held-out description families)."""
-    summary = run_dir / "summary.json"
-    if not summary.is_file():
-        raise FileNotFoundError(f"{summary}: missing; is {run_dir} a `promptgd run` directory?")
-
-    def place(row: str) -> Path:
-        name, ood = row.removesuffix("-ood"), row.endswith("-ood")
-        return run_dir / row if name == "base" else run_dir / name / ("eval-ood" if ood else "eval")
-
-    return {row: place(row) for row in json.loads(summary.read_text())["rows"]}
 
 
 def export_rows(
@@ -77,7 +64,7 @@ def export_rows(
 def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
     """Export every row of a `promptgd run` directory, with its report, figure and summary, and beside each
     meta-trained row the training's metrics.jsonl (loss terms and validation curves); returns the row names."""
-    rows = run_rows(run_dir)
+    rows = RunDir(run_dir).rows()
     trained = {row: (run_dir / row / "metrics.jsonl",) for row in rows if (run_dir / row / "metrics.jsonl").is_file()}
     export_rows(
         rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace, trained

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from promptgd.report.tables import MODE_NAMES, mode_table  # noqa: E402
+from promptgd.report.tables import MODE_NAMES, gap_share, mode_table  # noqa: E402
 
 ROW_NAMES = {
     "base": "base (warmed up)",
@@ -29,9 +29,7 @@ def gap_closed(base: dict, meta: dict, metric: str = "accuracy") -> float | None
     in `metric` (for "nll", lower is better, so the signs flip). None where there is no gap or no such metric."""
     if any(metric not in row.get(mode, {}) for row, mode in ((base, "prompt"), (base, "ft"), (meta, "ft"))):
         return None
-    sign = -1 if metric == "nll" else 1
-    gap = sign * (base["prompt"][metric] - base["ft"][metric])
-    return None if gap <= 0 else sign * (meta["ft"][metric] - base["ft"][metric]) / gap
+    return gap_share(base["prompt"][metric], base["ft"][metric], meta["ft"][metric], lower_is_better=metric == "nll")
 
 
 def figure2(rows: dict[str, dict], path: Path, title: str) -> None:

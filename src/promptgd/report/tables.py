@@ -5,6 +5,14 @@ from __future__ import annotations
 MODE_NAMES = {"nc": "NC", "prompt": "Prompt", "ft": "FT", "ft_irrelevant": "FT-irrelevant"}
 
 
+def gap_share(prompt: float, ft: float, ft_after: float, lower_is_better: bool = False) -> float | None:
+    """(FT after − FT) / (Prompt − FT): the share of the base model's Prompt−FT gap that a change (meta-training)
+    closed; the signs flip for a metric where lower is better (NLL). None where Prompt is no better than FT."""
+    sign = -1 if lower_is_better else 1
+    gap = sign * (prompt - ft)
+    return None if gap <= 0 else sign * (ft_after - ft) / gap
+
+
 def mode_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
     """`rows`: row label -> mode -> metrics. Accuracy (exact match) in %, prefix match in %, token accuracy
     (teacher-forced argmax hits) in %, NLL in nats/token; "–" where an older summary lacks a metric."""

@@ -18,13 +18,15 @@ from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_ove
 from promptgd.data.partition import Partition, load_partition
 from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
-from promptgd.models.loading import is_saved_model, load_model
+from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.export import export_rows
 from promptgd.report.figure import bar_chart
+from promptgd.report.tables import gap_share
 from promptgd.reproduce.experiments import MEASURE, PRESETS, Column, Experiment, Model, experiments
-from promptgd.train.recipe import check_saved_config, save_meta_trained, starting_model, trained_or_resumed
+from promptgd.run_dir import RunDir, is_complete, require_config, staged, write_text_atomically
+from promptgd.train.recipe import save_meta_trained, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
 
 
@@ -55,8 +57,8 @@ class Reproduction:
             cfg = self.config(model.task)
             if not cfg.warmup.n_tasks:
                 return cfg.model.spec
-            saved = self.work / model.task / "start_model"
-            if not is_saved_model(saved):
+            saved = RunDir(self.work / model.task).start_model
+            if not is_complete(saved):
                 self.start(model.task)
             return str(saved)
         cfg = self.config(model.task, *model.overrides)
@@ -65,19 +67,21 @@ class Reproduction:
             return str(
                 trained_or_resumed(cfg, out, lambda: self.partition(cfg), lambda: self.start(model.task), self.progress)
             )
-        if is_saved_model(out / "model"):
-            check_saved_config(out / "config.yaml", cfg, f"model {model.key}")
-            return str(out / "model")
+        run = RunDir(out)
+        if is_complete(run.model):
+            require_config(run.config, cfg, f"model {model.key}")
+            return str(run.model)
         if model.kind == "untrained_lora":
             trained, tokenizer = self.start(model.task)
             save_meta_trained(trained, tokenizer, init_factors(trained, cfg.lora, cfg.train.seed), cfg, out)
         else:  # then_b: ordinary fine-tuning of `source` on task B
             source, tokenizer = load_model(self.model_path(model.source), cfg.model.dtype, cfg.model.device)
             finetune_on_task_b(source, tokenizer, cfg, self.progress)
-            source.save_pretrained(out / "model", safe_serialization=True)
-            tokenizer.save_pretrained(out / "model")
-        (out / "config.yaml").write_text(dump_yaml(cfg))
-        return str(out / "model")
+            with staged(run.model) as tmp:
+                source.save_pretrained(tmp, safe_serialization=True)
+                tokenizer.save_pretrained(tmp)
+        write_text_atomically(run.config, dump_yaml(cfg))
+        return str(run.model)
 
     # ---- cells -----------------------------------------------------------------------------------------
     def evaluation(self, model: Model, column: Column, modes: list[str]) -> Path:
@@ -109,7 +113,7 @@ class Reproduction:
         defaults, asked = to_dict(self.config(task)), to_dict(self.config(task, *asked_overrides))
         own = task == model.task and column.split == "test" and all(defaults[s] == asked[s] for s in EVAL_SECTIONS)
         if model.kind == "start" and own:
-            return self.work / model.task / "base"  # where `promptgd run` puts the base row
+            return RunDir(self.work / model.task).base()  # where `promptgd run` puts the base row
         suffix = (
             "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *asked_overrides]))
         )
@@ -223,9 +227,8 @@ def _derived(experiment: Experiment, values: dict[str, dict[str, float]]) -> dic
         for label, model in experiment.rows:
             base_label = next(lbl for lbl, m in experiment.rows if m.task == model.task and m.kind == "start")
             b = values[base_label]
-            gap = b["Prompt"] - b["FT"]
-            text = "–" if model.kind == "start" or gap <= 0 else f"{100 * (values[label]['FT'] - b['FT']) / gap:.0f}%"
-            out[label] = {"gap closed": text}
+            share = gap_share(b["Prompt"], b["FT"], values[label]["FT"])  # MEASURE's metrics: higher is better
+            out[label] = {"gap closed": "–" if model.kind == "start" or share is None else f"{100 * share:.0f}%"}
         return out
     if experiment.derived == "retention":
         in_domain = experiment.columns[0].header

@@ -3,9 +3,7 @@
 format warm-up → base evaluation → for each objective: meta-train from the warmed-up base, evaluate
 → report (markdown table + Figure-2-style bar chart). Run again on the same --out, it continues: a finished
 stage with the same config is kept, an interrupted meta-training resumes from its last checkpoint, and a changed
-config stops the run rather than mixing results. Layout under --out:
-  start_model/  base/  <objective>/{model,metrics.jsonl,checkpoints,eval}/  report.md  figure2.png  summary.json
-and, for tasks with held-out description families, base-ood/ and <objective>/eval-ood/ beside the evaluations.
+config stops the run rather than mixing results. The layout under --out is run_dir.py's.
 """
 
 from __future__ import annotations
@@ -18,17 +16,18 @@ from pathlib import Path
 from promptgd.config import RunConfig, replace, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
-from promptgd.models.loading import is_saved_model, load_model
+from promptgd.models.loading import load_model
 from promptgd.report.figure import write_report
+from promptgd.run_dir import RunDir, is_complete, write_json
 from promptgd.train.recipe import resume_point, starting_model, trained_or_resumed
 
 
 def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True) -> dict:
     """`command`: the command line that asked for this run, shown at the top of the report."""
-    out.mkdir(parents=True, exist_ok=True)
+    run = RunDir(out)
     part = load_partition(cfg)
     triples = part.split(cfg.eval.split)  # test for reported numbers; val when the run is a choice of settings
-    earlier = out / "summary.json"
+    earlier = run.summary
     earlier_seconds = json.loads(earlier.read_text()).get("seconds", {}) if earlier.is_file() else {}
     stages: dict[str, float] = {}
     notes: list[str] = []
@@ -58,7 +57,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             "seconds": {**stages, "total": sum(stages.values())},
             "notes": notes,
         }
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(run.summary, summary)
         write_report(summary, out)
         return summary
 
@@ -73,7 +72,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         )
         if ood:
             ood_row_cfg = with_overrides(row_cfg, ["eval.split=ood"])
-            ood_dir = eval_dir.with_name(eval_dir.name + "-ood")
+            ood_dir = eval_dir.with_name(eval_dir.name + "-ood")  # run_dir.RunDir: base-ood/, eval-ood/
             rows[f"{name}-ood"] = timed(
                 f"eval_{name}-ood",
                 lambda: _evaluate(row_model, tokenizer, part.ood, ood_row_cfg, ood_dir, progress, param),
@@ -83,27 +82,26 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
     model, tokenizer = timed(
         "warmup",
         lambda: starting_model(cfg, part, out, progress),
-        kept=is_saved_model(out / "start_model"),
+        kept=is_complete(run.start_model),
         recorded=out / "warmup_seconds.json",
     )
     rows: dict[str, dict] = {}
-    evaluate_row("base", model, cfg, out / "base")
+    evaluate_row("base", model, cfg, run.base())
     summary = summarise()
     for objective in cfg.pipeline.objectives:
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
         start = partial(_start_model, objective_cfg, part, out, progress)
-        if (checkpoint := resume_point(out / objective)) is not None:
+        trained_dir = run.objective(objective)
+        if (checkpoint := resume_point(trained_dir.root)) is not None:
             notes.append(f"train_{objective} resumed from {checkpoint}: its time counts this invocation only")
         path = timed(
             f"train_{objective}",
-            partial(trained_or_resumed, objective_cfg, out / objective, lambda: part, start, progress),
-            kept=is_saved_model(out / objective / "model"),
-            recorded=out / objective / "train_seconds.json",
+            partial(trained_or_resumed, objective_cfg, trained_dir.root, lambda: part, start, progress),
+            kept=is_complete(trained_dir.model),
+            recorded=trained_dir.root / "train_seconds.json",
         )
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
-        evaluate_row(
-            objective, trained, objective_cfg, out / objective / "eval", parameterization_for(trained, str(path))
-        )
+        evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
         summary = summarise()
     print((out / "report.md").read_text())
     return summary

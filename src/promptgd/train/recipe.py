@@ -1,51 +1,30 @@
-"""`promptgd train` and `promptgd run`: thin recipes over the components.
-
-Layout of a run directory:
-  start_model/   the format-warmed-up starting model (HF checkpoint; the LC teacher and the "base" row)
-  model/         the meta-trained model (HF checkpoint, with its tokenizer)
-  checkpoints/   resumable training state; metrics.jsonl  one row per logged step
-"""
+"""`promptgd train` and `promptgd run`: thin recipes over the components. Where they write is run_dir.py's."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import yaml
-
-from promptgd.config import RunConfig, from_dict
+from promptgd.config import RunConfig
 from promptgd.data.partition import Partition, load_partition
-from promptgd.models.loading import is_saved_model, load_model
+from promptgd.models.loading import load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
 from promptgd.models.update_recipe import write_recipe
+from promptgd.run_dir import RunDir, is_complete, require_config, staged, write_json
 from promptgd.train.trainer import MetaTrainer
 from promptgd.train.transfer import finetune_on_task_b, task_b_triples
 from promptgd.train.warmup import format_warmup
-
-
-def check_saved_config(path: Path, expected: RunConfig, what: str) -> None:
-    """Refuse to reuse or resume a run whose saved config differs from `expected` (read through from_dict, so a
-    config saved before a section existed compares with that section's defaults)."""
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{what}: {path} is missing, so the saved run cannot be checked; delete {path.parent} to rebuild it"
-        )
-    if from_dict(yaml.safe_load(path.read_text())) != expected:
-        raise ValueError(
-            f"{what}: {path} differs from the config asked for now; delete {path.parent} to rebuild it, "
-            "or write to another directory"
-        )
 
 
 def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True) -> Path:
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
     if one exists; `partition_fn()` and `start_fn()` give the task's partition and the starting (model, tokenizer)
     and are called only when training (building SQuAD's splits or loading a model is wasted on a finished run)."""
-    if is_saved_model(out / "model"):
-        check_saved_config(out / "config.yaml", cfg, "meta-training")
-        return out / "model"
+    run = RunDir(out)
+    if is_complete(run.model):
+        require_config(run.config, cfg, "meta-training")
+        return run.model
     return run_train(
         cfg, out, resume=resume_point(out) is not None, progress=progress, part=partition_fn(), start=start_fn()
     )
@@ -54,8 +33,9 @@ def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progre
 def resume_point(out: Path) -> str | None:
     """The checkpoint an unfinished run in `out` continues from (its name, e.g. 'step_00000125'), or None when the run
     is finished or has no checkpoint yet: the one place that decides whether `trained_or_resumed` resumes."""
-    latest = out / "checkpoints" / "latest"
-    if is_saved_model(out / "model") or not latest.is_file():
+    run = RunDir(out)
+    latest = run.checkpoints / "latest"
+    if is_complete(run.model) or not latest.is_file():
         return None
     return latest.read_text().strip()
 
@@ -64,18 +44,18 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     """The model every comparison starts from: the loaded model after the format warm-up on `part.warmup`
     (triples meta-training never sees), saved once in `out/start_model` so reruns, resumes and the LC teacher
     all use the very same weights."""
-    saved = out / "start_model"
-    if is_saved_model(saved):
+    saved = RunDir(out).start_model
+    if is_complete(saved):
         return load_model(str(saved), cfg.model.dtype, cfg.model.device)
     started = time.perf_counter()
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
     if cfg.warmup.n_tasks:
         losses = format_warmup(model, tokenizer, part.warmup, cfg.warmup, cfg.format, cfg.train.seed, progress)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "warmup_losses.json").write_text(json.dumps(losses))
-        (out / "warmup_seconds.json").write_text(json.dumps({"seconds": time.perf_counter() - started}))
-        model.save_pretrained(saved, safe_serialization=True)
-        tokenizer.save_pretrained(saved)
+        write_json(out / "warmup_losses.json", losses)
+        write_json(out / "warmup_seconds.json", {"seconds": time.perf_counter() - started})
+        with staged(saved) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
     return model, tokenizer
 
 
@@ -86,13 +66,15 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
     - lora inner: the unchanged base weights plus the meta-learned factors in out/model/adapter (PEFT format);
       evaluation then updates only the factors, as in training."""
     if cfg.lora.variant == "outer":
-        save_adapter(model, factors, cfg.lora, out / "adapter", cfg.model.spec)
+        with staged(out / "adapter", replace=True) as tmp:
+            save_adapter(model, factors, cfg.lora, tmp, cfg.model.spec)
         merge_into_model(model, factors, cfg.lora)
-    model.save_pretrained(out / "model", safe_serialization=True)
-    tokenizer.save_pretrained(out / "model")
-    write_recipe(cfg, out / "model")
-    if cfg.lora.variant == "inner":
-        save_adapter(model, factors, cfg.lora, out / "model" / ADAPTER_DIR, cfg.model.spec)
+    with staged(RunDir(out).model) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_recipe(cfg, tmp)
+        if cfg.lora.variant == "inner":
+            save_adapter(model, factors, cfg.lora, tmp / ADAPTER_DIR, cfg.model.spec)
 
 
 def run_train(
@@ -110,7 +92,7 @@ def run_train(
             "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
         )
     if resume:  # a checkpoint of another config would silently mix two runs
-        check_saved_config(out / "config.yaml", cfg, "resume")
+        require_config(RunDir(out).config, cfg, "resume")
     part = part or load_partition(cfg)
     if not part.meta:
         raise ValueError(
@@ -133,9 +115,7 @@ def run_train(
     started = time.perf_counter()
     trainer.train(progress=progress)
     if cfg.transfer.mode == "sequential":
-        (out / "task_b_losses.json").write_text(json.dumps(finetune_on_task_b(model, tokenizer, cfg, progress)))
+        write_json(out / "task_b_losses.json", finetune_on_task_b(model, tokenizer, cfg, progress))
     save_meta_trained(model, tokenizer, factors, cfg, out)
-    (out / "train_seconds.json").write_text(
-        json.dumps({"seconds": time.perf_counter() - started, "steps": trainer.step})
-    )
-    return out / "model"
+    write_json(out / "train_seconds.json", {"seconds": time.perf_counter() - started, "steps": trainer.step})
+    return RunDir(out).model

@@ -25,6 +25,7 @@ from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
+from promptgd.run_dir import RunDir, json_line, write_text_atomically
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
 from promptgd.train.metastep import meta_loss
 
@@ -261,14 +262,14 @@ class MetaTrainer:
     def train(self, progress: bool = True, stop_after: int | None = None) -> None:
         """Run to the end (or for `stop_after` more steps, which tests use to simulate an interruption)."""
         t = self.cfg.train
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(dump_yaml(self.cfg))
-        metrics = self.out / "metrics.jsonl"
+        run = RunDir(self.out)
+        write_text_atomically(run.config, dump_yaml(self.cfg))
+        metrics = run.metrics
         if metrics.is_file():
             # Rows an interrupted run logged after the step we start from (all of them when we start from scratch,
             # e.g. after a crash before the first checkpoint) would otherwise appear twice.
-            rows = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-            metrics.write_text("".join(r + "\n" for r in rows))
+            rows = [line for line in _logged_rows(metrics) if json.loads(line)["step"] <= self.step]
+            write_text_atomically(metrics, "".join(r + "\n" for r in rows))
         last = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         bar = tqdm(
             total=self.total_steps,
@@ -284,10 +285,24 @@ class MetaTrainer:
                 if t.val_every and (self.step % t.val_every == 0 or self.step == self.total_steps) and self.val:
                     row.update(self.validate())
                 if self.step % t.log_every == 0 or "val_ft" in row or self.step == self.total_steps:
-                    log.write(json.dumps(row) + "\n")
+                    log.write(json_line(row))
                     log.flush()
                 if (t.ckpt_every and self.step % t.ckpt_every == 0) or self.step == last:
                     self.save()
                 bar.set_postfix(loss=f"{row['outer']:.3f}", lm=f"{row['lm']:.2f}", gn=f"{row['grad_norm']:.2f}")
                 bar.update(1)
         bar.close()
+
+
+def _logged_rows(metrics: Path) -> list[str]:
+    """The complete lines of metrics.jsonl: a last line cut short by a kill is dropped (its step is redone);
+    a broken line anywhere else is damage and raises, naming the file and line."""
+    lines = metrics.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                return lines[:-1]
+            raise ValueError(f"{metrics}:{number}: not a JSON line; the training log is damaged") from None
+    return lines
