@@ -11,6 +11,7 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from conftest import DEVICE, tiny_config
+from promptgd.data.partition import load_partition
 from promptgd.data.triples import Triple
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
@@ -228,3 +229,25 @@ def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained
     updated, _ = load_model(str(tmp_path / "updated"), device=DEVICE)
     assert updated.update_recipe == model.update_recipe
     assert all(torch.equal(a, b) for a, b in zip(updated.parameters(), from_recipe.parameters()))
+
+
+def test_tensorboard_and_wandb_get_the_rows_of_metrics_jsonl_and_a_resume_continues_them(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # the default must work offline, without an account
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = tiny_config("train.n_tasks=8", "train.log=tensorboard,wandb", "train.ckpt_every=1")
+    out = tmp_path / "run"
+    part = load_partition(cfg)
+    model, tokenizer = load_model(cfg.model.spec, device=DEVICE)
+    MetaTrainer(cfg, tokenizer, full_rank(model), part.meta, part.val, out).train(progress=False, stop_after=2)
+    run_id = (out / "wandb_id").read_text()
+    run_train(cfg, out, resume=True, progress=False)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("outer")] == [
+        (r["step"], pytest.approx(r["outer"])) for r in rows
+    ]
+    assert (out / "wandb_id").read_text() == run_id  # one W&B run across the resume
+    assert len(list((out / "wandb").glob(f"offline-run-*-{run_id.strip()}"))) >= 1

@@ -90,6 +90,9 @@ class TrainConfig:
     val_size: int = 50  # how many triples of the validation split (its first N) those evaluations read; 0 = all
     ckpt_every: int = 100  # outer steps between resumable checkpoints; 0 = only at the end
     log_every: int = 1  # outer steps between metrics.jsonl rows
+    log: tuple[
+        Literal["tensorboard", "wandb"], ...
+    ] = ()  # where the same rows also go besides metrics.jsonl (always written): TensorBoard event files in OUT/tensorboard/, a W&B run in OUT/wandb/ (offline unless WANDB_MODE=online); needs `pip install 'promptgd[logging]'`
     seed: int = 0  # seeds data order and any sampling during training
 
 

@@ -25,9 +25,10 @@ from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
-from promptgd.run_dir import RunDir, json_line, write_text_atomically
+from promptgd.run_dir import RunDir, write_text_atomically
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
 from promptgd.train.metastep import meta_loss
+from promptgd.train.metrics_log import MetricsLog
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -279,18 +280,20 @@ class MetaTrainer:
             disable=not progress,
             dynamic_ncols=True,
         )
-        with metrics.open("a") as log:
+        log = MetricsLog(self.cfg, self.out, self.step)
+        try:
             while self.step < last:
                 row = self.train_step()
                 if t.val_every and (self.step % t.val_every == 0 or self.step == self.total_steps) and self.val:
                     row.update(self.validate())
                 if self.step % t.log_every == 0 or "val_ft" in row or self.step == self.total_steps:
-                    log.write(json_line(row))
-                    log.flush()
+                    log.write(row)
                 if (t.ckpt_every and self.step % t.ckpt_every == 0) or self.step == last:
                     self.save()
                 bar.set_postfix(loss=f"{row['outer']:.3f}", lm=f"{row['lm']:.2f}", gn=f"{row['grad_norm']:.2f}")
                 bar.update(1)
+        finally:
+            log.close()
         bar.close()
 
 
