@@ -10,7 +10,7 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
-from conftest import DEVICE, tiny_config
+from conftest import DEVICE, TINY, tiny_config
 from promptgd.data.partition import load_partition
 from promptgd.data.triples import Triple
 from promptgd.models.loading import load_model
@@ -132,6 +132,31 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch)
     tensors, meta = checkpoint.load_checkpoint(root)
     assert meta["step"] == 1 and torch.equal(tensors["w"], torch.ones(2))
     assert sorted(p.name for p in root.iterdir()) == ["latest", "step_00000001"]
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    root = tmp_path / "checkpoints"
+    checkpoint.save_checkpoint(root, 1, {"w": torch.ones(2)}, {"step": 1})
+    checkpoint.save_checkpoint(root, 2, {"w": torch.zeros(2)}, {"step": 2})
+    weights = root / "step_00000002" / "tensors.safetensors"
+    weights.write_bytes(weights.read_bytes()[:20])  # truncated on disk after it was written
+    tensors, meta = checkpoint.load_checkpoint(root)
+    assert meta["step"] == 1 and torch.equal(tensors["w"], torch.ones(2))
+    assert f"skipping checkpoint {root / 'step_00000002'}: it does not load" in capsys.readouterr().err
+    (root / "step_00000001" / "state.json").write_text('{"step": ')
+    with pytest.raises(FileNotFoundError, match="no checkpoint loads"):
+        checkpoint.load_checkpoint(root)
+
+
+def test_a_run_whose_every_step_diverged_fails_and_saves_no_model(tmp_path, capsys):
+    from promptgd.cli import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", *TINY, "train.n_tasks=4", "inner.lr=1e30", "--out", str(out)])
+    assert stopped.value.code == 2
+    assert "train: 2 of 2 steps were skipped for a non-finite loss or gradient" in capsys.readouterr().err
+    assert not (out / "model").exists()
 
 
 def test_train_saves_a_plain_hf_checkpoint(tmp_path):

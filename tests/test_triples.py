@@ -2,6 +2,7 @@
 
 import pytest
 
+from promptgd.config import ConfigError
 from promptgd.data.tasks import load_task
 from promptgd.data.triples import Triple, TripleFileError, read_jsonl, write_jsonl
 
@@ -38,5 +39,5 @@ def test_jsonl_task_uses_sibling_train_file(tmp_path, triples):
 
 
 def test_unknown_task_lists_known_ones():
-    with pytest.raises(KeyError, match="character_descriptions"):
+    with pytest.raises(ConfigError, match="task.name='nosuch': unknown task; known: character_descriptions"):
         load_task("nosuch", 1, 1, 0)

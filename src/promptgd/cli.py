@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from promptgd.config import ConfigError, RunConfig, load_config
-from promptgd.models.update_recipe import RECIPE_FILE, RecipeError, describe, inner_config, read_recipe
-from promptgd.run_dir import RunDir, RunDirError, locked
+from promptgd.errors import UserError
+from promptgd.models.update_recipe import RECIPE_FILE, describe, inner_config, read_recipe
+from promptgd.run_dir import RunDir, locked
 
 
 def _config(args: argparse.Namespace, under: dict | None = None) -> RunConfig:
@@ -282,11 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as e:
         print(f"promptgd: config error: {e}", file=sys.stderr)
         sys.exit(2)
-    except (RecipeError, RunDirError) as e:  # name the model's promptgd.json / the run directory
+    except UserError as e:  # errors.py: the message names the file, line or key
         print(f"promptgd: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except (FileExistsError, FileNotFoundError) as e:  # our messages name the file and what to do
-        print(f"promptgd: error: {e}", file=sys.stderr)
+    except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        print(f"promptgd: error: {e}", file=sys.stderr)  # the OS's message and ours both name the path
         sys.exit(2)
 
 

@@ -7,6 +7,7 @@ ConfigError naming the key path (and the YAML file when one is involved).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from promptgd.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class TrainConfig:
     val_size: int = 50  # how many triples of the validation split (its first N) those evaluations read; 0 = all
     ckpt_every: int = 100  # outer steps between resumable checkpoints; 0 = only at the end
     log_every: int = 1  # outer steps between metrics.jsonl rows
+    max_skipped_share: float = 1.0  # the run fails, saving no model, when at least this share of its steps was skipped for a non-finite loss or gradient; 1.0 = only when every step was
     log: tuple[
         Literal["tensorboard", "wandb"], ...
     ] = ()  # where the same rows also go besides metrics.jsonl (always written): TensorBoard event files in OUT/tensorboard/, a W&B run in OUT/wandb/ (offline unless WANDB_MODE=online); needs `pip install 'promptgd[logging]'`
@@ -151,7 +155,7 @@ class RunConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config key that does not exist or a value of the wrong type; the message names the key."""
 
 
@@ -243,12 +247,47 @@ def load_config(
     data = _merge(data, _dotted_to_nested(overrides or []))
     where = f"{path}: " if path is not None else ""
     try:
-        return _build(RunConfig, data)
+        return _check_ranges(_build(RunConfig, data))
     except ConfigError as e:
         raise ConfigError(f"{where}{e}") from None
 
 
-def _read_yaml(path: Path) -> dict:
+# Allowed values beyond their types, checked when a config is built: a bad value fails at once, naming its key,
+# instead of deep inside a run (a zero batch, a negative or NaN learning rate).
+POSITIVE = ("train.lr", "warmup.lr", "transfer.lr", "lora.alpha")
+AT_LEAST_ONE = (
+    "inner.steps", "inner.contexts", "eval.max_new_tokens", "eval.batch_size", "warmup.batch_size", "train.epochs",
+    "train.batch_size", "train.log_every", "transfer.batch_size",
+)  # fmt: skip
+NON_NEGATIVE = (
+    "inner.lr", "task.n_train", "task.n_test", "task.n_val", "eval.limit", "warmup.n_tasks", "train.n_tasks", "train.warmup_steps",
+    "train.weight_decay", "train.clip_norm", "train.lm_weight", "train.prompt_weight", "train.val_every",
+    "train.val_size", "train.ckpt_every", "lora.rank", "transfer.n_tasks", "transfer.weight",
+)  # fmt: skip
+
+
+def _check_ranges(config: RunConfig) -> RunConfig:
+    def value(key: str):
+        section, name = key.split(".")
+        return getattr(getattr(config, section), name)
+
+    for keys, ok, wanted in (
+        (POSITIVE, lambda v: v > 0, "a finite number > 0"),
+        (AT_LEAST_ONE, lambda v: v >= 1, "at least 1"),
+        (NON_NEGATIVE, lambda v: v >= 0, "a finite number >= 0"),
+        (("train.lm_seq_len",), lambda v: v >= 2, "at least 2 (one token predicts the next)"),
+        (("train.max_skipped_share",), lambda v: 0 < v <= 1, "in (0, 1]"),
+    ):
+        for key in keys:
+            v = value(key)
+            if not (math.isfinite(v) and ok(v)):
+                raise ConfigError(f"{key}={v!r}: must be {wanted}")
+    return config
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: `base:` chain comes back to itself ({' -> '.join(str(p) for p in (*chain, path))})")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
@@ -259,7 +298,7 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: top level must be a mapping")
     base = data.pop("base", None)
     if base is not None:
-        data = _merge(_read_yaml(path.parent / base), data)
+        data = _merge(_read_yaml(path.parent / base, (*chain, path.resolve())), data)
     return data
 
 
@@ -281,11 +320,11 @@ def dump_yaml(config: RunConfig) -> str:
 
 
 def from_dict(data: dict) -> RunConfig:
-    return _build(RunConfig, data)
+    return _check_ranges(_build(RunConfig, data))
 
 
 def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    return _build(RunConfig, _merge(to_dict(config), _dotted_to_nested(overrides)))
+    return _check_ranges(_build(RunConfig, _merge(to_dict(config), _dotted_to_nested(overrides))))
 
 
 __all__ = ["RunConfig", "ConfigError", "load_config", "dump_yaml", "from_dict", "with_overrides", "replace"]

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from promptgd.config import RunConfig, from_dict, to_dict
+from promptgd.errors import UserError
 
 COMPLETE = ".promptgd-complete"  # written last into a staged directory
 LOCK_SUFFIX = ".promptgd-lock"  # .<dir name><suffix> beside a directory: held (flock) by the command writing it
@@ -181,7 +182,7 @@ def require_config(path: Path, wanted: RunConfig, what: str) -> None:
         )
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError, ValueError):
     """A directory that cannot be used as asked (another run's, or held by another command); names the directory."""
 
 
@@ -192,26 +193,35 @@ class DirectoryLockedError(RunDirError):
 @contextlib.contextmanager
 def locked(target: Path) -> Iterator[None]:
     """Hold `target` (a run or evaluation directory, existing or not) for this command: a second command that
-    writes it fails at once instead of mixing two runs. The lock file sits beside `target`, so `target` itself
-    holds only what the command writes; the lock is the kernel's (flock), so it goes with the process, even after
-    kill -9."""
+    writes it fails at once instead of mixing two runs. The lock file sits beside `target`, so `target` holds only
+    what the command writes, and is removed on release; the lock is the kernel's (flock), so it goes with the
+    process even after kill -9 (the file then stays, unlocked, and the next command takes it)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.with_name(f".{target.name}{LOCK_SUFFIX}").open("a+") as handle:
+    path = target.with_name(f".{target.name}{LOCK_SUFFIX}")
+    while True:
+        handle = path.open("a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
+            handle.close()
             raise DirectoryLockedError(f"{target}: in use by another promptgd command (pid {holder})") from None
+        # A holder that released (and removed) the file between our open and our flock leaves us holding an
+        # orphan: lock the file that is there now instead.
+        if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
-        try:
-            yield
-        finally:
-            handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _finite(value):

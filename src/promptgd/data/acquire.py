@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from promptgd.data.triples import Triple, read_jsonl, write_jsonl
+from promptgd.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,11 @@ WIKITEXT_HINT = (
 )
 
 
-class AcquireError(RuntimeError):
+class AcquireError(UserError, RuntimeError):
     """No source gave the data; the message lists every source tried, why it failed and what to do."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(UserError, ValueError):
     """Bytes whose SHA-256 is not the expected one; the message names the source, file and both hashes."""
 
 

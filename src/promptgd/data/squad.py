@@ -30,6 +30,7 @@ from typing import Any
 
 from promptgd.data import acquire
 from promptgd.data.triples import Splits, Triple
+from promptgd.errors import UserError
 
 TASK = "squad"
 # Bump whenever the processing below changes what a given rule produces: it invalidates the cache.
@@ -50,7 +51,7 @@ class SquadRule:
 DEFAULT_RULE = SquadRule()
 
 
-class SquadFormatError(ValueError):
+class SquadFormatError(UserError, ValueError):
     """A SQuAD file that does not follow the official schema; the message names the file and key path."""
 
 

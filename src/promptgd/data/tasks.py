@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from promptgd.config import ConfigError
 from promptgd.data import people, squad, wikitext
 from promptgd.data.triples import Splits, read_jsonl
 
@@ -29,5 +30,5 @@ def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
         train = read_jsonl(train_path)[: n_train or None] if train_path.is_file() else []
         return Splits(train=train, test=test)
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known: {', '.join(task_names())}")
+        raise ConfigError(f"task.name={name!r}: unknown task; known: {', '.join(task_names())}")
     return TASKS[name](n_train, n_test, seed)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from promptgd.errors import UserError
+
 FIELDS = ("context", "query", "response")
 
 
@@ -31,7 +33,7 @@ class Splits:
     )  # a second test set worded unlike any training triple (people tasks)
 
 
-class TripleFileError(ValueError):
+class TripleFileError(UserError, ValueError):
     """A JSONL triple file that cannot be read; the message names the file and line."""
 
 

@@ -15,6 +15,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from promptgd.data.acquire import cache_dir
+from promptgd.errors import UserError
 from promptgd.models.tiny import tiny_model
 from promptgd.models.update_recipe import read_recipe
 
@@ -28,7 +29,7 @@ PACKAGED = {
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """The spec could not be turned into a model; the message names the spec and how to obtain it."""
 
 

@@ -14,12 +14,14 @@ import dataclasses
 import json
 from pathlib import Path
 
+from promptgd.errors import UserError
+
 RECIPE_FILE = "promptgd.json"
 # The config sections an update depends on; they are what the recipe contributes to a run's config.
 SECTIONS = ("inner", "format", "lora")
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A promptgd.json that cannot be read; the message names the file."""
 
 

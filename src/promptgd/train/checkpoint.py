@@ -2,7 +2,7 @@
 
 A checkpoint is a directory written under a temporary name and renamed into place; `latest` is a one-line
 file replaced atomically after the rename. A crash at any moment leaves `latest` pointing at a complete
-checkpoint (or absent), never at a partial one.
+checkpoint (or absent), never at a partial one; a checkpoint damaged later on disk is skipped for the one before.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 
@@ -40,11 +42,22 @@ def save_checkpoint(root: Path, step: int, tensors: dict[str, torch.Tensor], met
 
 
 def load_checkpoint(root: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The newest checkpoint under `root` that loads whole: the one `latest` names, else (damaged on disk, e.g. a
+    truncated file) the next older one, saying on stderr which one it skipped and why."""
     pointer = root / "latest"
     if not pointer.is_file():
         raise FileNotFoundError(f"{root}: no checkpoint to resume from (no 'latest' file)")
-    directory = root / pointer.read_text().strip()
-    return load_file(directory / "tensors.safetensors"), json.loads((directory / "state.json").read_text())
+    named = root / pointer.read_text().strip()
+    candidates = [named] + [d for d in sorted(root.glob("step_*"), reverse=True) if d.name < named.name]
+    for directory in candidates:
+        try:
+            return load_file(directory / "tensors.safetensors"), json.loads((directory / "state.json").read_text())
+        except (OSError, ValueError, SafetensorError) as e:  # ValueError: bad JSON; SafetensorError: bad header
+            print(
+                f"promptgd: skipping checkpoint {directory}: it does not load ({type(e).__name__}: {e})",
+                file=sys.stderr,
+            )
+    raise FileNotFoundError(f"{root}: no checkpoint loads (tried {', '.join(d.name for d in candidates)})")
 
 
 def _fsync_dir(directory: Path) -> None:

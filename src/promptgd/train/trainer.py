@@ -18,6 +18,7 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.lm_corpus import LMCorpus
 from promptgd.data.supervised import SupervisedStream
 from promptgd.data.triples import Triple
+from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import functional_forward, lm_loss
 from promptgd.models.parameterization import Parameterization
@@ -29,6 +30,10 @@ from promptgd.run_dir import RunDir, write_text_atomically
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
 from promptgd.train.metastep import meta_loss
 from promptgd.train.metrics_log import MetricsLog
+
+
+class TrainingDivergedError(UserError, RuntimeError):
+    """Too many steps had a non-finite loss or gradient (train.max_skipped_share): settings that diverge."""
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -295,6 +300,12 @@ class MetaTrainer:
         finally:
             log.close()
         bar.close()
+        if self.step == self.total_steps and self.skipped >= t.max_skipped_share * self.total_steps:
+            raise TrainingDivergedError(
+                f"train: {self.skipped} of {self.total_steps} steps were skipped for a non-finite loss or gradient "
+                f"(train.max_skipped_share={t.max_skipped_share}), so no model is saved; {self.out / 'metrics.jsonl'} "
+                "shows where; a smaller inner.lr or train.lr usually helps"
+            )
 
 
 def _logged_rows(metrics: Path) -> list[str]:

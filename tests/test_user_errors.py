@@ -1,0 +1,63 @@
+"""A user's mistake gets one line naming the file, line or key and exit status 2; no traceback."""
+
+import json
+
+import pytest
+
+from conftest import TINY
+from promptgd.cli import main
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("promptgd:")]
+    assert len(err) == 1 and "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("train.batch_size=0", "train.batch_size=0: must be at least 1"),
+        ("inner.lr=-1", "inner.lr=-1.0: must be a finite number >= 0"),
+        ("train.lr=nan", "train.lr=nan: must be a finite number > 0"),
+        ("eval.limit=-3", "eval.limit=-3: must be a finite number >= 0"),
+        ("task.name=nosuch", "task.name='nosuch': unknown task"),
+        ("model.spec=packaged:nosuch", "unknown packaged model 'packaged:nosuch'"),
+    ],
+)
+def test_bad_values_are_named(tmp_path, capsys, override, named):
+    assert named in one_line_error(capsys, ["eval", *TINY, override, "--out", str(tmp_path / "e")])
+
+
+def test_a_self_referencing_preset_is_named(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    assert "`base:` chain comes back to itself" in one_line_error(
+        capsys, ["eval", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "e")]
+    )
+
+
+@pytest.mark.parametrize(
+    "content, named",
+    [
+        ('{"context": "c", "query": "q", "response": " r"}\n{"context": "c"\n', ":2:"),
+        ('{"context": "c", "query": "q"}\n', "response"),
+        ('{"context": 3, "query": "q", "response": " r"}\n', "context"),
+    ],
+)
+def test_a_bad_triple_file_is_named_with_its_line(tmp_path, capsys, content, named):
+    path = tmp_path / "mine.jsonl"
+    path.write_text(content)
+    line = one_line_error(capsys, ["eval", *TINY, f"task.name=jsonl:{path}", "--out", str(tmp_path / "e")])
+    assert str(path) in line and named in line
+
+
+def test_eval_into_a_finished_evaluation_is_refused(tmp_path, capsys):
+    out = tmp_path / "e"
+    main(["eval", *TINY, "eval.modes=nc", "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert "already finished" in one_line_error(capsys, ["eval", *TINY, "eval.modes=nc", "--out", str(out)])
+    assert json.loads((out / "summary.json").read_text()) == summary
