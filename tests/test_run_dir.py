@@ -102,3 +102,12 @@ def test_config_match_can_leave_out_a_key(tmp_path):
     other = with_overrides(cfg, ["eval.modes=nc"])
     assert not config_matches(tmp_path / "config.yaml", other)
     assert config_matches(tmp_path / "config.yaml", other, ("eval",), ignore=("eval.modes",))
+
+
+def test_train_resume_starts_a_run_without_checkpoint_and_keeps_a_finished_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", *TINY, "train.n_tasks=4", "--resume", "--out", str(out)])  # nothing to resume: starts
+    weights = (out / "model" / "model.safetensors").read_bytes()
+    main(["train", *TINY, "train.n_tasks=4", "--resume", "--out", str(out)])  # finished: kept as it is
+    assert (out / "model" / "model.safetensors").read_bytes() == weights
+    assert capsys.readouterr().out.count(f"meta-trained model: {out / 'model'}") == 2

@@ -46,6 +46,8 @@ def test_a_self_referencing_preset_is_named(tmp_path, capsys):
         ('{"context": "c", "query": "q", "response": " r"}\n{"context": "c"\n', ":2:"),
         ('{"context": "c", "query": "q"}\n', "response"),
         ('{"context": 3, "query": "q", "response": " r"}\n', "context"),
+        ('{"context": " ", "query": "q", "response": " r"}\n', "field 'context' is empty"),
+        ('{"context": "c", "query": "", "response": " r"}\n', "field 'query' is empty"),
     ],
 )
 def test_a_bad_triple_file_is_named_with_its_line(tmp_path, capsys, content, named):
@@ -61,3 +63,19 @@ def test_eval_into_a_finished_evaluation_is_refused(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert "already finished" in one_line_error(capsys, ["eval", *TINY, "eval.modes=nc", "--out", str(out)])
     assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_a_non_utf8_triple_file_is_named_with_its_line(tmp_path, capsys):
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes(b'{"context": "c", "query": "q", "response": " r"}\n{"context": "\xff"}\n')
+    line = one_line_error(capsys, ["eval", *TINY, f"task.name=jsonl:{path}", "--out", str(tmp_path / "e")])
+    assert f"{path}:2: not UTF-8" in line
+
+
+def test_a_context_longer_than_the_model_is_refused_before_any_work(tmp_path, capsys):
+    path = tmp_path / "mine.jsonl"
+    long = {"context": "word " * 5000, "query": "q", "response": " r"}
+    path.write_text(json.dumps({"context": "c", "query": "q", "response": " r"}) + "\n" + json.dumps(long) + "\n")
+    line = one_line_error(capsys, ["eval", *TINY, f"task.name=jsonl:{path}", "--out", str(tmp_path / "e")])
+    assert "triple 1" in line and "the model has 1024" in line
+    assert not (tmp_path / "e").exists()

@@ -62,12 +62,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from promptgd.train.recipe import run_train
+    from promptgd.data.partition import load_partition
+    from promptgd.train.recipe import run_train, trained_or_resumed
 
-    with locked(Path(args.out)):
-        if not args.resume:
-            RunDir(Path(args.out)).refuse_training_over()
-        path = run_train(_config(args), Path(args.out), resume=args.resume)
+    out, cfg = Path(args.out), _config(args)
+    with locked(out):
+        if args.resume:  # from the last checkpoint; from the start if there is none yet; a finished run is kept
+            path = trained_or_resumed(cfg, out, lambda: load_partition(cfg), lambda: None)
+        else:
+            RunDir(out).refuse_training_over()
+            path = run_train(cfg, out)
     print(f"meta-trained model: {path}")
 
 
@@ -198,7 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model spec to start from")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, model/)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint that loads (from the start if none yet); a finished run is kept",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="warm-up, base eval, meta-training per objective, eval, report")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from promptgd.config import FormatConfig
 from promptgd.data.triples import Triple
+from promptgd.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,27 @@ class Encoder:
 
     def text(self, text: str) -> list[int]:
         return self._ids(text, first=True)
+
+
+class TooLongError(UserError, ValueError):
+    """A triple longer than the model's positions; the message names the triple and both lengths."""
+
+
+def check_fits(encoder: Encoder, triples: list[Triple], max_positions: int, max_new_tokens: int, what: str) -> None:
+    """Refuse, before any work, triples whose longest row (Prompt: context ⊕ separator ⊕ query ⊕ response, or the
+    decoding budget after the prompt if longer) needs more positions than the model has: past them a model runs
+    silently on positions it never learnt, and a very long context can exhaust memory."""
+    for i, triple in enumerate(triples):
+        prompt = len(encoder.prompt(triple))
+        need = prompt + max(len(encoder.response(triple)) + len(encoder.answer_end()), max_new_tokens)
+        if need > max_positions:
+            raise TooLongError(
+                f"{what}, triple {i} (context {triple.context[:40]!r}...): needs {need} positions, the model has "
+                f"{max_positions}; shorten it or drop it"
+            )
+
+
+def max_positions(model) -> int | None:
+    """The longest sequence `model` was built for (None when its config does not say)."""
+    config = model.config
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)

@@ -56,11 +56,15 @@ def read_jsonl(path: str | Path) -> list[Triple]:
     if not path.is_file():
         raise TripleFileError(f"{path}: no such file")
     triples = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise TripleFileError(f"{where}: not UTF-8 (byte {e.start} of the line)") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
@@ -78,8 +82,9 @@ def read_jsonl(path: str | Path) -> list[Triple]:
             answers = row.get("answers", [])
             if not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
                 raise TripleFileError(f"{where}: field 'answers' must be a list of strings")
-            if not row["response"].strip():
-                raise TripleFileError(f"{where}: field 'response' is empty")
+            for key in FIELDS:  # an empty context has nothing to absorb; an empty query or response, nothing to ask
+                if not row[key].strip():
+                    raise TripleFileError(f"{where}: field {key!r} is empty")
             triples.append(Triple(row["context"], row["query"], row["response"], tuple(answers)))
     if not triples:
         raise TripleFileError(f"{path}: holds no triples")

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from promptgd.config import ConfigError, RunConfig, dump_yaml, with_overrides
+from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
@@ -22,6 +23,10 @@ def evaluate_model(
 ) -> EvalResult:
     """Evaluate `model`, or the parameterization `param` of it (LoRA-inner: the inner update moves the factors)."""
     param = param or full_rank(model)
+    if (positions := max_positions(model)) is not None:
+        check_fits(
+            Encoder(tokenizer, cfg.format), triples, positions, cfg.eval.max_new_tokens, f"eval.split={cfg.eval.split}"
+        )
     with torch.no_grad():
         params = {name: p.detach() for name, p in param.fast().items()}
     device = next(param.model.parameters()).device

@@ -21,6 +21,8 @@ from safetensors.torch import load_file, save_file
 
 def save_checkpoint(root: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2) -> Path:
     root.mkdir(parents=True, exist_ok=True)
+    for orphan in root.glob(".tmp-*"):  # left by a process killed while saving
+        shutil.rmtree(orphan, ignore_errors=True)
     final = root / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from promptgd.config import RunConfig
+from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import Partition, load_partition
 from promptgd.models.loading import load_model
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
@@ -20,7 +21,8 @@ from promptgd.train.warmup import format_warmup
 def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True) -> Path:
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
     if one exists; `partition_fn()` and `start_fn()` give the task's partition and the starting (model, tokenizer)
-    and are called only when training (building SQuAD's splits or loading a model is wasted on a finished run)."""
+    and are called only when training (building SQuAD's splits or loading a model is wasted on a finished run);
+    `start_fn()` may return None: `out/start_model`, or the format warm-up into it."""
     run = RunDir(out)
     if is_complete(run.model):
         require_config(run.config, cfg, "meta-training")
@@ -91,8 +93,8 @@ def run_train(
         raise ValueError(
             "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
         )
-    if resume:  # a checkpoint of another config would silently mix two runs
-        require_config(RunDir(out).config, cfg, "resume")
+    if resume or RunDir(out).config.is_file():  # a checkpoint or log of another config would mix two runs
+        require_config(RunDir(out).config, cfg, "resume" if resume else "meta-training")
     part = part or load_partition(cfg)
     if not part.meta:
         raise ValueError(
@@ -100,6 +102,10 @@ def run_train(
             f"and task.n_val={cfg.task.n_val}"
         )
     model, tokenizer = start or starting_model(cfg, part, out, progress)
+    if (positions := max_positions(model)) is not None:
+        encoder = Encoder(tokenizer, cfg.format)
+        for split in ("meta", "val"):
+            check_fits(encoder, part.split(split), positions, cfg.eval.max_new_tokens, f"{cfg.task.name} {split} split")
     tasks, val = part.meta, part.val
     variant = cfg.lora.variant
     factors = init_factors(model, cfg.lora, cfg.train.seed) if variant != "none" else {}
