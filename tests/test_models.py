@@ -47,3 +47,21 @@ def test_packaged_smollm2_loads_offline(monkeypatch):
     ids = tokenizer("The capital of France is", return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0])
+
+
+@pytest.mark.slow
+def test_a_damaged_packaged_cache_is_converted_again(tmp_path, monkeypatch, capsys):
+    from promptgd.models import loading
+
+    monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
+    first = loading._packaged_checkpoint("smollm2-135m")
+    weights = first / "model.safetensors"
+    size = weights.stat().st_size
+    with weights.open("r+b") as f:  # one flipped byte deep in the tensors
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    again = loading._packaged_checkpoint("smollm2-135m")
+    assert "does not match its recorded SHA-256; converting" in capsys.readouterr().err
+    assert again == first and loading._cache_intact(again)

