@@ -6,8 +6,8 @@ from pathlib import Path
 import promptgd
 
 # Top to bottom as in README's Layout; a module may import its own layer and the layers listed before it.
-LAYERS = ["errors", "config", "lm", "run_dir", "data", "report", "update", "models", "evaluate", "objectives", "train", "reproduce",
-          "absorb", "cli", "__init__"]  # fmt: skip
+LAYERS = ["errors", "config", "lm", "distributed", "run_dir", "data", "report", "update", "models", "evaluate", "objectives", "train", "reproduce",
+          "absorb", "cli", "__init__", "__main__"]  # fmt: skip
 ROOT = Path(promptgd.__file__).parent
 
 

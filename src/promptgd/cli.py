@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from promptgd import distributed
 from promptgd.config import ConfigError, RunConfig, load_config
 from promptgd.errors import UserError
 from promptgd.models.update_recipe import RECIPE_FILE, describe, inner_config, read_recipe
@@ -286,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     _split_config_and_overrides(parser, args, extra)
+    distributed.init()  # under torchrun (distributed.py); a no-op in one process
+    if not distributed.is_main():  # rank 0 reports; the others' output would repeat it
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     try:
         args.func(args)
     except ConfigError as e:

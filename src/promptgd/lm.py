@@ -59,6 +59,9 @@ class TokenBatch:
             [p + a for p, a in zip(prefixes, answers)], pad_id, [len(p) for p in prefixes], device
         )
 
+    def rows(self, indices: list[int]) -> TokenBatch:
+        return TokenBatch(self.input_ids[indices], self.attention_mask[indices], self.loss_mask[indices])
+
     @property
     def n_tokens(self) -> int:
         return int(self.attention_mask.sum())

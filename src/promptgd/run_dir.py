@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from promptgd import distributed
 from promptgd.config import RunConfig, from_dict, to_dict
 from promptgd.errors import UserError
 
@@ -100,7 +101,22 @@ def is_complete(directory: Path) -> bool:
 def staged(target: Path, replace: bool = False) -> Iterator[Path]:
     """Yield an empty temporary directory beside `target`; when the block ends without an error it is marked
     complete and renamed to `target`, else removed. A finished `target` is kept (FileExistsError) unless
-    `replace`; a `target` without the marker (an older promptgd's, or not promptgd's) is never touched."""
+    `replace`; a `target` without the marker (an older promptgd's, or not promptgd's) is never touched.
+    Under torchrun every rank writes its (identical) copy, rank 0 alone keeps it, and all wait until it is in place."""
+    if not distributed.is_main():
+        with tempfile.TemporaryDirectory() as discarded:
+            yield Path(discarded)
+        distributed.barrier()
+        return
+    try:
+        with _staged(target, replace) as tmp:
+            yield tmp
+    finally:
+        distributed.barrier()
+
+
+@contextlib.contextmanager
+def _staged(target: Path, replace: bool) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not (replace and is_complete(target)):
         if is_complete(target):
@@ -129,7 +145,9 @@ def staged(target: Path, replace: bool = False) -> Iterator[Path]:
 
 
 def write_text_atomically(path: Path, text: str) -> None:
-    """`path` holds either its old content or `text`, never a part of it."""
+    """`path` holds either its old content or `text`, never a part of it (written by rank 0 alone under torchrun)."""
+    if not distributed.is_main():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -195,7 +213,11 @@ def locked(target: Path) -> Iterator[None]:
     """Hold `target` (a run or evaluation directory, existing or not) for this command: a second command that
     writes it fails at once instead of mixing two runs. The lock file sits beside `target`, so `target` holds only
     what the command writes, and is removed on release; the lock is the kernel's (flock), so it goes with the
-    process even after kill -9 (the file then stays, unlocked, and the next command takes it)."""
+    process even after kill -9 (the file then stays, unlocked, and the next command takes it). Under torchrun
+    rank 0 holds it for the job."""
+    if not distributed.is_main():
+        yield
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     path = target.with_name(f".{target.name}{LOCK_SUFFIX}")
     while True:

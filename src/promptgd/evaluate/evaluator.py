@@ -14,11 +14,13 @@ are answered in one batch: the update is the expensive part, and it depends on t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from promptgd import distributed
 from promptgd.config import EvalConfig, FormatConfig, InnerConfig
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
@@ -62,56 +64,73 @@ def evaluate(
     records, modes, seconds = [], {}, {}
     for mode in eval_cfg.modes:
         start = time.perf_counter()
-        bar = tqdm(total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress or not distributed.is_main()
+        )
         mode_records = []
-        for indices, step_params in _batches(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device):
-            prefix = encoder.prompt if mode == "prompt" else encoder.query
-            scored = score_and_generate(
-                forward,
-                step_params,
-                [prefix(triples[i]) for i in indices],
-                [encoder.response(triples[i]) for i in indices],
-                pad_id=tokenizer.pad_token_id,
-                stop_ids=stop_ids,
-                max_new_tokens=eval_cfg.max_new_tokens,
-                device=device,
-            )
-            for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
-                mode_records.append(_record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy))
-            bar.update(len(indices))
+        # Under torchrun each rank answers its share of the units (a unit is what shares one set of weights, e.g.
+        # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
+        # gathered records are that process's.
+        for batches, make_params in distributed.share(
+            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device)
+        ):
+            step_params = make_params()
+            for indices in batches:
+                prefix = encoder.prompt if mode == "prompt" else encoder.query
+                scored = score_and_generate(
+                    forward,
+                    step_params,
+                    [prefix(triples[i]) for i in indices],
+                    [encoder.response(triples[i]) for i in indices],
+                    pad_id=tokenizer.pad_token_id,
+                    stop_ids=stop_ids,
+                    max_new_tokens=eval_cfg.max_new_tokens,
+                    device=device,
+                )
+                for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
+                    mode_records.append(_record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy))
+                bar.update(len(indices) * distributed.world())
         bar.close()
-        mode_records.sort(key=lambda r: r["index"])
+        mode_records = sorted(distributed.gather(mode_records), key=lambda r: r["index"])
         seconds[mode] = time.perf_counter() - start
         records += mode_records
         modes[mode] = _means(mode_records)
     return EvalResult(records=records, modes=modes, seconds=seconds)
 
 
-def _batches(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device):
-    """Yield (triple indices, parameters to answer them with) for one mode."""
-    n = len(triples)
+Unit = tuple[list[list[int]], Callable[[], Params]]
+
+
+def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device) -> list[Unit]:
+    """The work of one mode: (batches of triple indices, a function giving the parameters to answer them with).
+    The inner update, the expensive part, runs only when the unit's owner calls that function."""
+    n, size = len(triples), eval_cfg.batch_size
     if mode in ("nc", "prompt"):
-        for start in range(0, n, eval_cfg.batch_size):
-            yield list(range(start, min(start + eval_cfg.batch_size, n))), params
-        return
+        return [([list(range(start, min(start + size, n)))], lambda: params) for start in range(0, n, size)]
     k = inner_cfg.contexts
     absorb = Absorber(forward, params, inner_cfg)
 
-    def encode(j: int) -> TokenBatch:
-        return TokenBatch.from_lists([encoder.context(triples[j])], encoder.tokenizer.pad_token_id, device=device)
+    def absorbing(sources: list[int]) -> Callable[[], Params]:
+        contexts = [encoder.context(triples[j]) for j in sources]
+        pad = encoder.tokenizer.pad_token_id
+        return lambda: absorb([TokenBatch.from_lists([c], pad, device=device) for c in contexts])
 
     if k == 1:
         groups = _group_by_context(triples)
-        for g, indices in enumerate(groups):
-            # The control takes the next group's context (wrapping), never the group's own.
-            adapted = absorb([encode(indices[0] if mode == "ft" else groups[(g + 1) % len(groups)][0])])
-            for start in range(0, len(indices), eval_cfg.batch_size):
-                yield indices[start : start + eval_cfg.batch_size], adapted
-        return
+        # The control takes the next group's context (wrapping), never the group's own.
+        return [
+            (
+                [indices[start : start + size] for start in range(0, len(indices), size)],
+                absorbing([indices[0] if mode == "ft" else groups[(g + 1) % len(groups)][0]]),
+            )
+            for g, indices in enumerate(groups)
+        ]
+    units = []
     for start in range(0, n, k):
         indices = list(range(start, min(start + k, n)))
         sources = indices if mode == "ft" else [(i + k) % n for i in indices]  # the control: the next group's
-        yield indices, absorb([encode(j) for j in sources])
+        units.append(([indices], absorbing(sources)))
+    return units
 
 
 def _group_by_context(triples: list[Triple]) -> list[list[int]]:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from promptgd import distributed
 from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
 from promptgd.data.partition import Partition, load_partition
 from promptgd.evaluate.evaluator import MODES
@@ -156,13 +157,14 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
             values.setdefault(label, {})[column.header] = cell_value(
                 eval_dir, column.metric, column.task or resolved.task
             )
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}_{rep.scale}"
-    bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
-    export_rows(evaluated, out / stem, replace=True)  # this command's rows replace the ones it wrote before
-    markdown = report(experiment, rep, values, command, time.perf_counter() - started, stem)
-    (out / f"{stem}.md").write_text(markdown)
-    print(markdown)
+    if distributed.is_main():  # under torchrun every rank holds the same values; rank 0 writes them
+        out.mkdir(parents=True, exist_ok=True)
+        bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
+        export_rows(evaluated, out / stem, replace=True)  # this command's rows replace the ones it wrote before
+        markdown = report(experiment, rep, values, command, time.perf_counter() - started, stem)
+        (out / f"{stem}.md").write_text(markdown)
+        print(markdown)
     return out / f"{stem}.md"
 
 

@@ -8,6 +8,7 @@ import os
 import uuid
 from pathlib import Path
 
+from promptgd import distributed
 from promptgd.config import ConfigError, RunConfig, to_dict
 from promptgd.run_dir import RunDir, json_line
 
@@ -16,8 +17,10 @@ class MetricsLog:
     def __init__(self, cfg: RunConfig, out: Path, start_step: int):
         """`start_step`: the step training starts (or resumes) from; rows an interrupted run logged after it are
         dropped by the trainer from metrics.jsonl and by TensorBoard (purge_step), and W&B resumes its own run."""
+        self.jsonl = self.tensorboard = self.wandb = None
+        if not distributed.is_main():  # rank 0 logs the rows, which every rank holds after the all-reduce
+            return
         self.jsonl = RunDir(out).metrics.open("a")
-        self.tensorboard = self.wandb = None
         if "tensorboard" in cfg.train.log:
             tensorboard = _optional("torch.utils.tensorboard", "tensorboard")
             self.tensorboard = tensorboard.SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
@@ -38,6 +41,8 @@ class MetricsLog:
             )
 
     def write(self, row: dict) -> None:
+        if self.jsonl is None:
+            return
         self.jsonl.write(json_line(row))
         self.jsonl.flush()
         scalars = {k: v for k, v in row.items() if k != "step" and isinstance(v, int | float)}
@@ -49,6 +54,8 @@ class MetricsLog:
             self.wandb.log(scalars, step=row["step"])
 
     def close(self) -> None:
+        if self.jsonl is None:
+            return
         self.jsonl.close()
         if self.tensorboard is not None:
             self.tensorboard.close()

@@ -13,6 +13,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from promptgd import distributed
 from promptgd.config import RunConfig, replace, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
@@ -58,7 +59,8 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             "notes": notes,
         }
         write_json(run.summary, summary)
-        write_report(summary, out)
+        if distributed.is_main():
+            write_report(summary, out)
         return summary
 
     # A people task also has held-out description families (the `ood` split): every row is measured there too.
@@ -103,7 +105,8 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
         evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
         summary = summarise()
-    print((out / "report.md").read_text())
+    if distributed.is_main():
+        print((out / "report.md").read_text())
     return summary
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from promptgd import distributed
 from promptgd.config import RunConfig, dump_yaml, replace
 from promptgd.data.encoding import Encoder
 from promptgd.data.lm_corpus import LMCorpus
@@ -20,7 +21,7 @@ from promptgd.data.supervised import SupervisedStream
 from promptgd.data.triples import Triple
 from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
-from promptgd.lm import functional_forward, lm_loss
+from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.parameterization import Parameterization
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
@@ -104,9 +105,12 @@ class MetaTrainer:
 
     # ---- one outer step -------------------------------------------------------------------------------
     def _meta_tasks(self, indices: list[int]) -> list[MetaTask]:
-        groups = [indices[i : i + self.group] for i in range(0, len(indices), self.group)]
+        """This rank's tasks of the outer batch `indices` (all of them in one process)."""
+        groups = distributed.share([indices[i : i + self.group] for i in range(0, len(indices), self.group)])
         if self.teacher is None:
             return [lg_task(self.encoder, [self.tasks[i] for i in g], self.device) for g in groups]
+        # Every rank decodes the whole batch's teacher answers, in one batch as a single process does: answers
+        # decoded in other batches could differ in a near-tie, and the checkpoint holds them all.
         missing = [i for i in indices if i not in self.teacher_answers]
         if missing:
             teacher_params = dict(self.teacher.named_parameters())
@@ -139,37 +143,44 @@ class MetaTrainer:
         per_step = t.batch_size * self.group
         indices = self.order[self.step * per_step : (self.step + 1) * per_step]
         tasks = self._meta_tasks(indices)
+        n_tasks = t.batch_size  # the whole outer batch's, over every rank: each task's loss is 1/n of the mean
         self.optimizer.zero_grad(set_to_none=True)
         outer_total, prompt_total, tokens = 0.0, 0.0, 0
         # Task by task: each task's graph (and its adapted copy of the weights) is freed by its backward,
         # so peak memory is that of one task whatever the batch size.
         for task in tasks:
             params = self.param.fast()
-            outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order) / len(tasks)
+            outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order) / n_tasks
             loss = outer
             if t.prompt_weight:
                 # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt intact.
-                prompt = answer_loss(
-                    answer_logprobs(self.param.forward, params, task.prompts), task.target, len(task.contexts)
-                ) / len(tasks)
+                prompt = (
+                    answer_loss(
+                        answer_logprobs(self.param.forward, params, task.prompts), task.target, len(task.contexts)
+                    )
+                    / n_tasks
+                )
                 loss = loss + t.prompt_weight * prompt
                 prompt_total += prompt.item()
                 tokens += task.prompts.n_tokens
             loss.backward()
             outer_total += outer.item()
             tokens += sum(c.n_tokens for c in task.contexts) + task.queries.n_tokens
-        lm_value = float("nan")
+        lm_value = task_b_value = 0.0
         if self.lm is not None:
-            lm_batch = self.lm.batch(self.step, self.device)
-            lm_term = lm_loss(self.param.forward, self.param.fast(), lm_batch)
-            (t.lm_weight * lm_term).backward()
-            lm_value, tokens = lm_term.item(), tokens + lm_batch.n_tokens
-        task_b_value = float("nan")
+            lm_value, lm_tokens = self._plain_term(self.lm.batch(self.step, self.device), t.lm_weight)
+            tokens += lm_tokens
         if self.task_b is not None:
-            b_batch = self.task_b.batch(self.step, self.device)
-            b_term = lm_loss(self.param.forward, self.param.fast(), b_batch)
-            (self.cfg.transfer.weight * b_term).backward()
-            task_b_value, tokens = b_term.item(), tokens + b_batch.n_tokens
+            task_b_value, b_tokens = self._plain_term(
+                self.task_b.batch(self.step, self.device), self.cfg.transfer.weight
+            )
+            tokens += b_tokens
+        distributed.sum_gradients(list(self.param.trainable.values()))
+        outer_total, prompt_total, lm_value, task_b_value, tokens = distributed.sum_floats(
+            [outer_total, prompt_total, lm_value, task_b_value, tokens]
+        )
+        lm_value = lm_value if self.lm is not None else float("nan")
+        task_b_value = task_b_value if self.task_b is not None else float("nan")
         grads = [p.grad for p in self.param.trainable.values() if p.grad is not None]
         grad_norm = (
             float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
@@ -199,10 +210,22 @@ class MetaTrainer:
             "grad_norm": grad_norm,
             "lr": lr,
             "skipped": self.skipped,
-            "tokens_per_s": tokens / seconds,
+            "tokens_per_s": tokens / seconds,  # all ranks' tokens
+            "world": distributed.world(),  # processes sharing the outer batch (torchrun)
             "seconds": seconds,
             "peak_mem_mb": peak_memory_mb(self.device),
         }
+
+    def _plain_term(self, batch: TokenBatch, weight: float) -> tuple[float, int]:
+        """Backward of `weight` × the mean LM loss over `batch`'s rows, of which this rank takes its share; returns
+        (its part of that mean, its tokens), which summed over ranks give the whole batch's."""
+        rows = distributed.share(list(range(batch.input_ids.shape[0])))
+        if not rows:
+            return 0.0, 0
+        mine = batch.rows(rows)
+        term = lm_loss(self.param.forward, self.param.fast(), mine) * (len(rows) / batch.input_ids.shape[0])
+        (weight * term).backward()
+        return term.item(), mine.n_tokens
 
     # ---- validation -----------------------------------------------------------------------------------
     def validate(self) -> dict[str, dict]:
@@ -257,9 +280,10 @@ class MetaTrainer:
         self.step, self.skipped = meta["step"], meta["skipped"]
         self.teacher_answers = {int(k): v for k, v in meta["teacher_answers"].items()}
 
-    def save(self) -> Path:
-        tensors, meta = self.state_dict()
-        return save_checkpoint(self.out / "checkpoints", self.step, tensors, meta)
+    def save(self) -> None:
+        if distributed.is_main():  # every rank holds the same state after the all-reduce
+            tensors, meta = self.state_dict()
+            save_checkpoint(self.out / "checkpoints", self.step, tensors, meta)
 
     def resume(self) -> None:
         self.load_state_dict(*load_checkpoint(self.out / "checkpoints"))
@@ -282,7 +306,7 @@ class MetaTrainer:
             initial=self.step,
             desc=f"meta-train {t.objective}",
             unit="step",
-            disable=not progress,
+            disable=not progress or not distributed.is_main(),
             dynamic_ncols=True,
         )
         log = MetricsLog(self.cfg, self.out, self.step)

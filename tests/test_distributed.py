@@ -1,0 +1,83 @@
+"""Data parallelism over tasks with torchrun: 2 gloo processes on CPU give what 1 process gives."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import TINY
+from promptgd.cli import main
+
+pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
+
+# LC, second order, outer batch 4 (2 tasks per rank), LM term on, validation and a checkpoint every step.
+SETTINGS = [*TINY, "model.device=cpu", "train.objective=lc", "train.batch_size=4", "train.n_tasks=12",
+            "train.val_every=1", "train.val_size=4", "train.ckpt_every=1"]  # fmt: skip
+# Float32 sums in another order (per rank, then across ranks, and one thread per process instead of two): equal to
+# this tolerance, not bit for bit. Logged losses get an absolute one too: LC's KL is ~1e-3, a difference of
+# log-probabilities whose last float32 digits differ.
+TOLERANCE = dict(rtol=1e-5, atol=1e-6)
+LOGGED = dict(rel=1e-4, abs=1e-6)
+
+
+def torchrun(*args: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.dirname(__file__)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "promptgd"]
+    subprocess.run([*command, *args], env=env, check=True, capture_output=True, timeout=600)
+
+
+def weights(run) -> dict[str, torch.Tensor]:
+    return load_file(run / "model" / "model.safetensors")
+
+
+def assert_same_weights(a, b) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], **TOLERANCE)
+
+
+def logged(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_processes_train_what_one_does_and_resume_under_either_world_size(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    main(["train", *SETTINGS, "--out", str(one)])
+    torchrun("train", *SETTINGS, "--out", str(two))
+    assert_same_weights(one, two)
+    assert {r["world"] for r in logged(one)} == {1} and {r["world"] for r in logged(two)} == {2}
+    for row_one, row_two in zip(logged(one), logged(two), strict=True):
+        for key in ("outer", "lm", "grad_norm"):
+            assert row_two[key] == pytest.approx(row_one[key], **LOGGED)
+        assert row_two["val_ft"] == pytest.approx(row_one["val_ft"], **LOGGED)  # validation sharded, then gathered
+
+    # A checkpoint written by 2 processes resumes in 1, and the reverse: interrupt each run after step 2.
+    for run, resume in ((two, lambda out: main(["train", *SETTINGS, "--resume", "--out", str(out)])),
+                        (one, lambda out: torchrun("train", *SETTINGS, "--resume", "--out", str(out)))):  # fmt: skip
+        interrupted = tmp_path / f"{run.name}-interrupted"
+        shutil.copytree(run, interrupted)
+        shutil.rmtree(interrupted / "model")
+        (interrupted / "checkpoints" / "latest").write_text("step_00000002\n")
+        resume(interrupted)
+        assert_same_weights(run, interrupted)
+
+
+def test_two_processes_evaluate_what_one_does(tmp_path):
+    modes = ["--modes", "nc,prompt,ft,ft_irrelevant"]
+    main(["eval", *TINY, "model.device=cpu", *modes, "--out", str(tmp_path / "one")])
+    torchrun("eval", *TINY, "model.device=cpu", *modes, "--out", str(tmp_path / "two"))
+    one, two = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two"))
+    assert two["n"] == one["n"] and two["modes"].keys() == one["modes"].keys()
+    for mode, metrics in one["modes"].items():
+        for key, value in metrics.items():
+            assert two["modes"][mode][key] == pytest.approx(value, **LOGGED, nan_ok=True)
+    predictions = [(tmp_path / d / "predictions.jsonl").read_text().splitlines() for d in ("one", "two")]
+    assert [json.loads(r)["prediction"] for r in predictions[0]] == [
+        json.loads(r)["prediction"] for r in predictions[1]
+    ]
