@@ -49,7 +49,7 @@ def main() -> None:
         )
         results[f"alpha={alpha:g}"] = summary["modes"]["ft"]
     print(
-        f"untrained LoRA-inner (rank {cfg.lora.rank}, η = {cfg.inner.lr:g}) vs full-rank FT, validation split, n = {len(triples)}\n"
+        f"untrained LoRA-inner (rank {cfg.lora.rank}, η = {cfg.inner.lr:g}) vs full-rank FT, validation split, n = {len(triples[: cfg.eval.limit or None])}\n"
     )
     print("| inner step on | FT acc % | FT F1 % | FT tok % | FT NLL |")
     print("|---|---:|---:|---:|---:|")
