@@ -163,3 +163,10 @@ def test_table2_evaluates_one_context_rows_sequentially_and_k_context_rows_batch
     for _, model in table2.rows[2:]:
         cfg = rep.config(model.task, *model.overrides)
         assert cfg.train.objective == "lg" and cfg.inner.contexts in (4, 16) and cfg.train.batch_size == 1
+
+
+def test_table1_lora_inner_rows_start_from_the_alpha_chosen_on_validation():
+    rows = dict(experiments("small")["table1"].rows)
+    for label in ("untrained LoRA (inner step on the factors)", "LoRA inner + outer"):
+        assert {"lora.variant=inner", "lora.alpha=64"} <= set(rows[label].overrides)
+    assert not any(o.startswith("lora.alpha") for o in rows["rank-1 outer LoRA, full inner step"].overrides)
