@@ -12,6 +12,7 @@ while [ $# -gt 0 ]; do
   # Linked, not copied: every run of the sweep reads the very same warmed-up weights (and 0.5 GB is not copied).
   [ -e "$root/$name/start_model" ] || ln -s "$(realpath "$start")" "$root/$name/start_model"
   # shellcheck disable=SC2086
-  .venv/bin/promptgd train "$preset" $overrides --out "$root/$name" > "$root/$name.log" 2>&1
+  # --resume: a sweep stopped part-way (a session ending) continues where it stopped when run again.
+  .venv/bin/promptgd train "$preset" $overrides --resume --out "$root/$name" >> "$root/$name.log" 2>&1
   rm -rf "$root/$name/checkpoints"
 done
