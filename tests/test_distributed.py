@@ -15,9 +15,10 @@ from promptgd.cli import main
 
 pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
 
-# LC, second order, outer batch 4 (2 tasks per rank), LM term on, validation and a checkpoint every step.
+# LC, second order, outer batch 4 (2 tasks per rank), LM term on, validation and a checkpoint every step, and a
+# format warm-up (rank 0 warms up, the others load its weights).
 SETTINGS = [*TINY, "model.device=cpu", "train.objective=lc", "train.batch_size=4", "train.n_tasks=12",
-            "train.val_every=1", "train.val_size=4", "train.ckpt_every=1"]  # fmt: skip
+            "train.val_every=1", "train.val_size=4", "train.ckpt_every=1", "warmup.n_tasks=4"]  # fmt: skip
 # Float32 sums in another order (per rank, then across ranks, and one thread per process instead of two): equal to
 # this tolerance, not bit for bit. Logged losses get an absolute one too: LC's KL is ~1e-3, a difference of
 # log-probabilities whose last float32 digits differ.
@@ -25,10 +26,11 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 LOGGED = dict(rel=1e-4, abs=1e-6)
 
 
-def torchrun(*args: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.path.dirname(__file__)}
+def torchrun(*args: str, check: bool = True, pythonpath: str = "") -> subprocess.CompletedProcess:
+    path = os.pathsep.join(p for p in (pythonpath, os.path.dirname(__file__)) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "promptgd"]
-    subprocess.run([*command, *args], env=env, check=True, capture_output=True, timeout=600)
+    return subprocess.run([*command, *args], env=env, check=check, capture_output=True, text=True, timeout=600)
 
 
 def weights(run) -> dict[str, torch.Tensor]:
@@ -81,3 +83,22 @@ def test_two_processes_evaluate_what_one_does(tmp_path):
     assert [json.loads(r)["prediction"] for r in predictions[0]] == [
         json.loads(r)["prediction"] for r in predictions[1]
     ]
+
+
+def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
+    # Rank 1 fails in its third outer step while rank 0 waits in the all-reduce: the job must end, not hang.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    from promptgd.train import trainer\n"
+        "    step = trainer.MetaTrainer.train_step\n"
+        "    def failing(self):\n"
+        "        if self.step == 2:\n"
+        "            raise RuntimeError('rank 1 broke on purpose')\n"
+        "        return step(self)\n"
+        "    trainer.MetaTrainer.train_step = failing\n"
+    )
+    done = torchrun("train", *SETTINGS, "--out", str(tmp_path / "run"), check=False, pythonpath=str(tmp_path))
+    assert done.returncode != 0
+    assert "rank 1 broke on purpose" in done.stderr
+    assert not (tmp_path / "run" / "model").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from promptgd import distributed
 from promptgd.config import RunConfig
 from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import Partition, load_partition
@@ -48,6 +49,10 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     all use the very same weights."""
     saved = RunDir(out).start_model
     if is_complete(saved):
+        return load_model(str(saved), cfg.model.dtype, cfg.model.device)
+    if cfg.warmup.n_tasks and not distributed.is_main():
+        # Under torchrun rank 0 alone warms up; the others wait at the barrier its save ends with, then load it.
+        distributed.barrier()
         return load_model(str(saved), cfg.model.dtype, cfg.model.device)
     started = time.perf_counter()
     model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
