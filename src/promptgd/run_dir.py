@@ -93,7 +93,7 @@ class RunDir:
 
 
 def is_complete(directory: Path) -> bool:
-    """Whether `directory` was written to the end by `staged` (a model, an evaluation, a checkpoint)."""
+    """Whether `directory` (a model or an evaluation) was written to the end by `staged`."""
     return (directory / COMPLETE).is_file()
 
 
