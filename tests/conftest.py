@@ -4,6 +4,8 @@ import os
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from promptgd.config import RunConfig, load_config
 from promptgd.data import acquire
@@ -71,3 +73,17 @@ def offline_data(tmp_path, monkeypatch):
     monkeypatch.delenv("PROMPTGD_DATA", raising=False)
     monkeypatch.setattr(acquire, "_import_datasets", no_network)
     monkeypatch.setattr(acquire, "_pip_download", no_network)
+
+
+def _rms_norm_in_input_dtype(self, x):
+    return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
+
+
+@pytest.fixture
+def float64_exact(monkeypatch):
+    """HF Llama computes RMSNorm (and eager attention's softmax) in float32 even for a float64 model, which
+    puts ~1e-7 relative noise on the loss and swamps central differences. Keep everything in float64:
+    RMSNorm in the input dtype, attention through SDPA's math kernel (which also has a double backward)."""
+    monkeypatch.setattr(LlamaRMSNorm, "forward", _rms_norm_in_input_dtype)
+    with sdpa_kernel(SDPBackend.MATH):
+        yield

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from conftest import DEVICE, tiny_config
@@ -11,6 +12,7 @@ from promptgd.data.triples import Triple, write_jsonl
 from promptgd.evaluate import evaluator
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
+from promptgd.update.implicit import LowRankUpdate
 
 
 def test_ft_leaves_parameters_bit_identical(tiny, triples):
@@ -111,7 +113,8 @@ def test_multi_context_ft_asks_every_query_after_one_update(tiny, triples):
     assert [r["nll"] for r in records] != [r["nll"] for r in one_at_a_time]  # the update now holds all three contexts
 
 
-def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch):
+@pytest.mark.parametrize("implementation", ["explicit", "implicit"])
+def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch, implementation):
     model, tokenizer = tiny
     shared = "Ada Lovelace wrote the first program."
     triples = [
@@ -119,14 +122,26 @@ def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch):
         Triple("Rain falls.", "What falls?", " Rain"),
         Triple(shared, "What did she write?", " the first program"),
     ]
-    updates = []
-    original = evaluator.Absorber.__call__
-    monkeypatch.setattr(
-        evaluator.Absorber, "__call__", lambda self, contexts: updates.append(contexts) or original(self, contexts)
-    )
-    cfg = tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.05")
+    absorbed = []  # contexts the inner updates absorbed
+    if implementation == "explicit":
+        original_call = evaluator.Absorber.__call__
+
+        def counted_call(self, contexts):
+            absorbed.extend(contexts)
+            return original_call(self, contexts)
+
+        monkeypatch.setattr(evaluator.Absorber, "__call__", counted_call)
+    else:
+        original_absorb = LowRankUpdate.absorb
+
+        def counted_absorb(self, forward, params, contexts, *args):
+            absorbed.extend(contexts.input_ids)
+            return original_absorb(self, forward, params, contexts, *args)
+
+        monkeypatch.setattr(LowRankUpdate, "absorb", counted_absorb)
+    cfg = tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.05", f"inner.implementation={implementation}")
     grouped = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
-    assert len(updates) == 4  # two distinct contexts, per mode
+    assert len(absorbed) == 4  # two distinct contexts, per mode
     alone = [evaluate_model(model, tokenizer, [t], cfg, progress=False).records for t in triples]
     ft = [r for r in grouped if r["mode"] == "ft"]
     assert [r["index"] for r in ft] == [0, 1, 2]

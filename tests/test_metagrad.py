@@ -2,8 +2,6 @@
 
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from conftest import DEVICE, tiny_config
 from promptgd.config import InnerConfig
@@ -16,22 +14,10 @@ from promptgd.objectives.lg import lg_task
 from promptgd.train.metastep import meta_loss
 from promptgd.update.inner import inner_update
 
+pytestmark = pytest.mark.usefixtures("float64_exact")
+
 # A large η makes the second-order term big enough that a first-order gradient would fail the check.
 ETA = 2.0
-
-
-def _rms_norm_in_input_dtype(self, x):
-    return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
-
-
-@pytest.fixture(autouse=True)
-def float64_throughout(monkeypatch):
-    """HF Llama computes RMSNorm (and eager attention's softmax) in float32 even for a float64 model, which
-    puts ~1e-7 relative noise on the loss and swamps central differences. Keep everything in float64:
-    RMSNorm in the input dtype, attention through SDPA's math kernel (which also has a double backward)."""
-    monkeypatch.setattr(LlamaRMSNorm, "forward", _rms_norm_in_input_dtype)
-    with sdpa_kernel(SDPBackend.MATH):
-        yield
 
 
 @pytest.fixture

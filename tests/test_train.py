@@ -100,18 +100,22 @@ def test_non_finite_step_is_skipped_and_counted(tmp_path, monkeypatch):
     cfg = tiny_config("train.objective=lg", "train.lr=1e-2")
     trainer, model = trainer_for(cfg, tmp_path)
     real_meta_loss = __import__("promptgd.train.trainer", fromlist=["meta_loss"]).meta_loss
-    calls = {"n": 0}
+    poisoned = {"calls": 0}  # > 0 while step 2 runs: its first pass's loss becomes NaN
 
     def sometimes_nan(*args, **kwargs):
-        calls["n"] += 1
         loss = real_meta_loss(*args, **kwargs)
-        return loss * float("nan") if calls["n"] == 3 else loss  # the 3rd task: inside step 2
+        if poisoned["calls"]:
+            poisoned["calls"] += 1
+            return loss * float("nan") if poisoned["calls"] == 2 else loss
+        return loss
 
     monkeypatch.setattr("promptgd.train.trainer.meta_loss", sometimes_nan)
     before = {k: v.clone() for k, v in model.named_parameters()}
     trainer.train_step()
     after_first = {k: v.clone() for k, v in model.named_parameters()}
+    poisoned["calls"] = 1
     row = trainer.train_step()
+    poisoned["calls"] = 0
     assert row["skipped"] == 1 and math.isnan(row["outer"])
     assert all(torch.equal(after_first[k], v) for k, v in model.named_parameters())  # no update on the bad step
     assert not all(torch.equal(before[k], after_first[k]) for k in before)

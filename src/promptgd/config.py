@@ -48,6 +48,9 @@ class InnerConfig:
     steps: int = 1  # SGD steps on the context
     contexts: int = 1  # k contexts absorbed per update (the paper's multi-context study)
     mode: Literal["batched", "sequential"] = "batched"  # k contexts: one step on their mean loss, or k steps
+    implementation: Literal["implicit", "explicit"] = (
+        "implicit"  # implicit: θ' as per-task low-rank terms added in forward hooks, many tasks per pass (update/implicit.py); explicit: a copy of the weights per task (update/inner.py), the reference, and what LoRA-inner always uses
+    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class TrainConfig:
     first_order: bool = False  # drop the second-order term of the inner step (cheaper ablation)
     n_tasks: int = 0  # meta-training tasks to use (0 = every training triple); one epoch over them
     epochs: int = 1  # passes over the tasks
-    batch_size: int = 4  # tasks per outer step; gradients are accumulated task by task, so memory stays flat
+    batch_size: int = 4  # tasks per outer step; gradients are accumulated pass by pass, so memory stays flat
+    pass_tokens: int = 2048  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
     lr: float = 1e-5  # outer Adam learning rate
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # after `warmup_steps` of linear ramp-up
     warmup_steps: int = 10  # linear learning-rate ramp at the start of meta-training
@@ -257,7 +261,7 @@ def load_config(
 POSITIVE = ("train.lr", "warmup.lr", "transfer.lr", "lora.alpha")
 AT_LEAST_ONE = (
     "inner.steps", "inner.contexts", "eval.max_new_tokens", "eval.batch_size", "warmup.batch_size", "train.epochs",
-    "train.batch_size", "train.log_every", "transfer.batch_size",
+    "train.batch_size", "train.pass_tokens", "train.log_every", "transfer.batch_size",
 )  # fmt: skip
 NON_NEGATIVE = (
     "inner.lr", "task.n_train", "task.n_test", "task.n_val", "eval.limit", "warmup.n_tasks", "train.n_tasks", "train.warmup_steps",

@@ -59,6 +59,15 @@ class TokenBatch:
             [p + a for p, a in zip(prefixes, answers)], pad_id, [len(p) for p in prefixes], device
         )
 
+    @staticmethod
+    def concat(batches: list[TokenBatch]) -> TokenBatch:
+        """The rows of `batches` in order, right-padded to the longest (pad positions are masked, their ids unused)."""
+        width = max(b.input_ids.shape[1] for b in batches)
+        pad = lambda t: F.pad(t, (0, width - t.shape[1]))  # noqa: E731
+        return TokenBatch(
+            *(torch.cat([pad(getattr(b, f)) for b in batches]) for f in ("input_ids", "attention_mask", "loss_mask"))
+        )
+
     def rows(self, indices: list[int]) -> TokenBatch:
         return TokenBatch(self.input_ids[indices], self.attention_mask[indices], self.loss_mask[indices])
 
@@ -78,11 +87,15 @@ def token_logprobs(forward: Forward, params: Params, batch: TokenBatch) -> torch
     return F.log_softmax(at_least_float32(logits[:, :-1]), dim=-1)
 
 
-def lm_loss(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
-    """Next-token NLL: the mean over each sequence's scored tokens, then over sequences (each text counts once)."""
+def sequence_losses(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
+    """Next-token NLL of each sequence [B]: the mean over its scored tokens."""
     logits = forward(params, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
     targets = batch.input_ids[:, 1:]
     nll = F.cross_entropy(at_least_float32(logits.flatten(0, 1)), targets.flatten(), reduction="none").view_as(targets)
     mask = batch.loss_mask[:, 1:].to(nll.dtype)
-    per_sequence = (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
-    return per_sequence.mean()
+    return (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def lm_loss(forward: Forward, params: Params, batch: TokenBatch) -> torch.Tensor:
+    """Next-token NLL: the mean over each sequence's scored tokens, then over sequences (each text counts once)."""
+    return sequence_losses(forward, params, batch).mean()

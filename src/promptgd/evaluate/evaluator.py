@@ -27,6 +27,7 @@ from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import Forward, Params, TokenBatch
+from promptgd.update.implicit import LowRankUpdate
 from promptgd.update.inner import inner_update
 
 MODES = ("nc", "prompt", "ft", "ft_irrelevant")
@@ -53,7 +54,10 @@ def evaluate(
     format_cfg: FormatConfig,
     device: torch.device,
     progress: bool = True,
+    update: LowRankUpdate | None = None,
 ) -> EvalResult:
+    """`update`: the implicit inner update (update/implicit.py), which answers the triples of many contexts in one
+    batch; None: the explicit one, a copy of the weights per context."""
     unknown = set(eval_cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
@@ -68,18 +72,17 @@ def evaluate(
             total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress or not distributed.is_main()
         )
         mode_records = []
-        # Under torchrun each rank answers its share of the units (a unit is what shares one set of weights, e.g.
+        # Under torchrun each rank answers its share of the units (a unit is what shares one inner update, e.g.
         # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
         # gathered records are that process's.
-        for batches, make_params in distributed.share(
-            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device)
+        for batches, make_answerer in distributed.share(
+            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device, update)
         ):
-            step_params = make_params()
+            answerer = make_answerer()
             for indices in batches:
                 prefix = encoder.prompt if mode == "prompt" else encoder.query
                 scored = score_and_generate(
-                    forward,
-                    step_params,
+                    *answerer(indices),
                     [prefix(triples[i]) for i in indices],
                     [encoder.response(triples[i]) for i in indices],
                     pad_id=tokenizer.pad_token_id,
@@ -98,39 +101,73 @@ def evaluate(
     return EvalResult(records=records, modes=modes, seconds=seconds)
 
 
-Unit = tuple[list[list[int]], Callable[[], Params]]
+Answerer = Callable[[list[int]], tuple[Forward, Params]]  # triple indices -> the model that answers them
+Unit = tuple[list[list[int]], Callable[[], Answerer]]  # batches of triple indices, and a function that prepares them
 
 
-def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device) -> list[Unit]:
-    """The work of one mode: (batches of triple indices, a function giving the parameters to answer them with).
-    The inner update, the expensive part, runs only when the unit's owner calls that function."""
+def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device, update) -> list[Unit]:
+    """The work of one mode: batches of triple indices and a function giving what answers them. The inner update,
+    the expensive part, runs only when the unit's owner calls that function."""
     n, size = len(triples), eval_cfg.batch_size
     if mode in ("nc", "prompt"):
-        return [([list(range(start, min(start + size, n)))], lambda: params) for start in range(0, n, size)]
+        return [([batch], lambda: lambda _: (forward, params)) for batch in _batches(list(range(n)), size)]
+    # Absorptions: (the triples answered, the triples whose contexts one inner update absorbs for them).
     k = inner_cfg.contexts
-    absorb = Absorber(forward, params, inner_cfg)
-
-    def absorbing(sources: list[int]) -> Callable[[], Params]:
-        contexts = [encoder.context(triples[j]) for j in sources]
-        pad = encoder.tokenizer.pad_token_id
-        return lambda: absorb([TokenBatch.from_lists([c], pad, device=device) for c in contexts])
-
     if k == 1:
         groups = _group_by_context(triples)
         # The control takes the next group's context (wrapping), never the group's own.
-        return [
-            (
-                [indices[start : start + size] for start in range(0, len(indices), size)],
-                absorbing([indices[0] if mode == "ft" else groups[(g + 1) % len(groups)][0]]),
-            )
+        absorptions = [
+            (indices, [indices[0] if mode == "ft" else groups[(g + 1) % len(groups)][0]])
             for g, indices in enumerate(groups)
         ]
-    units = []
-    for start in range(0, n, k):
-        indices = list(range(start, min(start + k, n)))
-        sources = indices if mode == "ft" else [(i + k) % n for i in indices]  # the control: the next group's
-        units.append(([indices], absorbing(sources)))
-    return units
+    else:
+        chunks = [list(range(start, min(start + k, n))) for start in range(0, n, k)]
+        absorptions = [(c, c if mode == "ft" else [(i + k) % n for i in c]) for c in chunks]  # control: next group's
+    pad = encoder.tokenizer.pad_token_id
+    context = lambda j: TokenBatch.from_lists([encoder.context(triples[j])], pad, device=device)  # noqa: E731
+    if update is None:
+        absorb = Absorber(forward, params, inner_cfg)
+
+        def explicit(sources: list[int]) -> Callable[[], Answerer]:
+            def prepare() -> Answerer:
+                adapted = absorb([context(j) for j in sources])
+                return lambda _: (forward, adapted)
+
+            return prepare
+
+        return [(_batches(answered, size), explicit(sources)) for answered, sources in absorptions]
+
+    def implicit(group: list[tuple[list[int], list[int]]]) -> Callable[[], Answerer]:
+        task_of = {i: t for t, (answered, _) in enumerate(group) for i in answered}
+
+        def prepare() -> Answerer:
+            with torch.enable_grad():
+                leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+                contexts = TokenBatch.concat([context(j) for _, sources in group for j in sources])
+                cfg = inner_cfg
+                updates = update.absorb(forward, leaves, contexts, len(group), cfg.lr, cfg.steps, cfg.mode)
+            return lambda indices: (
+                update.adapted(forward, updates, torch.tensor([task_of[i] for i in indices], device=device)),
+                params,
+            )
+
+        return prepare
+
+    # Many absorptions per pass, up to eval.batch_size questions, each batch one pass; an absorption with more
+    # questions than that is a pass of its own over several batches. A pass holds absorptions of equal k.
+    passes: list[list[tuple[list[int], list[int]]]] = []
+    for answered, sources in absorptions:
+        last = passes[-1] if passes else []
+        questions = sum(len(a) for a, _ in last) + len(answered)
+        if last and questions <= size and len(last[0][1]) == len(sources):
+            last.append((answered, sources))
+        else:
+            passes.append([(answered, sources)])
+    return [(_batches([i for answered, _ in group for i in answered], size), implicit(group)) for group in passes]
+
+
+def _batches(indices: list[int], size: int) -> list[list[int]]:
+    return [indices[start : start + size] for start in range(0, len(indices), size)]
 
 
 def _group_by_context(triples: list[Triple]) -> list[list[int]]:
@@ -142,7 +179,7 @@ def _group_by_context(triples: list[Triple]) -> list[list[int]]:
 
 
 class Absorber:
-    """The inner update for evaluation: no graph kept, `params` untouched, θ' written into one set of
+    """The explicit inner update for evaluation: no graph kept, `params` untouched, θ' written into one set of
     buffers reused for every triple (the returned dict is overwritten by the next call)."""
 
     def __init__(self, forward: Forward, params: Params, inner_cfg: InnerConfig):

@@ -5,12 +5,14 @@ The meta-step only ever sees `fast()` and `forward`; full-rank and LoRA meta-lea
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from promptgd.lm import Params, functional_forward
+from promptgd.update.implicit import LowRankUpdate, UnsupportedModule
 
 
 def _identity(params: Params) -> Params:
@@ -35,3 +37,17 @@ def full_rank(model: torch.nn.Module) -> Parameterization:
     """Meta-learn every weight; the inner step updates every weight. Tied weights appear once."""
     params = dict(model.named_parameters())
     return Parameterization(model=model, trainable=params, fast=lambda: params)
+
+
+def low_rank_update(param: Parameterization, implementation: str) -> LowRankUpdate | None:
+    """The implicit inner update for `param` (inner.implementation=implicit), or None for the explicit one.
+
+    LoRA-inner's inner step moves the factors, not the model's weights, and is already rank r: it stays explicit.
+    A model with a module the implicit form does not cover falls back to the explicit update, saying which."""
+    if implementation == "explicit" or param.to_model is not _identity:
+        return None
+    try:
+        return LowRankUpdate(param.model, list(param.fast()))
+    except UnsupportedModule as e:
+        warnings.warn(f"inner.implementation=implicit: {e}; using the explicit update", stacklevel=2)
+        return None

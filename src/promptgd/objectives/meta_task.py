@@ -11,7 +11,25 @@ from promptgd.lm import TokenBatch
 
 @dataclass
 class MetaTask:
-    contexts: list[TokenBatch]  # what the inner step absorbs (k contexts for multi-context training)
+    contexts: list[TokenBatch]  # what the inner step absorbs (k contexts for multi-context training), task-major
     queries: TokenBatch  # query ⊕ answer rows, one per context; answer tokens are the scored ones
     prompts: TokenBatch  # context ⊕ separator ⊕ query ⊕ answer rows, answer tokens scored (Prompt mode)
     target: torch.Tensor  # [n_answer_tokens, V] teacher log-probs (LC) or [n_answer_tokens] ids (LG)
+    n_tasks: int = (
+        1  # tasks held (merge): each has its own θ' from its own k contexts; only the implicit update runs several
+    )
+
+    @property
+    def contexts_per_task(self) -> int:
+        return len(self.contexts) // self.n_tasks
+
+    @staticmethod
+    def merge(tasks: list[MetaTask]) -> MetaTask:
+        """Several tasks as one pass: rows stay in task order, so the targets' row-major order still matches."""
+        return MetaTask(
+            contexts=[c for t in tasks for c in t.contexts],
+            queries=TokenBatch.concat([t.queries for t in tasks]),
+            prompts=TokenBatch.concat([t.prompts for t in tasks]),
+            target=torch.cat([t.target for t in tasks]),
+            n_tasks=sum(t.n_tasks for t in tasks),
+        )

@@ -22,7 +22,7 @@ from promptgd.data.triples import Triple
 from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
-from promptgd.models.parameterization import Parameterization
+from promptgd.models.parameterization import Parameterization, low_rank_update
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
@@ -86,6 +86,7 @@ class MetaTrainer:
         # The teacher is the frozen starting model (LC); it never receives gradients.
         self.teacher = copy.deepcopy(param.model).requires_grad_(False).eval() if t.objective == "lc" else None
         self.teacher_answers: dict[int, list[int]] = {}
+        self.update = low_rank_update(param, cfg.inner.implementation)  # None: explicit, one task per pass
         self.step = 0
         self.skipped = 0
 
@@ -137,6 +138,23 @@ class MetaTrainer:
             for g in groups
         ]
 
+    def _passes(self, tasks: list[MetaTask]) -> list[MetaTask]:
+        """The tasks grouped into passes: one task each for the explicit update; for the implicit one, consecutive
+        tasks while their context and query tokens (padded) stay within train.pass_tokens."""
+        if self.update is None:
+            return tasks
+        passes, current = [], []
+        for task in tasks:
+            candidate = current + [task]
+            padded = _padded_tokens([c for t in candidate for c in t.contexts]) + _padded_tokens(
+                [t.queries for t in candidate]
+            )
+            if current and padded > self.cfg.train.pass_tokens:
+                passes.append(MetaTask.merge(current))
+                candidate = [task]
+            current = candidate
+        return passes + [MetaTask.merge(current)]
+
     def train_step(self) -> dict:
         t = self.cfg.train
         start = time.perf_counter()
@@ -146,17 +164,17 @@ class MetaTrainer:
         n_tasks = t.batch_size  # the whole outer batch's, over every rank: each task's loss is 1/n of the mean
         self.optimizer.zero_grad(set_to_none=True)
         outer_total, prompt_total, tokens = 0.0, 0.0, 0
-        # Task by task: each task's graph (and its adapted copy of the weights) is freed by its backward,
-        # so peak memory is that of one task whatever the batch size.
-        for task in tasks:
+        # Pass by pass: each pass's graph (the explicit update's adapted copy of the weights, or the implicit one's
+        # per-task factors) is freed by its backward, so peak memory is that of one pass whatever the batch size.
+        for task in self._passes(tasks):
             params = self.param.fast()
-            outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order) / n_tasks
+            outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order, self.update) / n_tasks
             loss = outer
             if t.prompt_weight:
                 # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt intact.
                 prompt = (
                     answer_loss(
-                        answer_logprobs(self.param.forward, params, task.prompts), task.target, len(task.contexts)
+                        answer_logprobs(self.param.forward, params, task.prompts), task.target, task.contexts_per_task
                     )
                     / n_tasks
                 )
@@ -330,6 +348,11 @@ class MetaTrainer:
                 f"(train.max_skipped_share={t.max_skipped_share}), so no model is saved; {self.out / 'metrics.jsonl'} "
                 "shows where; a smaller inner.lr or train.lr usually helps"
             )
+
+
+def _padded_tokens(batches: list[TokenBatch]) -> int:
+    """Token slots of `batches` padded into one batch: what a pass costs in memory and time."""
+    return sum(len(b.input_ids) for b in batches) * max(b.input_ids.shape[1] for b in batches)
 
 
 def _logged_rows(metrics: Path) -> list[str]:

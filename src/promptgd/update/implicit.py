@@ -1,0 +1,334 @@
+"""The inner update of many tasks at once, as per-task low-rank terms: θ' is never materialised.
+
+For a linear layer y = W x, the context loss's gradient is G = Σ_t δ_t x_tᵀ over the context's tokens
+(δ_t = ∂L/∂y_t), so the adapted layer computes y' = W x − η (x Xᵀ) Δ: a product of rank ≤ context length. An
+embedding's gradient is the same sum with one-hot rows, Σ_t e(c_t) δ_tᵀ; a tied LM head adds its own dense part to
+that matrix; and a module that is elementwise affine in its 1-D parameters (RMSNorm, LayerNorm: y = w ⊙ x̂ + b)
+gets per-task gradient vectors. Forward hooks add each row's own task's terms to every such module's output, so
+the rows of one padded batch can belong to different tasks and B tasks share one read of the weights.
+
+Exact: the terms are the explicit update's (update/inner.py), built from the same gradients. With `create_graph`
+the δ's and x's keep their graph and the meta-gradient flows through them as through the explicit θ' (second
+order); without it they are constants, so dθ'/dθ = I (first order). The requirement on the model: every updated
+parameter is used only through its own module's forward (true of HF causal LMs built from nn.Linear, nn.Embedding
+and norms; a model computing `F.linear(h, self.embed.weight)` itself would lose that use's gradient).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch.func import functional_call
+
+from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
+
+Kind = Literal["linear", "embedding", "affine"]
+
+
+class UnsupportedModule(ValueError):
+    """A parameter of the inner update lives in a module whose gradient has no known low-rank form."""
+
+
+@dataclass
+class TaskUpdates:
+    """The summed inner-step gradients of B tasks, kept factored.
+
+    `matrices[p]`: factor pairs (U, V) with G_b = U_bᵀ V_b for task b: U [B, T, rows of p] dense, or [B, T] token
+    ids standing for one-hot rows; V [B, T, columns of p]. `vectors[p]`: [B, len(p)]. θ'_b = θ − lr · G_b.
+    """
+
+    lr: float
+    n_tasks: int
+    matrices: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    vectors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def add(self, other: TaskUpdates) -> TaskUpdates:
+        """The sum of two steps' gradients: factor lists concatenate (their token axes stack), vectors add."""
+        matrices = {p: self.matrices.get(p, []) + other.matrices.get(p, []) for p in {*self.matrices, *other.matrices}}
+        vectors = dict(self.vectors)
+        for p, v in other.vectors.items():
+            vectors[p] = vectors[p] + v if p in vectors else v
+        return TaskUpdates(self.lr, self.n_tasks, matrices, vectors)
+
+
+@dataclass
+class _Call:
+    """What a hook saw of one module call during a context pass."""
+
+    module: str
+    inputs: torch.Tensor  # the Linear's input x, the Embedding's ids, the affine module's input
+    output: torch.Tensor
+    slopes: dict[str, torch.Tensor] = field(default_factory=dict)  # affine module: ∂y/∂p elementwise, per 1-D param
+
+
+class LowRankUpdate:
+    """Applies per-task inner updates to `model` through forward hooks; build once per model and parameter set.
+
+    `names`: the parameters the inner step updates (the keys of the parameter dict the forward receives). Raises
+    UnsupportedModule, naming the module, when one of them is not a Linear's, an Embedding's or a 1-D parameter of
+    a module that is elementwise affine in it (checked numerically on a random input)."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]):
+        self.model = model
+        wanted = set(names)
+        aliases: dict[int, list[str]] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            aliases.setdefault(id(p), []).append(name)
+        canonical = {
+            alias: next((a for a in group if a in wanted), None) for group in aliases.values() for alias in group
+        }
+        self.modules: dict[str, tuple[Kind, dict[str, str]]] = {}  # module -> (kind, attribute -> canonical param)
+        covered = set()
+        for module_name, module in model.named_modules():
+            own = {attr: canonical[_join(module_name, attr)] for attr, _ in module.named_parameters(recurse=False)}
+            updated = {attr: p for attr, p in own.items() if p is not None}
+            if not updated:
+                continue
+            kind = _kind(module_name, module, updated)
+            self.modules[module_name] = (kind, updated)
+            covered |= set(updated.values())
+        if missing := wanted - covered:
+            raise UnsupportedModule(f"parameters {sorted(missing)[:3]} are not parameters of {type(model).__name__}")
+        self._state: dict | None = None  # set while hooks are installed: what they apply and record
+
+    def absorb(
+        self,
+        forward: Forward,
+        params: Params,
+        contexts: TokenBatch,
+        n_tasks: int,
+        lr: float,
+        steps: int = 1,
+        mode: Literal["batched", "sequential"] = "batched",
+        create_graph: bool = False,
+    ) -> TaskUpdates:
+        """The inner update of `n_tasks` tasks whose contexts are the rows of `contexts`, task-major (task b's k
+        contexts are rows b·k … b·k+k−1). Same schedule as update/inner.py: `batched` takes `steps` steps on the
+        mean loss of each task's k contexts, `sequential` `steps` steps on each context in turn."""
+        rows = contexts.input_ids.shape[0]
+        if rows % n_tasks:
+            raise ValueError(f"absorb: {rows} context rows do not split evenly over {n_tasks} tasks")
+        k = rows // n_tasks
+        everything = list(range(rows))
+        schedule = (
+            [(everything, 1 / k)] * steps
+            if mode == "batched"
+            else [(list(range(j, rows, k)), 1.0) for j in range(k) for _ in range(steps)]
+        )
+        updates = TaskUpdates(lr, n_tasks)
+        for selected, weight in schedule:
+            batch = contexts.rows(selected)
+            row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
+            calls: list[_Call] = []
+            with self._hooked(updates, row_task, calls):
+                loss = weight * sequence_losses(forward, params, batch).sum()
+            grads = torch.autograd.grad(loss, [c.output for c in calls], create_graph=create_graph, allow_unused=True)
+            updates = updates.add(self._gradients(calls, grads, n_tasks, detach=not create_graph))
+        return updates
+
+    def adapted(self, forward: Forward, updates: TaskUpdates, row_task: torch.Tensor) -> Forward:
+        """`forward` with row i of every batch computed at θ' of task `row_task[i]` (sorted: rows grouped by task)."""
+
+        def run(params: Params, **kwargs):
+            with self._hooked(updates, row_task, None):
+                return forward(params, **kwargs)
+
+        return run
+
+    # ---- hooks ----------------------------------------------------------------------------------------------------
+    @contextmanager
+    def _hooked(self, updates: TaskUpdates, row_task: torch.Tensor, calls: list[_Call] | None) -> Iterator[None]:
+        if self._state is not None:
+            raise RuntimeError("LowRankUpdate: hooks are already installed (nested adapted forwards)")
+        self._state = {"updates": updates, "rows": _Rows(row_task, updates.n_tasks), "calls": calls, "inside": False}
+        handles = [
+            self.model.get_submodule(name).register_forward_hook(self._hook(name, kind, attrs), with_kwargs=True)
+            for name, (kind, attrs) in self.modules.items()
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            self._state = None
+
+    def _hook(self, name: str, kind: Kind, attrs: dict[str, str]) -> Callable:
+        def hook(module, args, kwargs, output):
+            state = self._state
+            if state["inside"]:  # the affine module's own slope calls below
+                return None
+            x = args[0] if args else next(iter(kwargs.values()))
+            updates, rows = state["updates"], state["rows"]
+            slopes = _slopes(self, module, args, kwargs, attrs) if kind == "affine" else {}
+            out = output
+            for attr, param in attrs.items():
+                lr = updates.lr
+                if param in updates.matrices:
+                    factors = updates.matrices[param]
+                    if kind == "linear":
+                        out = out - lr * rows.linear_term(x, factors, out.shape[-1])
+                    else:
+                        out = out - lr * rows.lookup_term(x, factors)
+                if param in updates.vectors:
+                    vector = rows.per_row(updates.vectors[param])
+                    out = out - lr * vector * (slopes[attr] if kind == "affine" else 1)
+            if state["calls"] is not None:
+                state["calls"].append(_Call(name, x, out, slopes))
+            return out
+
+        return hook
+
+    def _gradients(self, calls: list[_Call], grads, n_tasks: int, detach: bool) -> TaskUpdates:
+        """Per-task gradients of every updated parameter from the δ's of one context pass."""
+        updates = TaskUpdates(0.0, n_tasks)
+        per_task = lambda t: t.reshape(n_tasks, -1, *t.shape[2:])  # noqa: E731 (rows are task-major)
+        for call, delta in zip(calls, grads):
+            if delta is None:  # the module's output does not reach the loss
+                continue
+            kind, attrs = self.modules[call.module]
+            module = self.model.get_submodule(call.module)
+            x = call.inputs.detach() if detach else call.inputs
+            for attr, param in attrs.items():
+                if kind == "linear" and attr == "weight":
+                    factor = (per_task(delta), per_task(x))
+                elif kind == "embedding":
+                    keep = x != module.padding_idx if module.padding_idx is not None else torch.ones_like(x, dtype=bool)
+                    factor = (per_task(x), per_task(delta * keep.unsqueeze(-1).to(delta.dtype)))
+                else:  # a Linear's bias, or a 1-D parameter of an affine module
+                    slope = 1 if kind == "linear" else (call.slopes[attr].detach() if detach else call.slopes[attr])
+                    vector = (delta * slope).reshape(n_tasks, -1, delta.shape[-1]).sum(1)
+                    updates.vectors[param] = updates.vectors[param] + vector if param in updates.vectors else vector
+                    continue
+                updates.matrices.setdefault(param, []).append(factor)
+        return updates
+
+
+def _join(module: str, attr: str) -> str:
+    return f"{module}.{attr}" if module else attr
+
+
+def _kind(name: str, module: torch.nn.Module, updated: dict[str, str]) -> Kind:
+    if isinstance(module, torch.nn.Linear):
+        return "linear"
+    if isinstance(module, torch.nn.Embedding):
+        if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
+            raise UnsupportedModule(f"{name} ({type(module).__name__}): max_norm/scale_grad_by_freq/sparse embedding")
+        return "embedding"
+    params = dict(module.named_parameters(recurse=False))
+    if all(p.dim() == 1 for p in params.values()) and _is_elementwise_affine(module, params):
+        return "affine"
+    raise UnsupportedModule(
+        f"{name} ({type(module).__name__}): its parameters {sorted(updated)} are not a Linear's, an Embedding's or "
+        "1-D parameters the output is elementwise affine in; use inner.implementation=explicit"
+    )
+
+
+@torch.no_grad()
+def _is_elementwise_affine(module: torch.nn.Module, params: dict[str, torch.nn.Parameter]) -> bool:
+    """y(p + d) = y(p) + Σ_p slope_p ⊙ d_p for random d, with slope_p = y(p=1) − y(p=0): RMSNorm, LayerNorm."""
+    some = next(iter(params.values()))
+    generator = torch.Generator().manual_seed(0)
+    draw = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64).to(some)  # noqa: E731
+    x = draw(2, 3, some.shape[0])
+    try:
+        y = module(x)
+        shifts = {attr: draw(p.shape) for attr, p in params.items()}
+        moved = functional_call(module, {a: p + shifts[a] for a, p in params.items()}, (x,))
+        slopes = {
+            attr: functional_call(module, {attr: torch.ones_like(p)}, (x,))
+            - functional_call(module, {attr: torch.zeros_like(p)}, (x,))
+            for attr, p in params.items()
+        }
+    except Exception:  # a module that cannot run on a lone [2, 3, d] input is not a norm-like module
+        return False
+    predicted = y + sum(slopes[a] * shifts[a] for a in params)
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        return False
+    scale = max(float(moved.abs().max()), 1.0)
+    return bool((moved - predicted).abs().max() <= 1e-2 * scale)
+
+
+def _slopes(update: LowRankUpdate, module, args, kwargs, attrs: dict[str, str]) -> dict[str, torch.Tensor]:
+    """∂y/∂p for each updated 1-D parameter of an affine module, elementwise, at this call's input."""
+    state = update._state
+    state["inside"] = True
+    try:
+        current = dict(module.named_parameters(recurse=False))
+        return {
+            attr: functional_call(module, {attr: torch.ones_like(current[attr])}, args, kwargs)
+            - functional_call(module, {attr: torch.zeros_like(current[attr])}, args, kwargs)
+            for attr in attrs
+        }
+    finally:
+        state["inside"] = False
+
+
+class _Rows:
+    """Maps the rows of a batch to the tasks whose θ' they are computed at, and applies factor terms per row."""
+
+    def __init__(self, row_task: torch.Tensor, n_tasks: int):
+        self.row_task = row_task
+        counts = torch.bincount(row_task, minlength=n_tasks)
+        # The common layouts need no copies: one row per task, or m rows per task (k queries of a k-context task).
+        self.rows_per_task = int(counts[0]) if bool((counts == counts[0]).all()) and counts[0] > 0 else None
+        if self.rows_per_task is None and not bool((row_task[1:] >= row_task[:-1]).all()):
+            raise ValueError("row_task must be sorted: rows grouped by task")
+        self.bounds = torch.cumsum(counts, 0).tolist()
+        self.n_tasks = n_tasks
+
+    def per_row(self, vectors: torch.Tensor) -> torch.Tensor:
+        """[B, d] task vectors -> [R, 1, d], broadcast over the tokens of each row."""
+        return vectors.index_select(0, self.row_task).unsqueeze(1)
+
+    def _by_task(self, x: torch.Tensor, term: Callable[[torch.Tensor, int | slice], torch.Tensor]) -> torch.Tensor:
+        """Apply `term(x_rows_of_task_flattened, task)` with the rows of each task flattened into one sequence."""
+        rows, tokens = x.shape[:2]
+        if self.rows_per_task is not None:
+            flat = x.reshape(self.n_tasks, self.rows_per_task * tokens, *x.shape[2:])
+            result = term(flat, slice(None))
+            return result.reshape(rows, tokens, *result.shape[2:])
+        parts, start = [], 0
+        for task, end in enumerate(self.bounds):
+            if end > start:
+                chunk = x[start:end].reshape(1, (end - start) * tokens, *x.shape[2:])
+                parts.append(term(chunk, slice(task, task + 1)).reshape(end - start, tokens, -1))
+            start = end
+        return torch.cat(parts)
+
+    def linear_term(self, h: torch.Tensor, factors, n_out: int) -> torch.Tensor:
+        """h G_bᵀ for each row's task: (h Vᵀ) U, U dense or one-hot ids (scattered into the output columns)."""
+
+        def term(flat: torch.Tensor, tasks) -> torch.Tensor:
+            total = 0
+            for u, v in factors:
+                scores = flat @ v[tasks].transpose(1, 2).to(flat.dtype)  # [b, tokens, T]
+                if u.dtype == torch.long:
+                    ids = u[tasks].unsqueeze(1).expand(-1, flat.shape[1], -1)
+                    total = total + torch.zeros(
+                        *flat.shape[:2], n_out, dtype=flat.dtype, device=flat.device
+                    ).scatter_add(-1, ids, scores)
+                else:
+                    total = total + scores @ u[tasks].to(flat.dtype)
+            return total
+
+        return self._by_task(h, term)
+
+    def lookup_term(self, ids: torch.Tensor, factors) -> torch.Tensor:
+        """G_b[ids] for each row's task: Σ_t U[t, id] v_t, U dense or one-hot ids."""
+
+        def term(flat: torch.Tensor, tasks) -> torch.Tensor:
+            total = 0
+            for u, v in factors:
+                u = u[tasks]
+                if u.dtype == torch.long:
+                    weights = (flat.unsqueeze(-1) == u.unsqueeze(1)).to(v.dtype)  # [b, tokens, T]
+                else:
+                    weights = u.gather(-1, flat.unsqueeze(1).expand(-1, u.shape[1], -1)).transpose(1, 2)
+                total = total + weights @ v[tasks]
+            return total
+
+        return self._by_task(ids.unsqueeze(-1), lambda flat, tasks: term(flat.squeeze(-1), tasks))
