@@ -109,8 +109,8 @@ def print_profile(steps: Steps) -> None:
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
-def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int) -> float:
-    """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
+def trainer_for(model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str, n_steps: int):
+    """LG meta-training (no LM term) at this outer batch size with the explicit or the implicit inner update."""
     model, tokenizer = load_model(model_spec, dtype)
     cfg = load_config(
         None,
@@ -118,20 +118,36 @@ def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int) ->
             f"model.spec={model_spec}",
             f"model.dtype={dtype}",
             f"train.batch_size={batch_size}",
+            f"inner.implementation={implementation}",
             "train.objective=lg",
             "train.val_every=0",
             "train.ckpt_every=0",
             "train.lm_weight=0",
         ],
     )
-    splits = load_task(task_name, 2 * batch_size, 2 * batch_size, seed=0)
-    tasks = (splits.train + splits.test)[: 2 * batch_size]  # a jsonl task may hold only a test split
-    trainer = MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
-    if next(model.parameters()).is_cuda:
+    splits = load_task(task_name, n_steps * batch_size, n_steps * batch_size, seed=0)
+    tasks = (splits.train + splits.test)[: n_steps * batch_size]  # a jsonl task may hold only a test split
+    if len(tasks) < n_steps * batch_size:  # a short jsonl task: its triples again, as further epochs would
+        tasks = (tasks * (n_steps * batch_size // len(tasks) + 1))[: n_steps * batch_size]
+    return MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
+
+
+def tasks_per_s(model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str, repeats: int):
+    """Median outer-step time of LG meta-training, in tasks per second (first step: warm-up, not counted)."""
+    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, repeats + 1)
+    trainer.train_step()
+    return batch_size / statistics.median(trainer.train_step()["seconds"] for _ in range(repeats))
+
+
+def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str) -> float:
+    """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
+    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, 2)
+    device = next(trainer.param.model.parameters()).device
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer.train_step()
     trainer.train_step()
-    return peak_memory_mb(next(model.parameters()).device)
+    return peak_memory_mb(device)
 
 
 def main() -> None:
@@ -145,40 +161,36 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="print torch.profiler tables of one step of each kind first"
     )
+    parser.add_argument("--outer-batch", type=int, default=8, help="outer batch of the tasks-per-second comparison")
     parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
+    parser.add_argument("--implementation", default="explicit", help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.peak_memory_for is not None:
-        print(json.dumps({"peak_mb": peak_memory(args.model, args.dtype, args.task, args.peak_memory_for)}))
+        peak = peak_memory(args.model, args.dtype, args.task, args.peak_memory_for, args.implementation)
+        print(json.dumps({"peak_mb": peak}))
         return
 
     steps = step_functions(args.model, args.dtype, args.task)
     if args.profile:
         print_profile(steps)
     times = step_times(steps, args.repeats)
-    del steps  # frees the model before the peak-memory children load theirs
-    peaks = {}
-    for b in [int(x) for x in args.batch_sizes.split(",")]:
+    del steps  # frees the model before the next ones load theirs
+    speed = {
+        implementation: tasks_per_s(args.model, args.dtype, args.task, args.outer_batch, implementation, args.repeats)
+        for implementation in ("explicit", "implicit")
+    }
+    peaks: dict[str, dict[int, float]] = {"explicit": {}, "implicit": {}}
+    for implementation, b in [(i, int(x)) for i in peaks for x in args.batch_sizes.split(",")]:
         child = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--model",
-                args.model,
-                "--dtype",
-                args.dtype,
-                "--task",
-                args.task,
-                "--out",
-                args.out,
-                "--peak-memory-for",
-                str(b),
-            ],
+            [sys.executable, __file__, "--model", args.model, "--dtype", args.dtype, "--task", args.task]
+            + ["--out", args.out, "--peak-memory-for", str(b), "--implementation", implementation],
             check=True,
             capture_output=True,
             text=True,
         )
-        peaks[b] = json.loads(child.stdout.strip().splitlines()[-1])["peak_mb"]
-    sizes = sorted(peaks)
+        peaks[implementation][b] = json.loads(child.stdout.strip().splitlines()[-1])["peak_mb"]
+    sizes = sorted(peaks["explicit"])
+    first, last = sizes[0], sizes[-1]
     result = {
         "model": args.model,
         "dtype": args.dtype,
@@ -190,8 +202,14 @@ def main() -> None:
         "first_order_s": times["first_order_s"],
         "ratio_second_order": times["second_order_s"] / times["plain_s"],
         "ratio_first_order": times["first_order_s"] / times["plain_s"],
-        "peak_mem_mb": {str(b): peaks[b] for b in sizes},
-        f"peak_mem_ratio_b{sizes[-1]}_b{sizes[0]}": peaks[sizes[-1]] / peaks[sizes[0]],
+        "outer_batch": args.outer_batch,
+        "tasks_per_s": speed,
+        "batched_speedup": speed["implicit"] / speed["explicit"],
+        "peak_mem_mb": {i: {str(b): peaks[i][b] for b in sizes} for i in peaks},
+        # The new path at the largest batch against the old one at the smallest (the issue's memory target) ...
+        f"peak_mem_ratio_b{last}_b{first}": peaks["implicit"][last] / peaks["explicit"][first],
+        # ... and each path's own growth with the batch.
+        **{f"peak_mem_ratio_{i}_b{last}_b{first}": peaks[i][last] / peaks[i][first] for i in peaks},
     }
     print(f"{'what':<34}{'value':>12}")
     print(f"{'plain forward+backward (s)':<34}{result['plain_fwd_bwd_s']:>12.3f}")
@@ -201,8 +219,13 @@ def main() -> None:
     print(
         f"{'first-order meta-step (s)':<34}{result['first_order_s']:>12.3f}   ratio {result['ratio_first_order']:.2f}x (target <= 2)"
     )
-    for b in sizes:
-        print(f"{f'peak memory, batch {b} (MiB)':<34}{peaks[b]:>12.0f}")
+    for i in ("explicit", "implicit"):
+        print(f"{f'{i}: tasks/s at outer batch {args.outer_batch}':<34}{speed[i]:>12.2f}")
+    print(f"{'batched speedup (target >= 1.5)':<34}{result['batched_speedup']:>12.2f}")
+    for i in ("explicit", "implicit"):
+        for b in sizes:
+            print(f"{f'{i}: peak memory, batch {b} (MiB)':<34}{peaks[i][b]:>12.0f}")
+    print(f"{f'implicit b{last} / explicit b{first} (<= 1)':<34}{result[f'peak_mem_ratio_b{last}_b{first}']:>12.2f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metastep.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -29,8 +29,12 @@ def test_metastep_benchmark_reports_ratios_and_memory(tmp_path):
         "--out",
         str(tmp_path),
     )
-    assert {"ratio_second_order", "ratio_first_order", "peak_mem_ratio_b2_b1"} <= figures.keys()
-    assert figures["second_order_s"] > 0 and set(figures["peak_mem_mb"]) == {"1", "2"}
+    assert {"ratio_second_order", "ratio_first_order", "peak_mem_ratio_b2_b1", "batched_speedup"} <= figures.keys()
+    assert figures["second_order_s"] > 0 and figures["batched_speedup"] > 0
+    assert {i: set(peaks) for i, peaks in figures["peak_mem_mb"].items()} == {
+        "explicit": {"1", "2"},
+        "implicit": {"1", "2"},
+    }
     assert json.loads((tmp_path / "metastep.json").read_text()) == figures
 
 
@@ -48,4 +52,5 @@ def test_eval_speed_benchmark_runs_on_a_single_triple(tmp_path):
         "--out",
         str(tmp_path / "out"),
     )
-    assert figures["n"] == 1 and figures["ratio_ft_eval_to_fwd_bwd"] > 0
+    assert figures["n"] == 1 and figures["ft_eval_ratio"] > 0 and figures["ft_eval_speedup"] > 0
+    assert figures["predictions_differing"] == 0
