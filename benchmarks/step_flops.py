@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--task", default="character_descriptions", help="registry name or jsonl:<path>")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--implementation", default="implicit", choices=["implicit", "explicit"])
+    parser.add_argument("--pass-tokens", type=int, default=1024, help="train.pass_tokens of the implicit update")
+    parser.add_argument("--profile", action="store_true", help="then print torch.profiler tables of one more step")
     parser.add_argument("--out", required=True, help="directory for step_flops.json")
     args = parser.parse_args()
 
@@ -42,6 +44,7 @@ def main() -> None:
             f"model.dtype={args.dtype}",
             f"train.batch_size={args.batch_size}",
             f"inner.implementation={args.implementation}",
+            f"train.pass_tokens={args.pass_tokens}",
             "train.objective=lc",
             "train.val_every=0",
             "train.ckpt_every=0",
@@ -62,11 +65,24 @@ def main() -> None:
         "dtype": args.dtype,
         "implementation": args.implementation,
         "batch_size": args.batch_size,
+        "pass_tokens": args.pass_tokens,
         "step_flops": counter.get_total_flops(),
         "flops_per_task": counter.get_total_flops() / args.batch_size,
         "step_s_under_counter": row["seconds"],
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
+    if args.profile:
+        trainer.step = 0  # step 1's tasks again: their teacher answers are cached, so only the step is profiled
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if torch.cuda.is_available():
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as prof:
+            trainer.train_step()
+        averages = prof.key_averages()
+        if torch.cuda.is_available():
+            print(averages.table(sort_by="self_cuda_time_total", row_limit=15))
+            figures["kernel_launches"] = sum(e.count for e in averages if e.key.startswith("cudaLaunchKernel"))
+        print(averages.table(sort_by="self_cpu_time_total", row_limit=15))
     print(f"{'one outer step (TFLOP)':<32}{figures['step_flops'] / 1e12:>12.3f}")
     print(f"{'per task (TFLOP)':<32}{figures['flops_per_task'] / 1e12:>12.4f}")
     out = Path(args.out)
