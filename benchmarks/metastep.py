@@ -9,7 +9,8 @@ against the outer batch size.
 The plain reference is what ordinary fine-tuning on the task's tokens would cost: one forward and one
 backward over the context and over query ⊕ answer. The meta-step does the inner forward+backward on the
 context, the outer forward on query ⊕ answer at θ', and the backward through both (second order: through
-the inner gradient too). Peak memory runs each batch size in a fresh process (on CPU, peak RSS only grows).
+the inner gradient too). Peak memory runs each batch size in a fresh process; on CPU it is the peak RSS of two training steps
+(model, Adam state and the steps' graphs), the load's own peak excluded (Linux: /proc/self/clear_refs).
 Last line: one JSON object with the figures.
 """
 
@@ -109,7 +110,9 @@ def print_profile(steps: Steps) -> None:
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
-def trainer_for(model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str, n_steps: int):
+def trainer_for(
+    model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str, n_steps: int, pass_tokens: int
+):
     """LG meta-training (no LM term) at this outer batch size with the explicit or the implicit inner update."""
     model, tokenizer = load_model(model_spec, dtype)
     cfg = load_config(
@@ -119,6 +122,7 @@ def trainer_for(model_spec: str, dtype: str, task_name: str, batch_size: int, im
             f"model.dtype={dtype}",
             f"train.batch_size={batch_size}",
             f"inner.implementation={implementation}",
+            f"train.pass_tokens={pass_tokens}",
             "train.objective=lg",
             "train.val_every=0",
             "train.ckpt_every=0",
@@ -132,22 +136,29 @@ def trainer_for(model_spec: str, dtype: str, task_name: str, batch_size: int, im
     return MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
 
 
-def tasks_per_s(model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str, repeats: int):
+def tasks_per_s(model_spec, dtype, task_name, batch_size: int, implementation: str, repeats: int, pass_tokens: int):
     """Median outer-step time of LG meta-training, in tasks per second (first step: warm-up, not counted)."""
-    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, repeats + 1)
+    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, repeats + 1, pass_tokens)
     trainer.train_step()
     return batch_size / statistics.median(trainer.train_step()["seconds"] for _ in range(repeats))
 
 
-def peak_memory(model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str) -> float:
+def peak_memory(model_spec, dtype, task_name, batch_size: int, implementation: str, pass_tokens: int) -> float:
     """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
-    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, 2)
+    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, 2, pass_tokens)
     device = next(trainer.param.model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+        trainer.train_step()
+        trainer.train_step()
+        return peak_memory_mb(device)
+    # On CPU the peak resident set size of the training steps alone: loading a model (the packaged one is
+    # de-quantised from GGUF) peaks higher than a step, and ru_maxrss would report that load for every setting.
+    Path("/proc/self/clear_refs").write_text("5")  # resets the kernel's peak RSS (VmHWM) to the current RSS
     trainer.train_step()
     trainer.train_step()
-    return peak_memory_mb(device)
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
 def main() -> None:
@@ -162,11 +173,14 @@ def main() -> None:
         "--profile", action="store_true", help="print torch.profiler tables of one step of each kind first"
     )
     parser.add_argument("--outer-batch", type=int, default=8, help="outer batch of the tasks-per-second comparison")
+    parser.add_argument("--pass-tokens", type=int, default=512, help="train.pass_tokens of the implicit update")
     parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
     parser.add_argument("--implementation", default="explicit", help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.peak_memory_for is not None:
-        peak = peak_memory(args.model, args.dtype, args.task, args.peak_memory_for, args.implementation)
+        peak = peak_memory(
+            args.model, args.dtype, args.task, args.peak_memory_for, args.implementation, args.pass_tokens
+        )
         print(json.dumps({"peak_mb": peak}))
         return
 
@@ -176,14 +190,17 @@ def main() -> None:
     times = step_times(steps, args.repeats)
     del steps  # frees the model before the next ones load theirs
     speed = {
-        implementation: tasks_per_s(args.model, args.dtype, args.task, args.outer_batch, implementation, args.repeats)
+        implementation: tasks_per_s(
+            args.model, args.dtype, args.task, args.outer_batch, implementation, args.repeats, args.pass_tokens
+        )
         for implementation in ("explicit", "implicit")
     }
     peaks: dict[str, dict[int, float]] = {"explicit": {}, "implicit": {}}
     for implementation, b in [(i, int(x)) for i in peaks for x in args.batch_sizes.split(",")]:
         child = subprocess.run(
             [sys.executable, __file__, "--model", args.model, "--dtype", args.dtype, "--task", args.task]
-            + ["--out", args.out, "--peak-memory-for", str(b), "--implementation", implementation],
+            + ["--out", args.out, "--peak-memory-for", str(b), "--implementation", implementation]
+            + ["--pass-tokens", str(args.pass_tokens)],
             check=True,
             capture_output=True,
             text=True,
@@ -203,6 +220,7 @@ def main() -> None:
         "ratio_second_order": times["second_order_s"] / times["plain_s"],
         "ratio_first_order": times["first_order_s"] / times["plain_s"],
         "outer_batch": args.outer_batch,
+        "pass_tokens": args.pass_tokens,
         "tasks_per_s": speed,
         "batched_speedup": speed["implicit"] / speed["explicit"],
         "peak_mem_mb": {i: {str(b): peaks[i][b] for b in sizes} for i in peaks},

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--task", default="character_descriptions", help="registry name or jsonl:<path>")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--implementation", default="implicit", choices=["implicit", "explicit"])
-    parser.add_argument("--pass-tokens", type=int, default=1024, help="train.pass_tokens of the implicit update")
+    parser.add_argument("--pass-tokens", type=int, default=512, help="train.pass_tokens of the implicit update")
     parser.add_argument("--profile", action="store_true", help="then print torch.profiler tables of one more step")
     parser.add_argument("--out", required=True, help="directory for step_flops.json")
     args = parser.parse_args()

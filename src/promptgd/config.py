@@ -83,7 +83,7 @@ class TrainConfig:
     n_tasks: int = 0  # meta-training tasks to use (0 = every training triple); one epoch over them
     epochs: int = 1  # passes over the tasks
     batch_size: int = 4  # tasks per outer step; gradients are accumulated pass by pass, so memory stays flat
-    pass_tokens: int = 1024  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
+    pass_tokens: int = 512  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
     lr: float = 1e-5  # outer Adam learning rate
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # after `warmup_steps` of linear ramp-up
     warmup_steps: int = 10  # linear learning-rate ramp at the start of meta-training

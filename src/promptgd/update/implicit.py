@@ -82,6 +82,7 @@ class LowRankUpdate:
             alias: next((a for a in group if a in wanted), None) for group in aliases.values() for alias in group
         }
         self.modules: dict[str, tuple[Kind, dict[str, str]]] = {}  # module -> (kind, attribute -> canonical param)
+        self.offset_free: set[str] = set()  # affine modules whose output is 0 when all their 1-D parameters are
         covered = set()
         for module_name, module in model.named_modules():
             own = {attr: canonical[_join(module_name, attr)] for attr, _ in module.named_parameters(recurse=False)}
@@ -90,6 +91,8 @@ class LowRankUpdate:
                 continue
             kind = _kind(module_name, module, updated)
             self.modules[module_name] = (kind, updated)
+            if kind == "affine" and _is_offset_free(module):
+                self.offset_free.add(module_name)
             covered |= set(updated.values())
         if missing := wanted - covered:
             raise UnsupportedModule(f"parameters {sorted(missing)[:3]} are not parameters of {type(model).__name__}")
@@ -124,7 +127,7 @@ class LowRankUpdate:
             batch = contexts.rows(selected)
             row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
             calls: list[_Call] = []
-            with self._hooked(updates, row_task, calls):
+            with self._hooked(updates, _Rows(row_task, n_tasks), calls):
                 loss = weight * sequence_losses(forward, params, batch).sum()
             grads = torch.autograd.grad(loss, [c.output for c in calls], create_graph=create_graph, allow_unused=True)
             updates = updates.add(self._gradients(calls, grads, n_tasks, detach=not create_graph))
@@ -133,18 +136,20 @@ class LowRankUpdate:
     def adapted(self, forward: Forward, updates: TaskUpdates, row_task: torch.Tensor) -> Forward:
         """`forward` with row i of every batch computed at θ' of task `row_task[i]` (sorted: rows grouped by task)."""
 
+        rows = _Rows(row_task, updates.n_tasks)
+
         def run(params: Params, **kwargs):
-            with self._hooked(updates, row_task, None):
+            with self._hooked(updates, rows, None):
                 return forward(params, **kwargs)
 
         return run
 
     # ---- hooks ----------------------------------------------------------------------------------------------------
     @contextmanager
-    def _hooked(self, updates: TaskUpdates, row_task: torch.Tensor, calls: list[_Call] | None) -> Iterator[None]:
+    def _hooked(self, updates: TaskUpdates, rows: _Rows, calls: list[_Call] | None) -> Iterator[None]:
         if self._state is not None:
             raise RuntimeError("LowRankUpdate: hooks are already installed (nested adapted forwards)")
-        self._state = {"updates": updates, "rows": _Rows(row_task, updates.n_tasks), "calls": calls, "inside": False}
+        self._state = {"updates": updates, "rows": rows, "calls": calls, "inside": False}
         handles = [
             self.model.get_submodule(name).register_forward_hook(self._hook(name, kind, attrs), with_kwargs=True)
             for name, (kind, attrs) in self.modules.items()
@@ -163,7 +168,7 @@ class LowRankUpdate:
                 return None
             x = args[0] if args else next(iter(kwargs.values()))
             updates, rows = state["updates"], state["rows"]
-            slopes = _slopes(self, module, args, kwargs, attrs) if kind == "affine" else {}
+            slopes = _slopes(self, module, args, kwargs, attrs, name in self.offset_free) if kind == "affine" else {}
             out = output
             for attr, param in attrs.items():
                 lr = updates.lr
@@ -252,12 +257,19 @@ def _is_elementwise_affine(module: torch.nn.Module, params: dict[str, torch.nn.P
     return bool((moved - predicted).abs().max() <= 1e-2 * scale)
 
 
-def _slopes(update: LowRankUpdate, module, args, kwargs, attrs: dict[str, str]) -> dict[str, torch.Tensor]:
-    """∂y/∂p for each updated 1-D parameter of an affine module, elementwise, at this call's input."""
+def _slopes(update: LowRankUpdate, module, args, kwargs, attrs: dict[str, str], offset_free: bool) -> dict:
+    """∂y/∂p for each updated 1-D parameter of an affine module, elementwise, at this call's input: y(p=1) − y(p=0),
+    or with every other 1-D parameter at 0 the single call y(p=1) when the module's output has no offset (RMSNorm)."""
     state = update._state
     state["inside"] = True
     try:
         current = dict(module.named_parameters(recurse=False))
+        if offset_free:
+            zeros = {attr: torch.zeros_like(p) for attr, p in current.items()}
+            return {
+                attr: functional_call(module, {**zeros, attr: torch.ones_like(current[attr])}, args, kwargs)
+                for attr in attrs
+            }
         return {
             attr: functional_call(module, {attr: torch.ones_like(current[attr])}, args, kwargs)
             - functional_call(module, {attr: torch.zeros_like(current[attr])}, args, kwargs)
@@ -267,52 +279,66 @@ def _slopes(update: LowRankUpdate, module, args, kwargs, attrs: dict[str, str]) 
         state["inside"] = False
 
 
+@torch.no_grad()
+def _is_offset_free(module: torch.nn.Module) -> bool:
+    """y = 0 whenever every 1-D parameter is 0 (no offset beyond them), probed on a random input."""
+    params = dict(module.named_parameters(recurse=False))
+    some = next(iter(params.values()))
+    x = torch.randn(2, 3, some.shape[0], generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(some)
+    y = functional_call(module, {attr: torch.zeros_like(p) for attr, p in params.items()}, (x,))
+    return bool((y == 0).all())
+
+
 class _Rows:
-    """Maps the rows of a batch to the tasks whose θ' they are computed at, and applies factor terms per row."""
+    """Maps the rows of a batch to the tasks whose θ' they are computed at, and applies factor terms per row.
+
+    A task's rows are flattened into one sequence, so each task's terms are one batched product: [tasks, its rows ·
+    tokens, ·] against [tasks, T, ·]. Tasks with fewer rows than the most are padded with zero rows (computed and
+    dropped), which costs a scatter and a gather per term instead of a loop over tasks."""
 
     def __init__(self, row_task: torch.Tensor, n_tasks: int):
-        self.row_task = row_task
         counts = torch.bincount(row_task, minlength=n_tasks)
-        # The common layouts need no copies: one row per task, or m rows per task (k queries of a k-context task).
-        self.rows_per_task = int(counts[0]) if bool((counts == counts[0]).all()) and counts[0] > 0 else None
-        if self.rows_per_task is None and not bool((row_task[1:] >= row_task[:-1]).all()):
+        starts = torch.cumsum(counts, 0) - counts
+        self.row_task, self.n_tasks = row_task, n_tasks
+        self.rows_per_task = int(counts.max())
+        uniform = bool((counts == self.rows_per_task).all())
+        if not uniform and not bool((row_task[1:] >= row_task[:-1]).all()):
             raise ValueError("row_task must be sorted: rows grouped by task")
-        self.bounds = torch.cumsum(counts, 0).tolist()
-        self.n_tasks = n_tasks
+        # slot[i]: where row i sits in the padded [tasks × rows_per_task] layout (None: the rows already fill it)
+        self.slot = (
+            None
+            if uniform
+            else row_task * self.rows_per_task + torch.arange(len(row_task), device=row_task.device) - starts[row_task]
+        )
 
     def per_row(self, vectors: torch.Tensor) -> torch.Tensor:
         """[B, d] task vectors -> [R, 1, d], broadcast over the tokens of each row."""
         return vectors.index_select(0, self.row_task).unsqueeze(1)
 
-    def _by_task(self, x: torch.Tensor, term: Callable[[torch.Tensor, int | slice], torch.Tensor]) -> torch.Tensor:
-        """Apply `term(x_rows_of_task_flattened, task)` with the rows of each task flattened into one sequence."""
+    def _by_task(self, x: torch.Tensor, term: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`term` over [tasks, rows_per_task · tokens, ·], each task's rows flattened, mapped back to [R, tokens, ·]."""
         rows, tokens = x.shape[:2]
-        if self.rows_per_task is not None:
-            flat = x.reshape(self.n_tasks, self.rows_per_task * tokens, *x.shape[2:])
-            result = term(flat, slice(None))
-            return result.reshape(rows, tokens, *result.shape[2:])
-        parts, start = [], 0
-        for task, end in enumerate(self.bounds):
-            if end > start:
-                chunk = x[start:end].reshape(1, (end - start) * tokens, *x.shape[2:])
-                parts.append(term(chunk, slice(task, task + 1)).reshape(end - start, tokens, -1))
-            start = end
-        return torch.cat(parts)
+        if self.slot is not None:
+            padded = x.new_zeros(self.n_tasks * self.rows_per_task, *x.shape[1:])
+            x = padded.index_copy(0, self.slot, x)
+        result = term(x.reshape(self.n_tasks, self.rows_per_task * tokens, *x.shape[2:]))
+        result = result.reshape(-1, tokens, *result.shape[2:])
+        return result if self.slot is None else result.index_select(0, self.slot)
 
     def linear_term(self, h: torch.Tensor, factors, n_out: int) -> torch.Tensor:
         """h G_bᵀ for each row's task: (h Vᵀ) U, U dense or one-hot ids (scattered into the output columns)."""
 
-        def term(flat: torch.Tensor, tasks) -> torch.Tensor:
+        def term(flat: torch.Tensor) -> torch.Tensor:
             total = 0
             for u, v in factors:
-                scores = flat @ v[tasks].transpose(1, 2).to(flat.dtype)  # [b, tokens, T]
+                scores = flat @ v.transpose(1, 2).to(flat.dtype)  # [tasks, tokens, T]
                 if u.dtype == torch.long:
-                    ids = u[tasks].unsqueeze(1).expand(-1, flat.shape[1], -1)
+                    ids = u.unsqueeze(1).expand(-1, flat.shape[1], -1)
                     total = total + torch.zeros(
                         *flat.shape[:2], n_out, dtype=flat.dtype, device=flat.device
                     ).scatter_add(-1, ids, scores)
                 else:
-                    total = total + scores @ u[tasks].to(flat.dtype)
+                    total = total + scores @ u.to(flat.dtype)
             return total
 
         return self._by_task(h, term)
@@ -320,15 +346,14 @@ class _Rows:
     def lookup_term(self, ids: torch.Tensor, factors) -> torch.Tensor:
         """G_b[ids] for each row's task: Σ_t U[t, id] v_t, U dense or one-hot ids."""
 
-        def term(flat: torch.Tensor, tasks) -> torch.Tensor:
+        def term(flat: torch.Tensor) -> torch.Tensor:
             total = 0
             for u, v in factors:
-                u = u[tasks]
                 if u.dtype == torch.long:
-                    weights = (flat.unsqueeze(-1) == u.unsqueeze(1)).to(v.dtype)  # [b, tokens, T]
+                    weights = (flat.unsqueeze(-1) == u.unsqueeze(1)).to(v.dtype)  # [tasks, tokens, T]
                 else:
                     weights = u.gather(-1, flat.unsqueeze(1).expand(-1, u.shape[1], -1)).transpose(1, 2)
-                total = total + weights @ v[tasks]
+                total = total + weights @ v
             return total
 
-        return self._by_task(ids.unsqueeze(-1), lambda flat, tasks: term(flat.squeeze(-1), tasks))
+        return self._by_task(ids.unsqueeze(-1), lambda flat: term(flat.squeeze(-1)))
