@@ -10,7 +10,6 @@ import hashlib
 import importlib.util
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from promptgd.data.acquire import cache_dir
 from promptgd.errors import UserError
 from promptgd.models.tiny import tiny_model
 from promptgd.models.update_recipe import read_recipe
+from promptgd.run_dir import is_complete, staged
 
 ATTENTION = "eager"
 
@@ -103,25 +103,21 @@ def _packaged_checkpoint(name: str) -> Path:
     config.name_or_path = f"packaged:{name}"
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
-    _save_atomically(model, tokenizer, target)
+    _save_converted(model, tokenizer, target)
     return target
 
 
-def _save_atomically(model: PreTrainedModel, tokenizer, target: Path) -> None:
-    """Write into a temp dir beside `target`, then rename: an interrupted conversion leaves nothing behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+def _save_converted(model: PreTrainedModel, tokenizer, target: Path) -> None:
+    """Write the conversion through run_dir.staged: an interrupted one leaves nothing behind."""
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        (tmp / WEIGHTS_SHA256).write_text(_sha256(tmp / "model.safetensors") + "\n")
-        if target.exists():  # another process finished first: keep its copy
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged(target) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            (tmp / WEIGHTS_SHA256).write_text(_sha256(tmp / "model.safetensors") + "\n")
+    except FileExistsError:
+        if not is_complete(target):
+            raise
+        # Another process finished the same conversion first: its copy is as good as this one.
 
 
 WEIGHTS_SHA256 = "model.safetensors.sha256"  # written with the converted weights, checked on every use
