@@ -1,6 +1,7 @@
 """A user's mistake gets one line naming the file, line or key and exit status 2; no traceback."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,15 @@ def test_a_context_longer_than_the_model_is_refused_before_any_work(tmp_path, ca
     line = one_line_error(capsys, ["eval", *TINY, f"task.name=jsonl:{path}", "--out", str(tmp_path / "e")])
     assert "triple 1" in line and "the model has 1024" in line
     assert not (tmp_path / "e").exists()
+
+
+def test_an_output_directory_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a file where the output's parent directory should be: no one can create it
+    line = one_line_error(capsys, ["eval", *TINY, "--out", str(blocked / "e")])
+    assert str(blocked / "e") in line and "cannot write there" in line
+    # An existing directory the process may not write (a read-only mount; os.access is what tells, even as root).
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    monkeypatch.setattr("promptgd.run_dir.os.access", lambda path, mode: Path(path) != existing)
+    assert "cannot write there" in one_line_error(capsys, ["train", *TINY, "--out", str(existing)])

@@ -17,6 +17,7 @@ with a completion marker inside: a directory counts as finished exactly when the
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -218,10 +219,20 @@ def locked(target: Path) -> Iterator[None]:
     if not distributed.is_main():
         yield
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
     path = target.with_name(f".{target.name}{LOCK_SUFFIX}")
+    # Before any work: a directory that cannot be written fails now, not after the evaluation or training it
+    # would have held (on a read-only file system even root gets EROFS here).
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not os.access(target, os.W_OK):
+            raise PermissionError(errno.EACCES, "not writable")
+    except OSError as e:
+        raise RunDirError(f"{target}: cannot write there ({e.strerror})") from None
     while True:
-        handle = path.open("a+")
+        try:
+            handle = path.open("a+")
+        except OSError as e:
+            raise RunDirError(f"{target}: cannot write there ({e.strerror})") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
