@@ -151,7 +151,9 @@ class FakeSplit(list):
 
 
 def fake_datasets(tables):
-    def load_dataset(name, config=None):
+    def load_dataset(name, config=None, revision=None):
+        # The pinned commit is always asked for: a hub data set that moves must not move the results.
+        assert revision == {acquire.SQUAD_HUB: acquire.SQUAD_HUB_REVISION}.get(name, acquire.WIKITEXT_HUB_REVISION)
         return tables[(name, config)]
 
     return types.SimpleNamespace(load_dataset=load_dataset)
@@ -184,7 +186,10 @@ def test_squad_hub_rows_convert_back_to_the_official_schema(monkeypatch):
     raw = acquire.acquire_squad()
     assert raw.source == "hub rajpurkar/squad"
     assert raw.splits == official
-    assert set(raw.checksums) == {"rajpurkar/squad:train (converted)", "rajpurkar/squad:validation (converted)"}
+    assert set(raw.checksums) == {
+        f"rajpurkar/squad@{acquire.SQUAD_HUB_REVISION}:train (converted)",
+        f"rajpurkar/squad@{acquire.SQUAD_HUB_REVISION}:validation (converted)",
+    }
 
 
 def test_wikitext_hub_falls_back_to_the_second_config(monkeypatch):

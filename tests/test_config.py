@@ -1,10 +1,12 @@
 """Configs: presets load, overrides apply, unknown keys and wrong types raise naming the key."""
 
+import re
 from pathlib import Path
 
 import pytest
 
 from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, load_config, to_dict, with_overrides
+from promptgd.data import acquire
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 PRESETS = sorted(CONFIGS.glob("**/*.yaml"))
@@ -19,6 +21,18 @@ def test_every_preset_loads(preset):
     cfg = load_config(preset)
     assert isinstance(cfg, RunConfig)
     assert from_dict(to_dict(cfg)) == cfg  # round-trips through the YAML-able dict
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_hub_model_a_preset_names_is_pinned_to_a_commit(preset):
+    spec = load_config(preset).model.spec
+    if not spec.startswith(("packaged:", "tiny:")):
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", spec), f"{preset}: model.spec {spec} has no @<commit>"
+
+
+def test_the_hub_data_sets_are_pinned_to_a_commit():
+    assert re.fullmatch(r"[0-9a-f]{40}", acquire.SQUAD_HUB_REVISION)
+    assert re.fullmatch(r"[0-9a-f]{40}", acquire.WIKITEXT_HUB_REVISION)
 
 
 def test_defaults_match_the_method():

@@ -65,3 +65,13 @@ def test_a_damaged_packaged_cache_is_converted_again(tmp_path, monkeypatch, caps
     again = loading._packaged_checkpoint("smollm2-135m")
     assert "does not match its recorded SHA-256; converting" in capsys.readouterr().err
     assert again == first and loading._cache_intact(again)
+
+
+def test_a_hub_spec_pins_its_commit_and_a_local_directory_stays_itself(tmp_path):
+    from promptgd.models.loading import hub_revision
+
+    assert hub_revision("meta-llama/Llama-3.2-1B@4e20de3") == ("meta-llama/Llama-3.2-1B", "4e20de3")
+    assert hub_revision("meta-llama/Llama-3.2-1B") == ("meta-llama/Llama-3.2-1B", None)
+    local = tmp_path / "run@2"
+    local.mkdir()
+    assert hub_revision(str(local)) == (str(local), None)

