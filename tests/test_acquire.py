@@ -1,5 +1,6 @@
 import gzip
 import json
+import shutil
 import types
 import zipfile
 from pathlib import Path
@@ -195,7 +196,7 @@ def test_squad_hub_rows_convert_back_to_the_official_schema(monkeypatch):
 def test_wikitext_hub_falls_back_to_the_second_config(monkeypatch):
     lines = {
         split: FakeSplit({"text": line} for line in (WIKITEXT / file).read_text().splitlines(keepends=True))
-        for split, file in (("validation", "valid.txt"), ("test", "test.txt"))
+        for split, file in (("validation", "wiki.valid.tokens"), ("test", "wiki.test.tokens"))
     }
     tables = {("Salesforce/wikitext", "wikitext-2-raw-v1"): {"train": lines["test"], **lines}}
     monkeypatch.setattr(acquire, "_import_datasets", lambda: fake_datasets(tables))
@@ -204,7 +205,7 @@ def test_wikitext_hub_falls_back_to_the_second_config(monkeypatch):
     assert raw.failed == (
         "hub Salesforce/wikitext wikitext-103-raw-v1: ('Salesforce/wikitext', 'wikitext-103-raw-v1')",
     )
-    assert raw.splits["valid"] == (WIKITEXT / "valid.txt").read_text()
+    assert raw.splits["valid"] == (WIKITEXT / "wiki.valid.tokens").read_text()
 
 
 def test_wikitext_path_without_files_fails_with_hint(tmp_path):
@@ -266,3 +267,15 @@ def test_seeded_context_sample_takes_whole_contexts():
     assert acquire.seeded_context_sample(many, 10, 1, "t test") != acquire.seeded_context_sample(many, 10, 2, "t test")
     with pytest.raises(ValueError, match="t test: asked for 21 triples, 20 available"):
         acquire.seeded_context_sample(triples, 21, 1, "t test")
+
+
+def test_a_wikitext_file_that_is_not_the_published_copy_is_refused(tmp_path, monkeypatch):
+    """valid.txt / test.txt name pytorch/examples' copy of WikiText-2, whose SHA-256 is known: other bytes under
+    those names are refused, naming the file and both hashes, and the network is not tried instead."""
+    folder = tmp_path / "wikitext-2"
+    folder.mkdir()
+    shutil.copy(WIKITEXT / "wiki.valid.tokens", folder / "valid.txt")
+    shutil.copy(WIKITEXT / "wiki.test.tokens", folder / "test.txt")
+    monkeypatch.setattr(acquire, "_import_datasets", lambda: pytest.fail("the network must not be tried"))
+    with pytest.raises(acquire.ChecksumError, match=r"valid\.txt has SHA-256 [0-9a-f]{64}, expected f0737ed3"):
+        acquire.acquire_wikitext(tmp_path)

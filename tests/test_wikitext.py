@@ -29,13 +29,13 @@ def test_clean_release_artefacts(tokenized, clean):
 
 
 def test_articles_drop_headings_and_blank_lines():
-    arts = wikitext.articles((FIXTURES / "valid.txt").read_text())
+    arts = wikitext.articles((FIXTURES / "wiki.valid.tokens").read_text())
     assert [len(a) for a in arts] == [4, 1]  # "= = Production = =" is a section, not a new article
     assert not any("=" in p for a in arts for p in a)
 
 
 def test_split_valid_exact_triples_and_counts():
-    triples, counts = wikitext.split_triples((FIXTURES / "valid.txt").read_text())
+    triples, counts = wikitext.split_triples((FIXTURES / "wiki.valid.tokens").read_text())
     assert triples == [
         Triple(
             context="It is adapted from Robert Louis Stevenson's 1886 novella Strange Case of Dr Jekyll and Mr Hyde."
@@ -58,7 +58,7 @@ def test_split_valid_exact_triples_and_counts():
 
 
 def test_rule_parameters_change_the_cut():
-    text = (FIXTURES / "valid.txt").read_text()
+    text = (FIXTURES / "wiki.valid.tokens").read_text()
     triples, _ = wikitext.split_triples(
         text, wikitext.WikiTextRule(min_context_words=0, max_context_words=10, response_words=2)
     )
@@ -94,15 +94,15 @@ def test_builder_trains_on_valid_when_no_train_split(monkeypatch):
     manifest = wikitext.prepare()
     assert manifest["counts"]["train"]["from"] == "valid"
     assert manifest["source"] == f"PROMPTGD_DATA={FIXTURES}"
-    assert set(manifest["source_checksums"]) == {"valid.txt", "test.txt"}
+    assert set(manifest["source_checksums"]) == {"wiki.valid.tokens", "wiki.test.tokens"}
 
 
 def test_train_split_used_when_present_in_release_layout(tmp_path):
     release = tmp_path / "wikitext-103"
     release.mkdir()
-    shutil.copy(FIXTURES / "valid.txt", release / "wiki.valid.tokens")
-    shutil.copy(FIXTURES / "test.txt", release / "wiki.test.tokens")
-    shutil.copy(FIXTURES / "test.txt", release / "wiki.train.tokens")
+    shutil.copy(FIXTURES / "wiki.valid.tokens", release / "wiki.valid.tokens")
+    shutil.copy(FIXTURES / "wiki.test.tokens", release / "wiki.test.tokens")
+    shutil.copy(FIXTURES / "wiki.test.tokens", release / "wiki.train.tokens")
     manifest = wikitext.prepare(tmp_path)  # a PROMPTGD_DATA-like root: its wikitext-103/ is found
     assert manifest["counts"]["train"]["from"] == "train"
     assert manifest["counts"]["train"]["kept"] == 1

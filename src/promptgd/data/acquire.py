@@ -67,6 +67,14 @@ WIKITEXT_HUB = "Salesforce/wikitext"
 WIKITEXT_HUB_REVISION = "b08601e04326c79dfdd32d625aee71d232d685c3"  # likewise
 WIKITEXT_HUB_CONFIGS = ("wikitext-103-raw-v1", "wikitext-2-raw-v1")
 # (train, valid, test) file names of the releases we accept; train is optional.
+# pytorch/examples' copy of WikiText-2 (word_language_model/data/wikitext-2), as recorded by the many projects that
+# download it: those files are verified. The release's own wiki.*.tokens / wiki.*.raw have no published checksum
+# that could be read here; theirs are recorded in the manifest only.
+WIKITEXT_PYTORCH_SHA256 = {
+    "train.txt": "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
+    "valid.txt": "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
+    "test.txt": "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
+}
 WIKITEXT_LAYOUTS = (
     ("train.txt", "valid.txt", "test.txt"),  # as in pytorch/examples' copy of WikiText-2
     ("wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"),  # the tokenized release
@@ -344,6 +352,8 @@ def _wikitext_from_folder(p: Path) -> tuple[dict[str, Any], dict[str, str]]:
                     if not file.is_file():
                         continue
                     data = file.read_bytes()
+                    if file.name in WIKITEXT_PYTORCH_SHA256 and folder.name != "wikitext-103":
+                        verify_sha256(data, WIKITEXT_PYTORCH_SHA256[file.name], f"path {folder}", file.name)
                     try:
                         splits[split] = data.decode("utf-8")
                     except UnicodeDecodeError as e:
