@@ -16,13 +16,14 @@ from promptgd.data.triples import Triple
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.loading import load_model
-from promptgd.models.lora import init_factors, lora_outer
+from promptgd.models.lora import init_factors, lora_inner, lora_outer
 from promptgd.models.parameterization import full_rank, low_rank_update
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
 from promptgd.train.metastep import meta_loss
 from promptgd.update.implicit import LowRankUpdate, UnsupportedModule
+from promptgd.update.implicit_lora import LoraTaskUpdate
 from promptgd.update.inner import inner_update
 
 pytestmark = pytest.mark.usefixtures("float64_exact")
@@ -230,3 +231,52 @@ def test_ft_evaluation_gives_the_explicit_predictions_for_every_triple():
     for a, b in zip(results["explicit"], results["implicit"]):
         assert (a["mode"], a["index"], a["prediction"]) == (b["mode"], b["index"], b["prediction"])
         assert a["nll"] == pytest.approx(b["nll"], abs=1e-10)
+
+
+def lora_inner_param(model, rank: int = 2):
+    cfg = LoraConfig(rank=rank, alpha=4.0)
+    factors = init_factors(model, cfg)
+    with torch.no_grad():
+        for factor in factors.values():
+            factor.normal_(0, 0.05)  # B ≠ 0, so both factors move
+    return lora_inner(model, factors, cfg)
+
+
+@pytest.mark.parametrize("steps,mode,k", [(1, "batched", 1), (2, "batched", 1), (2, "sequential", 2)])
+def test_lora_inner_implicit_update_gives_the_explicit_updates_logits(steps, mode, k):
+    model, tokenizer = float64_model()
+    param = lora_inner_param(model)
+    update = low_rank_update(param, "implicit")
+    assert isinstance(update, LoraTaskUpdate)
+    n_tasks = len(CONTEXTS) // k
+    updates = update.absorb(param.forward, param.fast(), rows(tokenizer, CONTEXTS), n_tasks, LR, steps, mode)
+    batch = rows(tokenizer, QUERIES)
+    adapted = update.adapted(param.forward, updates, torch.arange(len(QUERIES), device=DEVICE) // k)
+    implicit = adapted(param.fast(), input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    for task in range(n_tasks):
+        own = [rows(tokenizer, [c]) for c in CONTEXTS[task * k : (task + 1) * k]]
+        explicit = inner_update(param.forward, param.fast(), own, LR, steps, mode)
+        for row in range(task * k, (task + 1) * k):
+            mine = batch.rows([row])
+            reference = param.forward(explicit, input_ids=mine.input_ids, attention_mask=mine.attention_mask).logits
+            real = mine.attention_mask[0].bool()
+            assert (implicit[row][real] - reference[0][real]).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_lora_inner_implicit_meta_gradient_is_the_explicit_one(first_order):
+    model, tokenizer = float64_model("tiny:llama-1l")
+    param = lora_inner_param(model, rank=1)
+    update = low_rank_update(param, "implicit")
+    inner = InnerConfig(lr=2.0, contexts=2)
+    alone, merged = passes(tokenizer, k=2)
+    trainable = list(param.trainable.values())
+    explicit = torch.autograd.grad(
+        sum(meta_loss(param.forward, param.fast(), t, inner, first_order) for t in alone), trainable
+    )
+    implicit = torch.autograd.grad(
+        meta_loss(param.forward, param.fast(), merged, inner, first_order, update), trainable
+    )
+    scale = max(float(g.abs().max()) for g in explicit)
+    assert scale > 0
+    assert max(float((a - b).abs().max()) for a, b in zip(implicit, explicit)) < 1e-10 * max(scale, 1.0)

@@ -28,6 +28,7 @@ from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import Forward, Params, TokenBatch
 from promptgd.update.implicit import LowRankUpdate
+from promptgd.update.implicit_lora import LoraTaskUpdate
 from promptgd.update.inner import inner_update
 
 MODES = ("nc", "prompt", "ft", "ft_irrelevant")
@@ -54,7 +55,7 @@ def evaluate(
     format_cfg: FormatConfig,
     device: torch.device,
     progress: bool = True,
-    update: LowRankUpdate | None = None,
+    update: LowRankUpdate | LoraTaskUpdate | None = None,
 ) -> EvalResult:
     """`update`: the implicit inner update (update/implicit.py), which answers the triples of many contexts in one
     batch; None: the explicit one, a copy of the weights per context."""

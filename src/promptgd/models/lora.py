@@ -82,7 +82,11 @@ def lora_inner(model: torch.nn.Module, factors: dict[str, torch.nn.Parameter], c
     base = dict(model.named_parameters())
 
     return Parameterization(
-        model=model, trainable=factors, fast=lambda: factors, to_model=lambda params: merge(base, params, cfg.scale)
+        model=model,
+        trainable=factors,
+        fast=lambda: factors,
+        to_model=lambda params: merge(base, params, cfg.scale),
+        lora_inner_scale=cfg.scale,
     )
 
 

@@ -13,6 +13,7 @@ import torch
 
 from promptgd.lm import Params, functional_forward
 from promptgd.update.implicit import LowRankUpdate, UnsupportedModule
+from promptgd.update.implicit_lora import LoraTaskUpdate
 
 
 def _identity(params: Params) -> Params:
@@ -27,6 +28,7 @@ class Parameterization:
     to_model: Callable[[Params], Params] = field(
         default=_identity
     )  # the model's own parameter dict for a dict shaped like fast()'s
+    lora_inner_scale: float | None = None  # LoRA-inner: s = alpha / r of the factors fast() returns; else None
 
     def forward(self, params: Params, **kwargs):
         """Run the model on a dict shaped like fast()'s."""
@@ -39,14 +41,19 @@ def full_rank(model: torch.nn.Module) -> Parameterization:
     return Parameterization(model=model, trainable=params, fast=lambda: params)
 
 
-def low_rank_update(param: Parameterization, implementation: str) -> LowRankUpdate | None:
+def low_rank_update(param: Parameterization, implementation: str) -> LowRankUpdate | LoraTaskUpdate | None:
     """The implicit inner update for `param` (inner.implementation=implicit), or None for the explicit one.
 
-    LoRA-inner's inner step moves the factors, not the model's weights, and is already rank r: it stays explicit.
-    A model with a module the implicit form does not cover falls back to the explicit update, saying which."""
-    if implementation == "explicit" or param.to_model is not _identity:
+    Full rank and LoRA-outer update the model's weights (update/implicit.py); LoRA-inner updates its factors
+    (update/implicit_lora.py). A model with a module the implicit form does not cover falls back to the explicit
+    update, saying which."""
+    if implementation == "explicit":
         return None
     try:
+        if param.lora_inner_scale is not None:
+            return LoraTaskUpdate(param.model, list(param.fast()), param.lora_inner_scale)
+        if param.to_model is not _identity:
+            return None
         return LowRankUpdate(param.model, list(param.fast()))
     except UnsupportedModule as e:
         warnings.warn(f"inner.implementation=implicit: {e}; using the explicit update", stacklevel=2)

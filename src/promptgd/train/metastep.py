@@ -9,6 +9,7 @@ from promptgd.lm import Forward, Params, TokenBatch
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.meta_task import MetaTask
 from promptgd.update.implicit import LowRankUpdate
+from promptgd.update.implicit_lora import LoraTaskUpdate
 from promptgd.update.inner import inner_update
 
 
@@ -18,7 +19,7 @@ def meta_loss(
     task: MetaTask,
     inner: InnerConfig,
     first_order: bool,
-    update: LowRankUpdate | None = None,
+    update: LowRankUpdate | LoraTaskUpdate | None = None,
 ) -> torch.Tensor:
     """Σ over the tasks in `task` of the outer loss L(θ'_i(θ)), differentiable w.r.t. `params` (θ).
 
@@ -28,7 +29,8 @@ def meta_loss(
     constant: the teacher (LC) is frozen and never receives gradients. Whatever built `params` (the model's
     own leaves, or LoRA factors merged into weights) receives them by ordinary autograd.
     θ' is either a materialised copy of the weights (`update` None: one task) or, with `update`, per-task
-    low-rank terms that the model's hooks add (update/implicit.py: every task of the pass in one forward).
+    low-rank terms that the model's hooks add (update/implicit.py, and update/implicit_lora.py for LoRA-inner
+    factors: every task of the pass in one forward).
     """
     k, create_graph = task.contexts_per_task, not first_order
     if update is None:

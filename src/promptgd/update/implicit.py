@@ -127,7 +127,7 @@ class LowRankUpdate:
             batch = contexts.rows(selected)
             row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
             calls: list[_Call] = []
-            with self._hooked(updates, _Rows(row_task, n_tasks), calls):
+            with self._hooked(updates, TaskRows(row_task, n_tasks), calls):
                 loss = weight * sequence_losses(forward, params, batch).sum()
             grads = torch.autograd.grad(loss, [c.output for c in calls], create_graph=create_graph, allow_unused=True)
             updates = updates.add(self._gradients(calls, grads, n_tasks, detach=not create_graph))
@@ -136,7 +136,7 @@ class LowRankUpdate:
     def adapted(self, forward: Forward, updates: TaskUpdates, row_task: torch.Tensor) -> Forward:
         """`forward` with row i of every batch computed at θ' of task `row_task[i]` (sorted: rows grouped by task)."""
 
-        rows = _Rows(row_task, updates.n_tasks)
+        rows = TaskRows(row_task, updates.n_tasks)
 
         def run(params: Params, **kwargs):
             with self._hooked(updates, rows, None):
@@ -146,7 +146,7 @@ class LowRankUpdate:
 
     # ---- hooks ----------------------------------------------------------------------------------------------------
     @contextmanager
-    def _hooked(self, updates: TaskUpdates, rows: _Rows, calls: list[_Call] | None) -> Iterator[None]:
+    def _hooked(self, updates: TaskUpdates, rows: TaskRows, calls: list[_Call] | None) -> Iterator[None]:
         if self._state is not None:
             raise RuntimeError("LowRankUpdate: hooks are already installed (nested adapted forwards)")
         self._state = {"updates": updates, "rows": rows, "calls": calls, "inside": False}
@@ -289,7 +289,7 @@ def _is_offset_free(module: torch.nn.Module) -> bool:
     return bool((y == 0).all())
 
 
-class _Rows:
+class TaskRows:
     """Maps the rows of a batch to the tasks whose θ' they are computed at, and applies factor terms per row.
 
     A task's rows are flattened into one sequence, so each task's terms are one batched product: [tasks, its rows ·
