@@ -54,3 +54,10 @@ def test_eval_speed_benchmark_runs_on_a_single_triple(tmp_path):
     )
     assert figures["n"] == 1 and figures["ft_eval_ratio"] > 0 and figures["ft_eval_speedup"] > 0
     assert figures["predictions_differing"] == 0
+
+
+def test_lora_inner_speed_benchmark_compares_both_updates(tmp_path):
+    figures = run_script(
+        "benchmarks/lora_inner_speed.py", "--model", "tiny:llama", "--batch-size", "2", "--out", str(tmp_path)
+    )
+    assert set(figures["seconds_per_task"]) == {"explicit", "implicit"} and figures["lora_inner_speedup"] > 0
