@@ -168,10 +168,9 @@ class LowRankUpdate:
                 return None
             x = args[0] if args else next(iter(kwargs.values()))
             updates, rows = state["updates"], state["rows"]
-            slopes = _slopes(self, module, args, kwargs, attrs, name in self.offset_free) if kind == "affine" else {}
-            out = output
+            slopes = self._slopes(module, args, kwargs, attrs, name in self.offset_free) if kind == "affine" else {}
+            out, lr = output, updates.lr
             for attr, param in attrs.items():
-                lr = updates.lr
                 if param in updates.matrices:
                     factors = updates.matrices[param]
                     if kind == "linear":
@@ -187,10 +186,34 @@ class LowRankUpdate:
 
         return hook
 
+    def _slopes(self, module, args, kwargs, attrs: dict[str, str], offset_free: bool) -> dict[str, torch.Tensor]:
+        """∂y/∂p for each updated 1-D parameter of an affine module, elementwise, at this call's input: y(p=1) − y(p=0),
+        or with every other 1-D parameter at 0 the single call y(p=1) when the module's output has no offset (RMSNorm).
+        The calls run the module again; the hooks let them through untouched."""
+        self._state["inside"] = True
+        try:
+            current = dict(module.named_parameters(recurse=False))
+            if offset_free:
+                zeros = {attr: torch.zeros_like(p) for attr, p in current.items()}
+                return {
+                    attr: functional_call(module, {**zeros, attr: torch.ones_like(current[attr])}, args, kwargs)
+                    for attr in attrs
+                }
+            return {
+                attr: functional_call(module, {attr: torch.ones_like(current[attr])}, args, kwargs)
+                - functional_call(module, {attr: torch.zeros_like(current[attr])}, args, kwargs)
+                for attr in attrs
+            }
+        finally:
+            self._state["inside"] = False
+
     def _gradients(self, calls: list[_Call], grads, n_tasks: int, detach: bool) -> TaskUpdates:
         """Per-task gradients of every updated parameter from the δ's of one context pass."""
         updates = TaskUpdates(0.0, n_tasks)
-        per_task = lambda t: t.reshape(n_tasks, -1, *t.shape[2:])  # noqa: E731 (rows are task-major)
+
+        def per_task(t: torch.Tensor) -> torch.Tensor:  # rows are task-major: a task's rows become one sequence
+            return t.reshape(n_tasks, -1, *t.shape[2:])
+
         for call, delta in zip(calls, grads):
             if delta is None:  # the module's output does not reach the loss
                 continue
@@ -241,6 +264,8 @@ def _is_elementwise_affine(module: torch.nn.Module, params: dict[str, torch.nn.P
     x = draw(2, 3, some.shape[0])
     try:
         y = module(x)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            return False
         shifts = {attr: draw(p.shape) for attr, p in params.items()}
         moved = functional_call(module, {a: p + shifts[a] for a, p in params.items()}, (x,))
         slopes = {
@@ -248,35 +273,11 @@ def _is_elementwise_affine(module: torch.nn.Module, params: dict[str, torch.nn.P
             - functional_call(module, {attr: torch.zeros_like(p)}, (x,))
             for attr, p in params.items()
         }
-    except Exception:  # a module that cannot run on a lone [2, 3, d] input is not a norm-like module
+    except (RuntimeError, TypeError, ValueError):  # it cannot run on a lone [2, 3, d] input: not a norm-like module
         return False
     predicted = y + sum(slopes[a] * shifts[a] for a in params)
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-        return False
     scale = max(float(moved.abs().max()), 1.0)
     return bool((moved - predicted).abs().max() <= 1e-2 * scale)
-
-
-def _slopes(update: LowRankUpdate, module, args, kwargs, attrs: dict[str, str], offset_free: bool) -> dict:
-    """∂y/∂p for each updated 1-D parameter of an affine module, elementwise, at this call's input: y(p=1) − y(p=0),
-    or with every other 1-D parameter at 0 the single call y(p=1) when the module's output has no offset (RMSNorm)."""
-    state = update._state
-    state["inside"] = True
-    try:
-        current = dict(module.named_parameters(recurse=False))
-        if offset_free:
-            zeros = {attr: torch.zeros_like(p) for attr, p in current.items()}
-            return {
-                attr: functional_call(module, {**zeros, attr: torch.ones_like(current[attr])}, args, kwargs)
-                for attr in attrs
-            }
-        return {
-            attr: functional_call(module, {attr: torch.ones_like(current[attr])}, args, kwargs)
-            - functional_call(module, {attr: torch.zeros_like(current[attr])}, args, kwargs)
-            for attr in attrs
-        }
-    finally:
-        state["inside"] = False
 
 
 @torch.no_grad()
@@ -315,7 +316,7 @@ class TaskRows:
         """[B, d] task vectors -> [R, 1, d], broadcast over the tokens of each row."""
         return vectors.index_select(0, self.row_task).unsqueeze(1)
 
-    def _by_task(self, x: torch.Tensor, term: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def by_task(self, x: torch.Tensor, term: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """`term` over [tasks, rows_per_task · tokens, ·], each task's rows flattened, mapped back to [R, tokens, ·]."""
         rows, tokens = x.shape[:2]
         if self.slot is not None:
@@ -341,7 +342,7 @@ class TaskRows:
                     total = total + scores @ u.to(flat.dtype)
             return total
 
-        return self._by_task(h, term)
+        return self.by_task(h, term)
 
     def lookup_term(self, ids: torch.Tensor, factors) -> torch.Tensor:
         """G_b[ids] for each row's task: Σ_t U[t, id] v_t, U dense or one-hot ids."""
@@ -356,4 +357,4 @@ class TaskRows:
                 total = total + weights @ v
             return total
 
-        return self._by_task(ids.unsqueeze(-1), lambda flat: term(flat.squeeze(-1)))
+        return self.by_task(ids.unsqueeze(-1), lambda flat: term(flat.squeeze(-1)))

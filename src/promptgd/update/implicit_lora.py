@@ -123,7 +123,7 @@ class LoraTaskUpdate:
                     return (flat @ a_task.transpose(1, 2).to(flat.dtype)) @ b_task.transpose(1, 2).to(flat.dtype)
 
                 shared = (h @ a.T.to(h.dtype)) @ b.T.to(h.dtype)
-                out = out + self.scale * (state["rows"]._by_task(h, own) - shared)
+                out = out + self.scale * (state["rows"].by_task(h, own) - shared)
             if state["calls"] is not None:
                 state["calls"][module] = (h, out)
             return out
