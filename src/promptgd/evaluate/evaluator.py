@@ -124,8 +124,10 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device,
     else:
         chunks = [list(range(start, min(start + k, n))) for start in range(0, n, k)]
         absorptions = [(c, c if mode == "ft" else [(i + k) % n for i in c]) for c in chunks]  # control: next group's
-    pad = encoder.tokenizer.pad_token_id
-    context = lambda j: TokenBatch.from_lists([encoder.context(triples[j])], pad, device=device)  # noqa: E731
+
+    def context(j: int) -> TokenBatch:
+        return TokenBatch.from_lists([encoder.context(triples[j])], encoder.tokenizer.pad_token_id, device=device)
+
     if update is None:
         absorb = Absorber(forward, params, inner_cfg)
 
@@ -145,8 +147,9 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device,
             with torch.enable_grad():
                 leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
                 contexts = TokenBatch.concat([context(j) for _, sources in group for j in sources])
-                cfg = inner_cfg
-                updates = update.absorb(forward, leaves, contexts, len(group), cfg.lr, cfg.steps, cfg.mode)
+                updates = update.absorb(
+                    forward, leaves, contexts, len(group), inner_cfg.lr, inner_cfg.steps, inner_cfg.mode
+                )
             return lambda indices: (
                 update.adapted(forward, updates, torch.tensor([task_of[i] for i in indices], device=device)),
                 params,

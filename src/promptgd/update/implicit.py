@@ -109,21 +109,10 @@ class LowRankUpdate:
         mode: Literal["batched", "sequential"] = "batched",
         create_graph: bool = False,
     ) -> TaskUpdates:
-        """The inner update of `n_tasks` tasks whose contexts are the rows of `contexts`, task-major (task b's k
-        contexts are rows b·k … b·k+k−1). Same schedule as update/inner.py: `batched` takes `steps` steps on the
-        mean loss of each task's k contexts, `sequential` `steps` steps on each context in turn."""
-        rows = contexts.input_ids.shape[0]
-        if rows % n_tasks:
-            raise ValueError(f"absorb: {rows} context rows do not split evenly over {n_tasks} tasks")
-        k = rows // n_tasks
-        everything = list(range(rows))
-        schedule = (
-            [(everything, 1 / k)] * steps
-            if mode == "batched"
-            else [(list(range(j, rows, k)), 1.0) for j in range(k) for _ in range(steps)]
-        )
+        """The inner update of `n_tasks` tasks whose contexts are the rows of `contexts`, task-major, in the steps of
+        `step_schedule`."""
         updates = TaskUpdates(lr, n_tasks)
-        for selected, weight in schedule:
+        for selected, weight in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
             batch = contexts.rows(selected)
             row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
             calls: list[_Call] = []
@@ -233,6 +222,18 @@ class LowRankUpdate:
                     continue
                 updates.matrices.setdefault(param, []).append(factor)
         return updates
+
+
+def step_schedule(rows: int, n_tasks: int, steps: int, mode: str) -> list[tuple[list[int], float]]:
+    """The inner steps over context rows that are task-major (task b's k contexts are rows b·k … b·k+k−1), each as
+    (the rows it reads, the weight of each row's loss), as update/inner.py takes them: `batched` takes `steps` steps
+    on the mean loss of each task's k contexts, `sequential` `steps` steps on each context in turn."""
+    if rows % n_tasks:
+        raise ValueError(f"absorb: {rows} context rows do not split evenly over {n_tasks} tasks")
+    k = rows // n_tasks
+    if mode == "batched":
+        return [(list(range(rows)), 1 / k)] * steps
+    return [(list(range(j, rows, k)), 1.0) for j in range(k) for _ in range(steps)]
 
 
 def _join(module: str, attr: str) -> str:

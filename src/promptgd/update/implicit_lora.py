@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
-from promptgd.update.implicit import TaskRows, UnsupportedModule
+from promptgd.update.implicit import TaskRows, UnsupportedModule, step_schedule
 
 
 @dataclass
@@ -53,18 +53,8 @@ class LoraTaskUpdate:
         create_graph: bool = False,
     ) -> TaskFactors:
         """As update/implicit.py's `absorb`: `contexts` rows task-major, k per task; `params` the shared factors."""
-        rows = contexts.input_ids.shape[0]
-        if rows % n_tasks:
-            raise ValueError(f"absorb: {rows} context rows do not split evenly over {n_tasks} tasks")
-        k = rows // n_tasks
-        everything = list(range(rows))
-        schedule = (
-            [(everything, 1 / k)] * steps
-            if mode == "batched"
-            else [(list(range(j, rows, k)), 1.0) for j in range(k) for _ in range(steps)]
-        )
         current = TaskFactors(n_tasks, {})  # no step yet: every task has the shared factors
-        for selected, weight in schedule:
+        for selected, weight in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
             batch = contexts.rows(selected)
             row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
             calls: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
