@@ -61,3 +61,21 @@ def test_lora_inner_speed_benchmark_compares_both_updates(tmp_path):
         "benchmarks/lora_inner_speed.py", "--model", "tiny:llama", "--batch-size", "2", "--out", str(tmp_path)
     )
     assert set(figures["seconds_per_task"]) == {"explicit", "implicit"} and figures["lora_inner_speedup"] > 0
+
+
+def test_cost_curve_benchmark_plots_both_updates(tmp_path):
+    figures = run_script(
+        "benchmarks/cost_curve.py",
+        "--model",
+        "tiny:llama",
+        "--lengths",
+        "16,32",
+        "--batches",
+        "1,2",
+        "--out",
+        str(tmp_path),
+    )
+    assert {(p["path"], p["context_tokens"], p["tasks_per_pass"]) for p in figures["points"]} == {
+        (path, length, b) for length in (16, 32) for path, b in (("explicit", 1), ("implicit", 1), ("implicit", 2))
+    }
+    assert (tmp_path / "cost_curve.png").stat().st_size > 0

@@ -1,0 +1,127 @@
+"""Cost of one second-order meta-training task against context length and the number of tasks per pass, explicit
+inner update (a copy of the weights per task) against the implicit one (update/implicit.py), with a plot.
+
+    python benchmarks/cost_curve.py --lengths 32,128,512,1024 --batches 1,2,4,8 \
+        --corpus wikitext:../shared/data/wikitext-2 --out results/bench_cost_curve
+
+Each point: B LG tasks whose contexts are exactly L tokens of generic text (--corpus), a 12-token query ⊕ answer;
+the outer loss of all B and its backward (no optimiser step), timed once after a warm-up at that length; seconds
+per task and the peak resident memory of that point (Linux: /proc/self/clear_refs resets the peak before it). The
+explicit update runs its tasks one after another, so its cost per task does not depend on B: it is measured at B = 1.
+Points where B·L exceeds --max-pass-tokens are skipped (memory). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from promptgd.config import InnerConfig  # noqa: E402
+from promptgd.data.lm_corpus import read_corpus  # noqa: E402
+from promptgd.lm import TokenBatch  # noqa: E402
+from promptgd.models.loading import load_model  # noqa: E402
+from promptgd.models.parameterization import full_rank, low_rank_update  # noqa: E402
+from promptgd.objectives.meta_task import MetaTask  # noqa: E402
+from promptgd.train.metastep import meta_loss  # noqa: E402
+
+
+def tasks(tokenizer, text: str, length: int, count: int, device) -> list[MetaTask]:
+    ids = tokenizer(text)["input_ids"]
+    pad = tokenizer.pad_token_id
+    made = []
+    for i in range(count):
+        start = (i * 997) % (len(ids) - length - 12)  # different text for every task
+        context, query = ids[start : start + length], ids[start + length : start + length + 12]
+        queries = TokenBatch.answered([query[:8]], [query[8:]], pad, device)
+        made.append(
+            MetaTask(
+                contexts=[TokenBatch.from_lists([context], pad, device=device)],
+                queries=queries,
+                prompts=queries,  # unused: no Prompt term here
+                target=queries.input_ids[queries.loss_mask.bool()],
+            )
+        )
+    return made
+
+
+def plot(points: list[dict], path: Path, title: str) -> None:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for line in dict.fromkeys((p["path"], p["tasks_per_pass"]) for p in points):
+        mine = [p for p in points if (p["path"], p["tasks_per_pass"]) == line]
+        label = "explicit (any batch)" if line[0] == "explicit" else f"implicit, {line[1]} per pass"
+        axis.plot([p["context_tokens"] for p in mine], [p["s_per_task"] for p in mine], marker="o", label=label)
+    lengths = sorted({p["context_tokens"] for p in points})
+    axis.set(xscale="log", yscale="log", xlabel="context tokens", ylabel="seconds per task (second order)")
+    axis.set_xticks(lengths, [str(n) for n in lengths])
+    axis.minorticks_off()
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="packaged:smollm2-135m")
+    parser.add_argument("--lengths", default="32,128,512")
+    parser.add_argument("--batches", default="1,4,8")
+    parser.add_argument("--max-pass-tokens", type=int, default=2048)
+    parser.add_argument("--corpus", default="builtin", help="where contexts come from: train.lm_corpus's values")
+    parser.add_argument("--out", required=True, help="directory for cost_curve.json and cost_curve.png")
+    parser.add_argument("--replot", action="store_true", help="only redraw cost_curve.png from --out's JSON")
+    args = parser.parse_args()
+    if args.replot:
+        figures = json.loads((Path(args.out) / "cost_curve.json").read_text())
+        plot(figures["points"], Path(args.out) / "cost_curve.png", f"{figures['model']}, {figures['device']}")
+        return
+
+    model, tokenizer = load_model(args.model)
+    device = next(model.parameters()).device
+    param = full_rank(model)
+    update = low_rank_update(param, "implicit")
+    inner = InnerConfig(lr=1e-2)
+    text = read_corpus(args.corpus)
+
+    def run(batch: list[MetaTask], implicit: bool) -> None:
+        passes = [MetaTask.merge(batch)] if implicit else batch
+        for task in passes:
+            meta_loss(param.forward, param.fast(), task, inner, False, update if implicit else None).backward()
+        model.zero_grad(set_to_none=True)
+
+    points = []
+    lengths, batches = [int(x) for x in args.lengths.split(",")], [int(x) for x in args.batches.split(",")]
+    for length in lengths:
+        run(tasks(tokenizer, text, length, 1, device), implicit=True)  # warm-up at this length
+        cases = [("explicit", 1)] + [("implicit", b) for b in batches if b * length <= args.max_pass_tokens]
+        for path, b in cases:
+            batch = tasks(tokenizer, text, length, b, device)
+            Path("/proc/self/clear_refs").write_text("5")
+            start = time.perf_counter()
+            run(batch, implicit=path == "implicit")
+            seconds = (time.perf_counter() - start) / b
+            points.append({"path": path, "context_tokens": length, "tasks_per_pass": b, "s_per_task": seconds,
+                           "peak_rss_mb": peak_rss_mb()})  # fmt: skip
+            print(f"{path:<9} L={length:<5} B={b:<3} {seconds:8.3f} s/task  peak {points[-1]['peak_rss_mb']:7.0f} MiB")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(points, out / "cost_curve.png", f"{args.model}, {device.type}")
+    figures = {"model": args.model, "device": device.type, "points": points}
+    (out / "cost_curve.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
