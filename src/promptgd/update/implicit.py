@@ -159,16 +159,19 @@ class LowRankUpdate:
             updates, rows = state["updates"], state["rows"]
             slopes = self._slopes(module, args, kwargs, attrs, name in self.offset_free) if kind == "affine" else {}
             out, lr = output, updates.lr
+            # One fused kernel per term (add with alpha, addcmul): on a GPU the step is bound by kernel launches.
             for attr, param in attrs.items():
                 if param in updates.matrices:
                     factors = updates.matrices[param]
                     if kind == "linear":
-                        out = out - lr * rows.linear_term(x, factors, out.shape[-1])
+                        out = out.add(rows.linear_term(x, factors, out.shape[-1]), alpha=-lr)
                     else:
-                        out = out - lr * rows.lookup_term(x, factors)
+                        out = out.add(rows.lookup_term(x, factors), alpha=-lr)
                 if param in updates.vectors:
                     vector = rows.per_row(updates.vectors[param])
-                    out = out - lr * vector * (slopes[attr] if kind == "affine" else 1)
+                    out = (
+                        out.addcmul(vector, slopes[attr], value=-lr) if kind == "affine" else out.add(vector, alpha=-lr)
+                    )
             if state["calls"] is not None:
                 state["calls"].append(_Call(name, x, out, slopes))
             return out
@@ -304,7 +307,7 @@ class TaskRows:
         self.row_task, self.n_tasks = row_task, n_tasks
         self.rows_per_task = int(counts.max())
         uniform = bool((counts == self.rows_per_task).all())
-        if not uniform and not bool((row_task[1:] >= row_task[:-1]).all()):
+        if not bool((row_task[1:] >= row_task[:-1]).all()):  # every layout below relies on it
             raise ValueError("row_task must be sorted: rows grouped by task")
         # slot[i]: where row i sits in the padded [tasks × rows_per_task] layout (None: the rows already fill it)
         self.slot = (
@@ -315,6 +318,8 @@ class TaskRows:
 
     def per_row(self, vectors: torch.Tensor) -> torch.Tensor:
         """[B, d] task vectors -> [R, 1, d], broadcast over the tokens of each row."""
+        if self.slot is None and self.rows_per_task == 1:  # row i is task i: no gather
+            return vectors.unsqueeze(1)
         return vectors.index_select(0, self.row_task).unsqueeze(1)
 
     def by_task(self, x: torch.Tensor, term: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
