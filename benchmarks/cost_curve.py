@@ -27,7 +27,7 @@ from promptgd.config import InnerConfig  # noqa: E402
 from promptgd.data.lm_corpus import read_corpus  # noqa: E402
 from promptgd.lm import TokenBatch  # noqa: E402
 from promptgd.models.loading import load_model  # noqa: E402
-from promptgd.models.parameterization import full_rank, low_rank_update  # noqa: E402
+from promptgd.models.parameterization import full_rank, implicit_update  # noqa: E402
 from promptgd.objectives.meta_task import MetaTask  # noqa: E402
 from promptgd.train.metastep import meta_loss  # noqa: E402
 
@@ -90,7 +90,7 @@ def main() -> None:
     model, tokenizer = load_model(args.model)
     device = next(model.parameters()).device
     param = full_rank(model)
-    update = low_rank_update(param, "implicit")
+    update = implicit_update(param, "implicit")
     inner = InnerConfig(lr=1e-2)
     text = read_corpus(args.corpus)
 

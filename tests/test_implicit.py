@@ -17,7 +17,7 @@ from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors, lora_inner, lora_outer
-from promptgd.models.parameterization import full_rank, low_rank_update
+from promptgd.models.parameterization import full_rank, implicit_update
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
@@ -122,7 +122,7 @@ def test_an_unsupported_module_is_named_and_the_explicit_update_is_used():
         LowRankUpdate(gpt2, [n for n, _ in gpt2.named_parameters()])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert low_rank_update(full_rank(gpt2), "implicit") is None
+        assert implicit_update(full_rank(gpt2), "implicit") is None
     assert "c_attn" in str(caught[0].message) and "explicit" in str(caught[0].message)
 
 
@@ -246,7 +246,7 @@ def lora_inner_param(model, rank: int = 2):
 def test_lora_inner_implicit_update_gives_the_explicit_updates_logits(steps, mode, k):
     model, tokenizer = float64_model()
     param = lora_inner_param(model)
-    update = low_rank_update(param, "implicit")
+    update = implicit_update(param, "implicit")
     assert isinstance(update, LoraTaskUpdate)
     n_tasks = len(CONTEXTS) // k
     updates = update.absorb(param.forward, param.fast(), rows(tokenizer, CONTEXTS), n_tasks, LR, steps, mode)
@@ -267,7 +267,7 @@ def test_lora_inner_implicit_update_gives_the_explicit_updates_logits(steps, mod
 def test_lora_inner_implicit_meta_gradient_is_the_explicit_one(first_order):
     model, tokenizer = float64_model("tiny:llama-1l")
     param = lora_inner_param(model, rank=1)
-    update = low_rank_update(param, "implicit")
+    update = implicit_update(param, "implicit")
     inner = InnerConfig(lr=2.0, contexts=2)
     alone, merged = passes(tokenizer, k=2)
     trainable = list(param.trainable.values())

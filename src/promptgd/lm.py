@@ -63,10 +63,11 @@ class TokenBatch:
     def concat(batches: list[TokenBatch]) -> TokenBatch:
         """The rows of `batches` in order, right-padded to the longest (pad positions are masked, their ids unused)."""
         width = max(b.input_ids.shape[1] for b in batches)
-        pad = lambda t: F.pad(t, (0, width - t.shape[1]))  # noqa: E731
-        return TokenBatch(
-            *(torch.cat([pad(getattr(b, f)) for b in batches]) for f in ("input_ids", "attention_mask", "loss_mask"))
-        )
+
+        def stacked(field: str) -> torch.Tensor:
+            return torch.cat([F.pad(getattr(b, field), (0, width - b.input_ids.shape[1])) for b in batches])
+
+        return TokenBatch(stacked("input_ids"), stacked("attention_mask"), stacked("loss_mask"))
 
     def rows(self, indices: list[int]) -> TokenBatch:
         return TokenBatch(self.input_ids[indices], self.attention_mask[indices], self.loss_mask[indices])

@@ -13,7 +13,7 @@ from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_model
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
-from promptgd.models.parameterization import Parameterization, full_rank, low_rank_update
+from promptgd.models.parameterization import Parameterization, full_rank, implicit_update
 from promptgd.report.tables import mode_table
 from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
 
@@ -30,7 +30,7 @@ def evaluate_model(
     with torch.no_grad():
         params = {name: p.detach() for name, p in param.fast().items()}
     device = next(param.model.parameters()).device
-    update = low_rank_update(param, cfg.inner.implementation)
+    update = implicit_update(param, cfg.inner.implementation)
     return evaluate(
         param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress, update
     )

@@ -81,9 +81,8 @@ def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
         raise ModelLoadError(
             f"cannot load model {spec!r}: {e}\n"
             f"A spec is a Hugging Face hub id, best pinned as id@<commit> (needs internet, or a copy in the HF "
-            f"cache), a local directory "
-            f"written by save_pretrained, `packaged:smollm2-135m` (offline: {PACKAGED['smollm2-135m'][2]}) "
-            f"or `tiny:<name>`."
+            f"cache), a local directory written by save_pretrained, `packaged:smollm2-135m` (offline: "
+            f"{PACKAGED['smollm2-135m'][2]}) or `tiny:<name>`."
         ) from None
     return model, tokenizer
 

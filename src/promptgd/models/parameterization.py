@@ -41,7 +41,7 @@ def full_rank(model: torch.nn.Module) -> Parameterization:
     return Parameterization(model=model, trainable=params, fast=lambda: params)
 
 
-def low_rank_update(param: Parameterization, implementation: str) -> LowRankUpdate | LoraTaskUpdate | None:
+def implicit_update(param: Parameterization, implementation: str) -> LowRankUpdate | LoraTaskUpdate | None:
     """The implicit inner update for `param` (inner.implementation=implicit), or None for the explicit one.
 
     Full rank and LoRA-outer update the model's weights (update/implicit.py); LoRA-inner updates its factors

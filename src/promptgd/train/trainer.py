@@ -22,7 +22,7 @@ from promptgd.data.triples import Triple
 from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
-from promptgd.models.parameterization import Parameterization, low_rank_update
+from promptgd.models.parameterization import Parameterization, implicit_update
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
@@ -86,7 +86,7 @@ class MetaTrainer:
         # The teacher is the frozen starting model (LC); it never receives gradients.
         self.teacher = copy.deepcopy(param.model).requires_grad_(False).eval() if t.objective == "lc" else None
         self.teacher_answers: dict[int, list[int]] = {}
-        self.update = low_rank_update(param, cfg.inner.implementation)  # None: explicit, one task per pass
+        self.update = implicit_update(param, cfg.inner.implementation)  # None: explicit, one task per pass
         self.step = 0
         self.skipped = 0
 
