@@ -29,6 +29,7 @@ from promptgd.lm import TokenBatch  # noqa: E402
 from promptgd.models.loading import load_model  # noqa: E402
 from promptgd.models.parameterization import full_rank, implicit_update  # noqa: E402
 from promptgd.objectives.meta_task import MetaTask  # noqa: E402
+from promptgd.run_dir import json_line, write_json  # noqa: E402
 from promptgd.train.metastep import meta_loss  # noqa: E402
 
 
@@ -115,12 +116,10 @@ def main() -> None:
                            "peak_rss_mb": peak_rss_mb()})  # fmt: skip
             print(f"{path:<9} L={length:<5} B={b:<3} {seconds:8.3f} s/task  peak {points[-1]['peak_rss_mb']:7.0f} MiB")
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plot(points, out / "cost_curve.png", f"{args.model}, {device.type}")
     figures = {"model": args.model, "device": device.type, "points": points}
-    (out / "cost_curve.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures))
+    write_json(Path(args.out) / "cost_curve.json", figures)
+    plot(points, Path(args.out) / "cost_curve.png", f"{args.model}, {device.type}")
+    print(json_line(figures), end="")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ decoding steps as the model's disagreement with the gold answer requires. Last l
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from promptgd.data.tasks import load_task
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.loading import load_model
+from promptgd.run_dir import json_line, write_json
 
 
 def plain_forward_backward_s(model, tokenizer, triples, cfg) -> float:
@@ -102,10 +102,8 @@ def main() -> None:
     print(f"{'one forward+backward, same tokens (s)':<40}{plain_s:>10.3f}")
     print(f"{'speedup (target >= 3)':<40}{figures['ft_eval_speedup']:>20.2f}")
     print(f"{'predictions that differ':<40}{figures['predictions_differing']:>20d}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval_speed.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures))
+    write_json(Path(args.out) / "eval_speed.json", figures)
+    print(json_line(figures), end="")
 
 
 if __name__ == "__main__":

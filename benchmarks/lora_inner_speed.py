@@ -10,7 +10,6 @@ of 3 outer steps after a warm-up step. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from promptgd.config import load_config
 from promptgd.data.tasks import load_task
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors, lora_inner
+from promptgd.run_dir import json_line, write_json
 from promptgd.train.trainer import MetaTrainer
 
 
@@ -72,10 +72,8 @@ def main() -> None:
     print(f"{'what':<36}{'explicit':>10}{'implicit':>10}")
     print(f"{'LoRA-inner meta-training, s per task':<36}{per_task['explicit']:>10.3f}{per_task['implicit']:>10.3f}")
     print(f"{'speed-up':<36}{figures['lora_inner_speedup']:>20.2f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lora_inner_speed.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures))
+    write_json(Path(args.out) / "lora_inner_speed.json", figures)
+    print(json_line(figures), end="")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from promptgd.lm import lm_loss
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
 from promptgd.objectives.lg import lg_task
+from promptgd.run_dir import json_line, write_json
 from promptgd.train.metastep import meta_loss
 from promptgd.train.trainer import MetaTrainer, peak_memory_mb
 
@@ -244,10 +245,8 @@ def main() -> None:
         for b in sizes:
             print(f"{f'{i}: peak memory, batch {b} (MiB)':<34}{peaks[i][b]:>12.0f}")
     print(f"{f'implicit b{last} / explicit b{first} (<= 1)':<34}{result[f'peak_mem_ratio_b{last}_b{first}']:>12.2f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metastep.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    write_json(Path(args.out) / "metastep.json", result)
+    print(json_line(result), end="")
 
 
 if __name__ == "__main__":

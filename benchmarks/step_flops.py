@@ -11,7 +11,6 @@ counted, after a warm-up step whose teacher decoding is excluded. Last line: one
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from promptgd.config import load_config
 from promptgd.data.tasks import load_task
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
+from promptgd.run_dir import json_line, write_json
 from promptgd.train.trainer import MetaTrainer
 
 
@@ -85,10 +85,8 @@ def main() -> None:
         print(averages.table(sort_by="self_cpu_time_total", row_limit=15))
     print(f"{'one outer step (TFLOP)':<32}{figures['step_flops'] / 1e12:>12.3f}")
     print(f"{'per task (TFLOP)':<32}{figures['flops_per_task'] / 1e12:>12.4f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "step_flops.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(json.dumps(figures))
+    write_json(Path(args.out) / "step_flops.json", figures)
+    print(json_line(figures), end="")
 
 
 if __name__ == "__main__":

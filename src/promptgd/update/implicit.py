@@ -112,9 +112,9 @@ class LowRankUpdate:
         """The inner update of `n_tasks` tasks whose contexts are the rows of `contexts`, task-major, in the steps of
         `step_schedule`."""
         updates = TaskUpdates(lr, n_tasks)
-        for selected, weight in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
+        for selected, weight, row_task in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
             batch = contexts.rows(selected)
-            row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
+            row_task = torch.tensor(row_task, device=batch.input_ids.device)
             calls: list[_Call] = []
             with self._hooked(updates, TaskRows(row_task, n_tasks), calls):
                 loss = weight * sequence_losses(forward, params, batch).sum()
@@ -227,16 +227,17 @@ class LowRankUpdate:
         return updates
 
 
-def step_schedule(rows: int, n_tasks: int, steps: int, mode: str) -> list[tuple[list[int], float]]:
+def step_schedule(rows: int, n_tasks: int, steps: int, mode: str) -> list[tuple[list[int], float, list[int]]]:
     """The inner steps over context rows that are task-major (task b's k contexts are rows b·k … b·k+k−1), each as
-    (the rows it reads, the weight of each row's loss), as update/inner.py takes them: `batched` takes `steps` steps
-    on the mean loss of each task's k contexts, `sequential` `steps` steps on each context in turn."""
+    (the rows it reads, the weight of each row's loss, the task of each of those rows), as update/inner.py takes
+    them: `batched` takes `steps` steps on the mean loss of each task's k contexts, `sequential` `steps` steps on each
+    context in turn."""
     if rows % n_tasks:
         raise ValueError(f"absorb: {rows} context rows do not split evenly over {n_tasks} tasks")
     k = rows // n_tasks
     if mode == "batched":
-        return [(list(range(rows)), 1 / k)] * steps
-    return [(list(range(j, rows, k)), 1.0) for j in range(k) for _ in range(steps)]
+        return [(list(range(rows)), 1 / k, [i // k for i in range(rows)])] * steps
+    return [(list(range(j, rows, k)), 1.0, list(range(n_tasks))) for j in range(k) for _ in range(steps)]
 
 
 def _join(module: str, attr: str) -> str:

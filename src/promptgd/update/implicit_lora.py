@@ -54,9 +54,9 @@ class LoraTaskUpdate:
     ) -> TaskFactors:
         """As update/implicit.py's `absorb`: `contexts` rows task-major, k per task; `params` the shared factors."""
         current = TaskFactors(n_tasks, {})  # no step yet: every task has the shared factors
-        for selected, weight in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
+        for selected, weight, row_task in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
             batch = contexts.rows(selected)
-            row_task = torch.arange(len(selected), device=batch.input_ids.device) // (len(selected) // n_tasks)
+            row_task = torch.tensor(row_task, device=batch.input_ids.device)
             calls: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
             with self._hooked(params, current, TaskRows(row_task, n_tasks), calls):
                 loss = weight * sequence_losses(forward, params, batch).sum()
