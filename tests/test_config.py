@@ -67,6 +67,19 @@ def test_bad_overrides_name_the_key(override, key):
         load_config(None, [override])
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.fsdp=true", "lora.variant=inner"], "train.fsdp=true needs lora.variant=none"),
+        (["train.fsdp=true", "inner.implementation=explicit"], "inner.implementation=explicit"),
+        (["transfer.mode=sequential", "lora.variant=outer"], "use it with lora.variant=none"),
+    ],
+)
+def test_settings_that_cannot_run_together_are_refused_at_once(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
 def test_bad_yaml_key_names_file_and_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  lr: 1e-4\n  batchsize: 4\n")

@@ -48,20 +48,25 @@ def logged(run) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_train_what_one_does_and_resume_under_either_world_size(tmp_path):
+# train.fsdp: FSDP2 shards weights, gradients and Adam state over the 2 processes, and the second-order meta-step
+# runs through the sharded model; one process has nothing to shard and trains as without it.
+@pytest.mark.parametrize("sharding", [[], ["train.fsdp=true"]], ids=["replicated", "fsdp"])
+def test_two_processes_train_what_one_does_and_resume_under_either_world_size(tmp_path, sharding):
+    settings = [*SETTINGS, *sharding]
     one, two = tmp_path / "one", tmp_path / "two"
-    main(["train", *SETTINGS, "--out", str(one)])
-    torchrun("train", *SETTINGS, "--out", str(two))
+    main(["train", *settings, "--out", str(one)])
+    torchrun("train", *settings, "--out", str(two))
     assert_same_weights(one, two)
     assert {r["world"] for r in logged(one)} == {1} and {r["world"] for r in logged(two)} == {2}
+    assert {r["sharded"] for r in logged(two)} == {bool(sharding)}
     for row_one, row_two in zip(logged(one), logged(two), strict=True):
         for key in ("outer", "lm", "grad_norm"):
             assert row_two[key] == pytest.approx(row_one[key], **LOGGED)
         assert row_two["val_ft"] == pytest.approx(row_one["val_ft"], **LOGGED)  # validation sharded, then gathered
 
     # A checkpoint written by 2 processes resumes in 1, and the reverse: interrupt each run after step 2.
-    for run, resume in ((two, lambda out: main(["train", *SETTINGS, "--resume", "--out", str(out)])),
-                        (one, lambda out: torchrun("train", *SETTINGS, "--resume", "--out", str(out)))):  # fmt: skip
+    for run, resume in ((two, lambda out: main(["train", *settings, "--resume", "--out", str(out)])),
+                        (one, lambda out: torchrun("train", *settings, "--resume", "--out", str(out)))):  # fmt: skip
         interrupted = tmp_path / f"{run.name}-interrupted"
         shutil.copytree(run, interrupted)
         shutil.rmtree(interrupted / "model")

@@ -83,6 +83,7 @@ class TrainConfig:
     n_tasks: int = 0  # meta-training tasks to use (0 = every training triple); one epoch over them
     epochs: int = 1  # passes over the tasks
     batch_size: int = 4  # tasks per outer step; gradients are accumulated pass by pass, so memory stays flat
+    fsdp: bool = False  # under torchrun, shard weights, gradients and Adam state over the processes with FSDP2 (train/fsdp.py): for models whose training state does not fit one device; full rank and the implicit inner update only; one process ignores it
     pass_tokens: int = 512  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
     lr: float = 1e-5  # outer Adam learning rate
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # after `warmup_steps` of linear ramp-up
@@ -286,6 +287,18 @@ def _check_ranges(config: RunConfig) -> RunConfig:
             v = value(key)
             if not (math.isfinite(v) and ok(v)):
                 raise ConfigError(f"{key}={v!r}: must be {wanted}")
+    train, lora = config.train, config.lora
+    if config.transfer.mode == "sequential" and lora.variant != "none":
+        raise ConfigError(
+            "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
+        )
+    if train.fsdp and (lora.variant != "none" or config.inner.implementation != "implicit"):
+        # A sharded model cannot be called on other weights (functional_call would hand its layers the shards), so
+        # θ' must never be materialised, and LoRA merges its factors into the weights in exactly such a call.
+        raise ConfigError(
+            f"train.fsdp=true needs lora.variant=none and inner.implementation=implicit, "
+            f"got lora.variant={lora.variant}, inner.implementation={config.inner.implementation}"
+        )
     return config
 
 

@@ -70,11 +70,18 @@ def sum_gradients(params: list[torch.Tensor]) -> None:
 
 def sum_floats(values: list[float]) -> list[float]:
     """Sum plain numbers over ranks (loss terms, token counts) for the logs."""
-    if not active():
-        return values
+    return _reduced(values, dist.ReduceOp.SUM) if active() else values
+
+
+def max_int(value: int) -> int:
+    """The largest of the ranks' `value`s."""
+    return int(_reduced([value], dist.ReduceOp.MAX)[0]) if active() else value
+
+
+def _reduced(values: list[float], op) -> list[float]:
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
+    dist.all_reduce(tensor, op=op)
     return tensor.tolist()
 
 

@@ -29,16 +29,23 @@ class Parameterization:
         default=_identity
     )  # the model's own parameter dict for a dict shaped like fast()'s
     lora_inner_scale: float | None = None  # LoRA-inner: s = alpha / r of the factors fast() returns; else None
+    sharded: bool = False  # the model is FSDP2-sharded (train/fsdp.py): it runs only on its own parameters
 
     def forward(self, params: Params, **kwargs):
         """Run the model on a dict shaped like fast()'s."""
+        if self.sharded:
+            # FSDP2 gathers a layer's weights inside the layer's own call, where functional_call would hand it the
+            # shards: the model runs as itself, and only on its own parameters (the implicit update's hooks add θ').
+            if params is not self.trainable:
+                raise RuntimeError("a sharded model runs only on its own parameters (the implicit inner update)")
+            return self.model(**kwargs)
         return functional_forward(self.model)(self.to_model(params), **kwargs)
 
 
-def full_rank(model: torch.nn.Module) -> Parameterization:
+def full_rank(model: torch.nn.Module, sharded: bool = False) -> Parameterization:
     """Meta-learn every weight; the inner step updates every weight. Tied weights appear once."""
     params = dict(model.named_parameters())
-    return Parameterization(model=model, trainable=params, fast=lambda: params)
+    return Parameterization(model=model, trainable=params, fast=lambda: params, sharded=sharded)
 
 
 def implicit_update(param: Parameterization, implementation: str) -> LowRankUpdate | LoraTaskUpdate | None:

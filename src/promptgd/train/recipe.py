@@ -94,10 +94,6 @@ def run_train(
 ) -> Path:
     """Meta-train and save the result to `out/model`; returns that path. With `transfer.mode` sequential the
     saved model is the meta-trained one after the ordinary fine-tune on task B."""
-    if cfg.transfer.mode == "sequential" and cfg.lora.variant != "none":
-        raise ValueError(
-            "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
-        )
     if resume or RunDir(out).config.is_file():  # a checkpoint or log of another config would mix two runs
         require_config(RunDir(out).config, cfg, "resume" if resume else "meta-training")
     part = part or load_partition(cfg)
@@ -125,6 +121,7 @@ def run_train(
         trainer.resume()
     started = time.perf_counter()
     trainer.train(progress=progress)
+    model = trainer.whole_model()  # sharded (train.fsdp): gathered on every rank, saved by rank 0
     if cfg.transfer.mode == "sequential":
         write_json(out / "task_b_losses.json", finetune_on_task_b(model, tokenizer, cfg, progress))
     save_meta_trained(model, tokenizer, factors, cfg, out)

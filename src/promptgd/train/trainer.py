@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from promptgd import distributed
-from promptgd.config import RunConfig, dump_yaml, replace
+from promptgd.config import ConfigError, RunConfig, dump_yaml, replace
 from promptgd.data.encoding import Encoder
 from promptgd.data.lm_corpus import LMCorpus
 from promptgd.data.supervised import SupervisedStream
@@ -22,12 +22,13 @@ from promptgd.data.triples import Triple
 from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
-from promptgd.models.parameterization import Parameterization, implicit_update
+from promptgd.models.parameterization import Parameterization, full_rank, implicit_update
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
 from promptgd.run_dir import RunDir, write_text_atomically
+from promptgd.train import fsdp
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
 from promptgd.train.metastep import meta_loss
 from promptgd.train.metrics_log import MetricsLog
@@ -68,8 +69,6 @@ class MetaTrainer:
         self.total_steps = len(self.order) // per_step
         if self.total_steps == 0:
             raise ValueError(f"train: {len(tasks)} tasks × {t.epochs} epochs is less than one step of {per_step}")
-        self.optimizer = torch.optim.AdamW(param.trainable.values(), lr=t.lr, weight_decay=t.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         # WikiText's offline training triples and LM text come from the same release file: the validation contexts
         # must not be LM-trained on, or choosing settings on them would reward memorising their continuations.
         self.lm = (
@@ -87,8 +86,30 @@ class MetaTrainer:
         self.teacher = copy.deepcopy(param.model).requires_grad_(False).eval() if t.objective == "lc" else None
         self.teacher_answers: dict[int, list[int]] = {}
         self.update = implicit_update(param, cfg.inner.implementation)  # None: explicit, one task per pass
+        # Sharded over the processes (train.fsdp under torchrun): the update above probed the unsharded modules.
+        self.sharded = t.fsdp and distributed.active()
+        if self.sharded:
+            self._check_shardable()
+            # Validation and the saved model read whole weights, gathered into this copy; it holds storage only while
+            # they run (the meta device has none), so sharding saves what it should in between.
+            self.whole = copy.deepcopy(param.model).requires_grad_(False).to("meta")
+            fsdp.shard(param.model)
+            self.param = param = full_rank(param.model, sharded=True)
+        self.optimizer = torch.optim.AdamW(param.trainable.values(), lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.skipped = 0
+
+    def _check_shardable(self) -> None:
+        """What train.fsdp needs beyond the config (config.py checks the rest): a model the implicit update covers, and
+        outer batches that give every rank as many tasks (each FSDP2 forward and backward is a collective)."""
+        world = distributed.world()
+        if self.update is None:
+            raise ConfigError("train.fsdp=true: the implicit inner update does not cover this model (see the warning)")
+        if self.cfg.train.batch_size % world:
+            raise ConfigError(
+                f"train.fsdp=true: train.batch_size={self.cfg.train.batch_size} must be a multiple of the {world} processes"
+            )
 
     @staticmethod
     def _data_order(n: int, epochs: int, seed: int) -> list[int]:
@@ -143,17 +164,23 @@ class MetaTrainer:
         tasks while their context and query tokens (padded) stay within train.pass_tokens."""
         if self.update is None:
             return tasks
-        passes, current = [], []
+        groups, current = [], []
         for task in tasks:
             candidate = current + [task]
             padded = _padded_tokens([c for t in candidate for c in t.contexts]) + _padded_tokens(
                 [t.queries for t in candidate]
             )
             if current and padded > self.cfg.train.pass_tokens:
-                passes.append(MetaTask.merge(current))
+                groups.append(current)
                 candidate = [task]
             current = candidate
-        return passes + [MetaTask.merge(current)]
+        groups.append(current)
+        if self.sharded:
+            # FSDP2's collectives pair the ranks' passes one to one: every rank runs as many as the rank that needs
+            # most, its own tasks (as many as any other rank's) split evenly over them.
+            n = distributed.max_int(len(groups))
+            groups = [tasks[i * len(tasks) // n : (i + 1) * len(tasks) // n] for i in range(n)]
+        return [MetaTask.merge(group) for group in groups]
 
     def train_step(self) -> dict:
         t = self.cfg.train
@@ -193,16 +220,15 @@ class MetaTrainer:
                 self.task_b.batch(self.step, self.device), self.cfg.transfer.weight
             )
             tokens += b_tokens
-        distributed.sum_gradients(list(self.param.trainable.values()))
+        if not self.sharded:  # FSDP2 has already summed them, each rank holding its shard
+            distributed.sum_gradients(list(self.param.trainable.values()))
         outer_total, prompt_total, lm_value, task_b_value, tokens = distributed.sum_floats(
             [outer_total, prompt_total, lm_value, task_b_value, tokens]
         )
         lm_value = lm_value if self.lm is not None else float("nan")
         task_b_value = task_b_value if self.task_b is not None else float("nan")
         grads = [p.grad for p in self.param.trainable.values() if p.grad is not None]
-        grad_norm = (
-            float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0
-        )
+        grad_norm = float(fsdp.full(torch.nn.utils.get_total_norm(grads))) if grads else 0.0
         extras = [v for v, on in ((lm_value, self.lm is not None), (task_b_value, self.task_b is not None)) if on]
         finite = all(math.isfinite(v) for v in [outer_total, prompt_total, grad_norm, *extras])
         if finite:
@@ -230,20 +256,26 @@ class MetaTrainer:
             "skipped": self.skipped,
             "tokens_per_s": tokens / seconds,  # all ranks' tokens
             "world": distributed.world(),  # processes sharing the outer batch (torchrun)
+            "sharded": self.sharded,  # weights, gradients and Adam state split over them (train.fsdp)
             "seconds": seconds,
             "peak_mem_mb": peak_memory_mb(self.device),
         }
 
-    def _plain_term(self, batch: TokenBatch, weight: float) -> tuple[float, int]:
+    def _plain_term(self, batch: TokenBatch, weight: float) -> tuple[float, float]:
         """Backward of `weight` × the mean LM loss over `batch`'s rows, of which this rank takes its share; returns
         (its part of that mean, its tokens), which summed over ranks give the whole batch's."""
-        rows = distributed.share(list(range(batch.input_ids.shape[0])))
-        if not rows:
-            return 0.0, 0
-        mine = batch.rows(rows)
-        term = lm_loss(self.param.forward, self.param.fast(), mine) * (len(rows) / batch.input_ids.shape[0])
+        n = batch.input_ids.shape[0]
+        if self.sharded:
+            # Each rank must join every FSDP2 forward and backward: all compute the whole batch's term, 1/world each.
+            mine, share = batch, 1 / distributed.world()
+        else:
+            rows = distributed.share(list(range(n)))
+            if not rows:
+                return 0.0, 0
+            mine, share = batch.rows(rows), len(rows) / n
+        term = lm_loss(self.param.forward, self.param.fast(), mine) * share
         (weight * term).backward()
-        return term.item(), mine.n_tokens
+        return term.item(), mine.n_tokens * share
 
     # ---- validation -----------------------------------------------------------------------------------
     def validate(self) -> dict[str, dict]:
@@ -251,17 +283,40 @@ class MetaTrainer:
         context from the prompt survives meta-training (LC and LG train only the FT path)."""
         cfg = replace(self.cfg, eval=replace(self.cfg.eval, modes=("prompt", "ft"), limit=0))
         val = self.val[: self.cfg.train.val_size or None]
-        modes = evaluate_model(self.param.model, self.tokenizer, val, cfg, progress=False, param=self.param).modes
+        param = full_rank(self.whole_model()) if self.sharded else self.param
+        try:
+            modes = evaluate_model(param.model, self.tokenizer, val, cfg, progress=False, param=param).modes
+        finally:
+            self.release_whole_model()
         return {"val_ft": modes["ft"], "val_prompt": modes["prompt"]}
+
+    def whole_model(self) -> torch.nn.Module:
+        """The model with its current weights whole: itself, or when sharded a plain copy they are gathered into (a
+        collective; `release_whole_model` frees it again)."""
+        if not self.sharded:
+            return self.param.model
+        self.whole.to_empty(device=self.device)
+        self.whole.tie_weights()  # to_empty gave each module its own tensor
+        self.whole.load_state_dict(fsdp.full_state_dict(self.param.model))
+        # Buffers are not sharded, and the non-persistent ones (rotary frequencies) are in no state dict.
+        with torch.no_grad():
+            for name, buffer in self.param.model.named_buffers():
+                self.whole.get_buffer(name).copy_(buffer)
+        return self.whole
+
+    def release_whole_model(self) -> None:
+        if self.sharded:
+            self.whole.to("meta")
 
     # ---- Stateful ------------------------------------------------------------------------------------
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors = {f"param/{k}": v for k, v in self.param.trainable.items()}
+        # Whole tensors, so that a checkpoint resumes under any world size, sharded or not (a collective if sharded).
+        tensors = {f"param/{k}": fsdp.full(v) for k, v in self.param.trainable.items()}
         opt = self.optimizer.state_dict()
         names = list(self.param.trainable)
         for index, state in opt["state"].items():
             for key, value in state.items():
-                tensors[f"adam/{names[index]}/{key}"] = value
+                tensors[f"adam/{names[index]}/{key}"] = fsdp.full(value)
         tensors["rng/torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
@@ -280,16 +335,21 @@ class MetaTrainer:
         if meta["order"] != self.order:
             raise ValueError("checkpoint data order differs from this run's: was the task or seed changed?")
         names = list(self.param.trainable)
+        params = self.param.trainable
         with torch.no_grad():
-            for name, p in self.param.trainable.items():
-                p.copy_(tensors[f"param/{name}"])
+            for name, p in params.items():
+                p.copy_(fsdp.like(tensors[f"param/{name}"], p))
         state = {}
         for index, name in enumerate(names):
             keys = [k for k in tensors if k.startswith(f"adam/{name}/")]
             if keys:
                 # Left where safetensors put them (CPU): the optimiser moves moments to their parameter's device
                 # and keeps Adam's `step` counter on the CPU, where non-capturable Adam reads it without a sync.
-                state[index] = {k.rsplit("/", 1)[1]: tensors[k] for k in keys}
+                # Sharded, each moment becomes this rank's shard of it, as its parameter is.
+                state[index] = {
+                    k.rsplit("/", 1)[1]: tensors[k] if k.endswith("/step") else fsdp.like(tensors[k], params[name])
+                    for k in keys
+                }
         self.optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.scheduler.load_state_dict(meta["scheduler"])
         torch.set_rng_state(tensors["rng/torch"])
@@ -299,9 +359,11 @@ class MetaTrainer:
         self.teacher_answers = {int(k): v for k, v in meta["teacher_answers"].items()}
 
     def save(self) -> None:
-        if distributed.is_main():  # every rank holds the same state after the all-reduce
+        # Every rank holds the same state after the all-reduce; sharded, every rank joins in gathering it.
+        if distributed.is_main() or self.sharded:
             tensors, meta = self.state_dict()
-            save_checkpoint(self.out / "checkpoints", self.step, tensors, meta)
+            if distributed.is_main():
+                save_checkpoint(self.out / "checkpoints", self.step, tensors, meta)
 
     def resume(self) -> None:
         self.load_state_dict(*load_checkpoint(self.out / "checkpoints"))
