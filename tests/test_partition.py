@@ -36,6 +36,20 @@ def test_parts_are_disjoint_in_contexts_and_cover_the_train_split():
     assert len(part.val) == 6 and len(part.warmup) == 6  # at least the asked-for size, in whole paragraphs of 3
 
 
+def test_triples_of_one_source_stay_together_though_their_contexts_differ():
+    # WikiText-like: each paragraph gives several triples whose contexts are ever longer prefixes of it,
+    # interleaved as a seeded sample leaves them.
+    train = [
+        Triple(f"Paragraph {p} " + "word " * k, "the", f" {p}-{k}", source=f"valid:{p}")
+        for k in range(3)
+        for p in range(8)
+    ]
+    part = partition(Splits(train=train, test=[]), n_warmup=4, n_val=4, n_meta=0)
+    sources = [{t.source for t in split} for split in (part.warmup, part.meta, part.val)]
+    assert not sources[0] & sources[1] and not sources[1] & sources[2] and not sources[0] & sources[2]
+    assert len(part.val) == 6 and len(part.warmup) == 6  # two whole paragraphs of three each
+
+
 def test_validation_does_not_depend_on_warmup_or_budget():
     cfg = tiny_config("task.n_train=60", "task.n_val=10")
     reference = load_partition(cfg)

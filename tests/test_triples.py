@@ -9,8 +9,9 @@ from promptgd.data.triples import Triple, TripleFileError, read_jsonl, write_jso
 
 def test_round_trip(tmp_path, triples):
     path = tmp_path / "t.jsonl"
-    write_jsonl(triples + [Triple("c", "q", " a", ("a", "b"))], path)
-    assert read_jsonl(path) == triples + [Triple("c", "q", " a", ("a", "b"))]
+    extra = [Triple("c", "q", " a", ("a", "b")), Triple("c d", "q", " a", source="passage 7")]
+    write_jsonl(triples + extra, path)
+    assert read_jsonl(path) == triples + extra
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,7 @@ def test_round_trip(tmp_path, triples):
         ('{"context": "c", "query": 3, "response": " r"}', "field 'query' must be a string"),
         ('{"context": "c", "query": "q", "response": " r", "extra": 1}', "unknown field"),
         ('{"context": "c", "query": "q", "response": "  "}', "'response' is empty"),
+        ('{"context": "c", "query": "q", "response": " r", "source": 7}', "field 'source' must be a string"),
     ],
 )
 def test_malformed_lines_name_file_line_and_problem(tmp_path, line, problem):

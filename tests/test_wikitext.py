@@ -42,11 +42,13 @@ def test_split_valid_exact_triples_and_counts():
             " The story focuses on",
             query="the",
             response=" respected London doctor Henry Jekyll",
+            source="test:0",  # split_triples' default split name; the builder passes the real one
         ),
         Triple(
             context='Filming took 0.7 years and cost $1,200 (30% over budget); the crew called it "the long-haul shoot":',
             query="the",
             response=" name stuck, and it stuck",
+            source="test:1",
         ),
     ]
     assert counts == {
@@ -67,12 +69,36 @@ def test_rule_parameters_change_the_cut():
         text, wikitext.WikiTextRule(trigger="and", min_context_words=1, response_words=1)
     )
     context = "It is adapted from Robert Louis Stevenson's 1886 novella Strange Case of Dr Jekyll"
-    assert triples[0] == Triple(context, "and", " Mr")
+    assert triples[0] == Triple(context, "and", " Mr", source="test:0")
+
+
+def test_training_takes_several_triples_per_paragraph_and_keeps_them_together():
+    text = (FIXTURES / "wiki.valid.tokens").read_text()
+    rule = wikitext.WikiTextRule(min_context_words=0)
+    triples, counts = wikitext.split_triples(text, rule, per_paragraph=3, split="valid")
+    # The second paragraph gives two: "the crew ..." and, further on, "the name ..." (whose context holds the first's
+    # response); both carry that paragraph's source, so no split cut falls between them.
+    assert [(t.source, t.response) for t in triples] == [
+        ("valid:0", " respected London doctor Henry Jekyll"),
+        ("valid:1", ' crew called it "the long-haul'),
+        ("valid:1", " name stuck, and it stuck"),
+    ]
+    assert triples[2].context.startswith(triples[1].context + " the" + triples[1].response)
+    assert counts["kept"] == 3
+    assert wikitext.split_triples(text, rule, per_paragraph=1)[0] == [
+        t for t in wikitext.split_triples(text, rule, per_paragraph=3)[0] if t.response != " name stuck, and it stuck"
+    ]
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"trigger": "of the"}, {"trigger": ""}, {"min_context_words": 9, "max_context_words": 3}, {"response_words": 0}],
+    [
+        {"trigger": "of the"},
+        {"trigger": ""},
+        {"min_context_words": 9, "max_context_words": 3},
+        {"response_words": 0},
+        {"train_per_paragraph": 0},
+    ],
 )
 def test_invalid_rules(kwargs):
     with pytest.raises(ValueError, match="WikiTextRule"):
@@ -89,8 +115,10 @@ def test_builder_trains_on_valid_when_no_train_split(monkeypatch):
             " which happens right here at",
             "the",
             " end of the line, as",
+            source="test:0",
         )
     ]
+    assert [t.source for t in splits.train] == ["valid:0", "valid:1"]
     manifest = wikitext.prepare()
     assert manifest["counts"]["train"]["from"] == "valid"
     assert manifest["source"] == f"PROMPTGD_DATA={FIXTURES}"

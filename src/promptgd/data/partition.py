@@ -8,6 +8,8 @@
 
 The cuts fall between contexts, not between triples: SQuAD has about five questions per paragraph, and a
 validation question whose paragraph was fine-tuned on or meta-trained on would measure memory, not the update.
+Triples that share a source passage without sharing a context (WikiText cuts several from one paragraph, each
+context a longer prefix of it) are kept together the same way (`Triple.group`).
 `val` depends only on the train split and `task.n_val`, so changing the warm-up or the meta-training budget
 never changes the triples hyper-parameters were chosen on.
 """
@@ -55,7 +57,7 @@ def partition(splits: Splits, n_warmup: int, n_val: int, n_meta: int = 0) -> Par
     train = splits.train
     groups: dict[str, list[int]] = {}
     for i, triple in enumerate(train):
-        groups.setdefault(triple.context, []).append(i)
+        groups.setdefault(triple.group, []).append(i)
     ordered = list(groups.values())
     val_groups = _take_contexts(ordered[::-1], n_val)
     rest = ordered[: len(ordered) - len(val_groups)]

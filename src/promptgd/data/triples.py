@@ -18,6 +18,12 @@ class Triple:
     query: str  # asked after the context (Prompt) or alone (NC, FT)
     response: str  # the gold answer, with its leading space, e.g. " Evan Armstrong"
     answers: tuple[str, ...] = ()  # every acceptable answer for EM/F1 (SQuAD); empty means (response,)
+    source: str = ""  # the passage it was cut from, when several triples share one without sharing a context (WikiText); triples of one source stay on one side of every split; empty: the context is the source
+
+    @property
+    def group(self) -> str:
+        """What must not straddle a split: the source passage, else the context."""
+        return self.source or self.context
 
     @property
     def gold_answers(self) -> tuple[str, ...]:
@@ -47,6 +53,8 @@ def write_jsonl(triples: Iterable[Triple], path: str | Path) -> None:
                 del row["answers"]
             else:
                 row["answers"] = list(row["answers"])
+            if not row["source"]:
+                del row["source"]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -76,16 +84,19 @@ def read_jsonl(path: str | Path) -> list[Triple]:
                     raise TripleFileError(f"{where}: missing field {key!r}")
                 if not isinstance(row[key], str):
                     raise TripleFileError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__}")
-            unknown = set(row) - set(FIELDS) - {"answers"}
+            unknown = set(row) - set(FIELDS) - {"answers", "source"}
             if unknown:
                 raise TripleFileError(f"{where}: unknown field(s) {sorted(unknown)}")
             answers = row.get("answers", [])
             if not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
                 raise TripleFileError(f"{where}: field 'answers' must be a list of strings")
+            source = row.get("source", "")
+            if not isinstance(source, str):
+                raise TripleFileError(f"{where}: field 'source' must be a string, got {type(source).__name__}")
             for key in FIELDS:  # an empty context has nothing to absorb; an empty query or response, nothing to ask
                 if not row[key].strip():
                     raise TripleFileError(f"{where}: field {key!r} is empty")
-            triples.append(Triple(row["context"], row["query"], row["response"], tuple(answers)))
+            triples.append(Triple(row["context"], row["query"], row["response"], tuple(answers), source))
     if not triples:
         raise TripleFileError(f"{path}: holds no triples")
     return triples

@@ -12,9 +12,15 @@ line is dropped. Each paragraph is cleaned of the tokenized release's artefacts:
 - `<unk>` is kept in contexts (the release replaced rare words by it) but see the response rule below.
 Words are then the cleaned paragraph split on whitespace.
 
-Triples (`WikiTextRule`, at most one per paragraph). Let w be a paragraph's words and i the smallest
-index with w[i] == trigger (exact, case-sensitive: "The" does not count), min_context_words <= i <=
-max_context_words, i + response_words < len(w), and no `<unk>` in w[i+1 : i+1+response_words]. Then
+Triples (`WikiTextRule`). Let w be a paragraph's words and i an index with w[i] == trigger (exact,
+case-sensitive: "The" does not count), min_context_words <= i <= max_context_words, i + response_words < len(w),
+and no `<unk>` in w[i+1 : i+1+response_words]. The test split takes the smallest such i of each paragraph (one
+triple per paragraph); the training split the `train_per_paragraph` smallest, each its own task (the paper cuts its
+343,586 training triples from WikiText-103's 103M words; offline we have WikiText-2's 217k-word valid split, and one
+triple per paragraph gives 1,404 tasks, fewer than the 2,000-task budget with warm-up and validation apart). A
+paragraph's triples share its `source` (the split and the paragraph's number), which keeps them on one side of the
+warm-up / meta-training / validation cuts (data/partition.py): a later triple's context holds an earlier one's
+response. For each triple
 - context  = " ".join(w[:i])  -- the paragraph's prefix, ending right before " the";
 - query    = w[i], i.e. "the", without a leading space (the prompt puts the separator between context and query);
 - response = " " + " ".join(w[i+1 : i+1+response_words]) without a trailing , ; or : (a clause break is
@@ -39,7 +45,7 @@ from promptgd.data.triples import Splits, Triple
 
 TASK = "wikitext"
 # Bump whenever the processing below changes what a given rule produces: it invalidates the cache.
-RULE_VERSION = 1
+RULE_VERSION = 2
 UNK = "<unk>"
 
 
@@ -49,6 +55,7 @@ class WikiTextRule:
     min_context_words: int = 16  # the context has at least this many words
     max_context_words: int = 128  # and at most this many: a paragraph with no usable trigger by then is dropped
     response_words: int = 5  # words in the response, after the trigger
+    train_per_paragraph: int = 3  # training triples cut from one paragraph at most (its first usable triggers); test: 1
 
     def __post_init__(self):
         if not self.trigger or len(self.trigger.split()) != 1:
@@ -57,6 +64,8 @@ class WikiTextRule:
             raise ValueError(f"WikiTextRule: need 0 <= min_context_words <= max_context_words, got {self}")
         if self.response_words < 1:
             raise ValueError(f"WikiTextRule.response_words must be >= 1, got {self.response_words}")
+        if self.train_per_paragraph < 1:
+            raise ValueError(f"WikiTextRule.train_per_paragraph must be >= 1, got {self.train_per_paragraph}")
 
 
 DEFAULT_RULE = WikiTextRule()
@@ -130,12 +139,15 @@ def articles(text: str) -> list[list[str]]:
     return result
 
 
-def paragraph_triple(paragraph: str, rule: WikiTextRule = DEFAULT_RULE) -> tuple[Triple | None, str | None]:
-    """The paragraph's triple and None, or None and the reason it has none."""
+def paragraph_triples(
+    paragraph: str, rule: WikiTextRule = DEFAULT_RULE, limit: int = 1, source: str = ""
+) -> tuple[list[Triple], str | None]:
+    """The paragraph's first `limit` triples (each with `source`) and None, or [] and the reason it has none."""
     words = paragraph.split()
     k = rule.response_words
     if len(words) < rule.min_context_words + 1 + k:
-        return None, "too_short"
+        return [], "too_short"
+    triples: list[Triple] = []
     saw_unk = False
     for i in range(rule.min_context_words, min(rule.max_context_words, len(words) - 1 - k) + 1):
         if words[i] != rule.trigger:
@@ -144,30 +156,33 @@ def paragraph_triple(paragraph: str, rule: WikiTextRule = DEFAULT_RULE) -> tuple
         if any(UNK in w for w in response):
             saw_unk = True
             continue
-        return Triple(" ".join(words[:i]), words[i], " " + " ".join(response).rstrip(",;:")), None
-    return None, "unk_in_response" if saw_unk else "no_trigger"
+        triples.append(Triple(" ".join(words[:i]), words[i], " " + " ".join(response).rstrip(",;:"), source=source))
+        if len(triples) == limit:
+            break
+    return triples, None if triples else "unk_in_response" if saw_unk else "no_trigger"
 
 
-def split_triples(text: str, rule: WikiTextRule = DEFAULT_RULE) -> tuple[list[Triple], dict[str, Any]]:
-    """Triples from one release file, and counts {"articles", "paragraphs", "kept", "dropped": {reason: n}}."""
+def split_triples(
+    text: str, rule: WikiTextRule = DEFAULT_RULE, per_paragraph: int = 1, split: str = "test"
+) -> tuple[list[Triple], dict[str, Any]]:
+    """Triples from one release file, at most `per_paragraph` per paragraph, each with source "<split>:<paragraph
+    number>"; and counts {"articles", "paragraphs", "kept", "dropped": {reason: n}} (paragraphs that give none)."""
     arts = articles(text)
     triples: list[Triple] = []
     dropped = {"too_short": 0, "no_trigger": 0, "unk_in_response": 0}
-    for paragraphs in arts:
-        for paragraph in paragraphs:
-            triple, reason = paragraph_triple(paragraph, rule)
-            if triple is None:
-                dropped[reason] += 1
-            else:
-                triples.append(triple)
-    n_paragraphs = sum(len(p) for p in arts)
-    return triples, {"articles": len(arts), "paragraphs": n_paragraphs, "kept": len(triples), "dropped": dropped}
+    paragraphs = [paragraph for article in arts for paragraph in article]
+    for number, paragraph in enumerate(paragraphs):
+        found, reason = paragraph_triples(paragraph, rule, per_paragraph, f"{split}:{number}")
+        if reason is not None:
+            dropped[reason] += 1
+        triples.extend(found)
+    return triples, {"articles": len(arts), "paragraphs": len(paragraphs), "kept": len(triples), "dropped": dropped}
 
 
 def process(raw: acquire.RawData, rule: WikiTextRule) -> tuple[dict[str, list[Triple]], dict[str, Any]]:
     train_split = "train" if raw.splits.get("train") else "valid"
-    train, train_counts = split_triples(raw.splits[train_split], rule)
-    test, test_counts = split_triples(raw.splits["test"], rule)
+    train, train_counts = split_triples(raw.splits[train_split], rule, rule.train_per_paragraph, train_split)
+    test, test_counts = split_triples(raw.splits["test"], rule, 1, "test")
     return {"train": train, "test": test}, {
         "train": {"from": train_split, **train_counts},
         "test": {"from": "test", **test_counts},
