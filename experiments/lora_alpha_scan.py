@@ -35,7 +35,7 @@ def main() -> None:
     cfg = load_config(
         args.config, [f"model.spec={args.model}", "eval.split=val", "eval.modes=ft", "lora.variant=inner", *overrides]
     )
-    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
     triples = load_partition(cfg).val
     out = Path(args.out)
     results = {

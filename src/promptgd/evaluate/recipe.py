@@ -93,7 +93,7 @@ def evaluate_into(
 
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:
-    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
     triples = load_partition(cfg).split(cfg.eval.split)
     if not triples:
         raise ConfigError(f"eval.split={cfg.eval.split}: task {cfg.task.name} has no such triples with this config")

@@ -41,10 +41,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_model(spec: str, dtype: str = "float32", device: str = "auto"):
+def set_tf32(enabled: bool) -> None:
+    """TF32 for float32 matrix products on CUDA, or full IEEE float32. A process-wide torch setting, so every load
+    sets it either way and a float32 run after a TF32 one in the same process is exact again. Only the new
+    fp32_precision API is used: torch refuses to report a flag once the legacy allow_tf32 and it are mixed."""
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if enabled else "ieee"
+
+
+def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bool = False):
     """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`; a
-    meta-trained model directory's update recipe (models/update_recipe.py) is `model.update_recipe`."""
+    meta-trained model directory's update recipe (models/update_recipe.py) is `model.update_recipe`. `tf32`: see
+    `set_tf32` (config: model.tf32)."""
     torch_dtype = DTYPES[dtype]
+    set_tf32(tf32)
     if spec.startswith("tiny:"):
         try:
             model, tokenizer = tiny_model(spec.removeprefix("tiny:"), torch_dtype)

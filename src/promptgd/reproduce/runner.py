@@ -76,7 +76,9 @@ class Reproduction:
             trained, tokenizer = self.start(model.task)
             save_meta_trained(trained, tokenizer, init_factors(trained, cfg.lora, cfg.train.seed), cfg, out)
         else:  # then_b: ordinary fine-tuning of `source` on task B
-            source, tokenizer = load_model(self.model_path(model.source), cfg.model.dtype, cfg.model.device)
+            source, tokenizer = load_model(
+                self.model_path(model.source), cfg.model.dtype, cfg.model.device, cfg.model.tf32
+            )
             finetune_on_task_b(source, tokenizer, cfg, self.progress)
             with staged(run.model) as tmp:
                 source.save_pretrained(tmp, safe_serialization=True)
@@ -103,7 +105,7 @@ class Reproduction:
         triples = part.split(cfg.eval.split)
         if not triples:
             raise ValueError(f"{column.header}: task {task} has no {column.split} triples (task.n_val is 0?)")
-        loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device)
+        loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
         evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded, path), self.progress)
         return out
 

@@ -102,7 +102,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             kept=is_complete(trained_dir.model),
             recorded=trained_dir.root / "train_seconds.json",
         )
-        trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device)
+        trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device, cfg.model.tf32)
         evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
         summary = summarise()
     if distributed.is_main():
@@ -114,7 +114,7 @@ def _start_model(cfg: RunConfig, part, out: Path, progress: bool):
     """Every objective starts from the same warmed-up weights, reloaded from disk."""
     if cfg.warmup.n_tasks:
         return starting_model(cfg, part, out, progress)
-    return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
 
 
 def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:

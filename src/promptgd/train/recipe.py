@@ -49,13 +49,13 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     all use the very same weights."""
     saved = RunDir(out).start_model
     if is_complete(saved):
-        return load_model(str(saved), cfg.model.dtype, cfg.model.device)
+        return load_model(str(saved), cfg.model.dtype, cfg.model.device, cfg.model.tf32)
     if cfg.warmup.n_tasks and not distributed.is_main():
         # Under torchrun rank 0 alone warms up; the others wait at the barrier its save ends with, then load it.
         distributed.barrier()
-        return load_model(str(saved), cfg.model.dtype, cfg.model.device)
+        return load_model(str(saved), cfg.model.dtype, cfg.model.device, cfg.model.tf32)
     started = time.perf_counter()
-    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
     if cfg.warmup.n_tasks:
         losses = format_warmup(model, tokenizer, part.warmup, cfg.warmup, cfg.format, cfg.train.seed, progress)
         write_json(out / "warmup_losses.json", losses)
