@@ -48,6 +48,7 @@ def test_run_writes_summary_report_and_figure(tmp_path):
     assert set(summary["rows"]["lc"]) == {"nc", "prompt", "ft", "ft_irrelevant"}
     report = (out / "report.md").read_text()
     assert "LC meta-trained" in report and "figure2.png" in report
+    assert "- Deviations from the paper's settings (§4): model `tiny:llama`, not Llama-3.2-1B;" in report
     assert f"promptgd run model.spec=tiny:llama model.device={DEVICE}" in report  # the command that made it
     assert (out / "figure2.png").stat().st_size > 10_000
     assert (out / "lc" / "model" / "model.safetensors").is_file() and (

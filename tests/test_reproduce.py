@@ -68,6 +68,9 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
         "promptgd reproduce table3 --scale small" in markdown and (tmp_path / "results" / "table3_small.png").is_file()
     )
     rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    # Both tasks' presets are set against the paper's, with the test overrides in them.
+    assert "- character_descriptions: Deviations from the paper's settings (§4): model `tiny:llama`" in markdown
+    assert "- reversal: Deviations from the paper's settings (§4): model `tiny:llama`" in markdown
     assert len(rows) == 5 and all(len(r.split("|")) == 6 for r in rows)  # label, in-domain, transfer, retention
     work = tmp_path / "work" / "character_descriptions"
     assert {p.name for p in work.iterdir()} >= {

@@ -95,6 +95,8 @@ def write_report(summary: dict, out: Path) -> str:
     if seconds:
         lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items()))
     lines += [f"- {note}" for note in summary.get("notes", [])]
+    if "deviations" in summary:  # summaries written before it was recorded have none
+        lines.append(f"- {summary['deviations']}")
     lines += ["", "![figure 2](figure2.png)", ""]
     markdown = "\n".join(lines)
     (out / "report.md").write_text(markdown)

@@ -21,6 +21,7 @@ from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors
+from promptgd.report.deviations import deviations_line
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.export import export_rows
 from promptgd.report.figure import bar_chart
@@ -214,6 +215,11 @@ def report(
                 f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip()
                 + source
             )
+    tasks = dict.fromkeys(
+        [m.task for _, m in experiment.rows if m.task] + [c.task for c in experiment.columns if c.task]
+    )
+    lines += ["", "Presets against the paper (each row adds the overrides listed beside it):", ""]
+    lines += [f"- {task}: {deviations_line(rep.config(task))}" for task in tasks]
     lines += [
         "",
         f"Row data (summary.json, config.yaml, predictions.jsonl.gz of every evaluation above): `{stem}/<task>/<model>/<evaluation>/`.",

@@ -18,6 +18,7 @@ from promptgd.config import RunConfig, replace, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_model
+from promptgd.report.deviations import deviations_line
 from promptgd.report.figure import write_report
 from promptgd.run_dir import RunDir, is_complete, write_json
 from promptgd.train.recipe import resume_point, starting_model, trained_or_resumed
@@ -57,6 +58,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             "rows": rows,
             "seconds": {**stages, "total": sum(stages.values())},
             "notes": notes,
+            "deviations": deviations_line(cfg),
         }
         write_json(run.summary, summary)
         if distributed.is_main():
