@@ -8,6 +8,7 @@ import torch
 from peft import PeftModel
 
 from conftest import DEVICE, tiny_config
+from promptgd.config import ConfigError
 from promptgd.evaluate.recipe import evaluate_model, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors, lora_inner, lora_outer, save_adapter
@@ -32,7 +33,31 @@ def test_only_the_factors_are_meta_learned(tmp_path, variant):
     assert all(torch.equal(base_before[k], v) for k, v in model.state_dict().items())
     changed = {k for k, v in factors.items() if not torch.equal(factors_before[k], v)}
     assert {k for k in changed if k.endswith("lora_B")} == {k for k in factors if k.endswith("lora_B")}
-    assert any(k.endswith("lora_A") for k in changed)  # A moves from the second step on, once B is non-zero
+    assert any(k.endswith("lora_A") for k in changed)  # A too: the step on B (from 0) depends on A
+
+
+def test_lora_inner_with_b_kept_at_zero_learns_a_and_leaves_the_model_without_update_unchanged(tmp_path):
+    cfg = tiny_config("lora.variant=inner", "lora.meta_learn_b=false", "train.objective=lg", "train.lr=1e-2")
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
+    expected = model(IDS).logits
+    factors = init_factors(model, cfg.lora)
+    param = lora_inner(model, factors, cfg.lora)
+    assert set(param.trainable) == {k for k in factors if k.endswith("lora_A")}
+    a_before = {k: v.clone() for k, v in param.trainable.items()}
+    trainer = MetaTrainer(cfg, tokenizer, param, copy_tasks(8), [], tmp_path)
+    trainer.train_step()
+    # Second order: B' = -η s δ (A x)ᵀ after the inner step, so the outer loss reaches A through it at once.
+    assert all(not torch.equal(a_before[k], v) for k, v in param.trainable.items())
+    trainer.train_step()
+    assert all(
+        torch.equal(v, torch.zeros_like(v)) and v.grad is None for k, v in factors.items() if k.endswith("lora_B")
+    )
+    assert torch.equal(param.forward(param.fast(), input_ids=IDS).logits, expected)  # NC and Prompt: the start model
+
+
+def test_keeping_b_at_zero_is_refused_where_b_is_the_whole_delta():
+    with pytest.raises(ConfigError, match="lora.meta_learn_b=false is for lora.variant=inner, got lora.variant=outer"):
+        tiny_config("lora.variant=outer", "lora.meta_learn_b=false")
 
 
 @pytest.mark.parametrize("rank", [0, 1, 4])

@@ -113,6 +113,7 @@ class LoraConfig:
     )
     rank: int = 1  # r of every factored matrix (the paper uses 1)
     alpha: float = 1.0  # delta = (alpha / rank) · B·A, as in PEFT
+    meta_learn_b: bool = True  # variant=inner: meta-learn B as well as A; false keeps B = 0 at θ, so NC and Prompt stay the start model's exactly and only the inner step writes B (along the input directions the meta-learnt A picks)
     target_modules: tuple[str, ...] = (
         "q_proj",
         "k_proj",
@@ -295,6 +296,8 @@ def _check_ranges(config: RunConfig) -> RunConfig:
         raise ConfigError(
             "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
         )
+    if not lora.meta_learn_b and lora.variant != "inner":
+        raise ConfigError(f"lora.meta_learn_b=false is for lora.variant=inner, got lora.variant={lora.variant}")
     if train.fsdp and (lora.variant != "none" or config.inner.implementation != "implicit"):
         # A sharded model cannot be called on other weights (functional_call would hand its layers the shards), so
         # θ' must never be materialised, and LoRA merges its factors into the weights in exactly such a call.

@@ -3,7 +3,8 @@
 - `lora_outer`: meta-learn a rank-r delta ΔW = s·B·A on the target matrices; the inner step still updates
   every weight of the merged model W + ΔW (a "full inner step").
 - `lora_inner`: meta-learn the LoRA factors themselves as an initialisation; the inner step updates only
-  the factors, so the stored knowledge lives in a rank-r update.
+  the factors, so the stored knowledge lives in a rank-r update. With `meta_learn_b=False` only A is meta-learnt
+  and B stays 0 at θ: the model without an update is the start model, and the inner step writes B along A.
 
 Factors follow PEFT's convention (A: [r, in] Kaiming-uniform, B: [out, r] zeros, s = alpha / r), so the
 delta starts at exactly zero and adapters save and load with `peft.PeftModel`.
@@ -80,11 +81,20 @@ def lora_outer(model: torch.nn.Module, factors: dict[str, torch.nn.Parameter], c
 def lora_inner(model: torch.nn.Module, factors: dict[str, torch.nn.Parameter], cfg: LoraConfig) -> Parameterization:
     model.requires_grad_(False)
     base = dict(model.named_parameters())
+    if cfg.meta_learn_b:
+        trainable, fast = factors, lambda: factors
+    else:
+        # B stays 0 at θ. The inner step still differentiates w.r.t. B: it gets fresh leaves sharing B's storage
+        # each task, so the outer backward's gradient for B lands on those and is dropped.
+        trainable = {k: v for k, v in factors.items() if k.endswith(".lora_A")}
+
+        def fast() -> Params:
+            return {k: v if k in trainable else v.detach().requires_grad_() for k, v in factors.items()}
 
     return Parameterization(
         model=model,
-        trainable=factors,
-        fast=lambda: factors,
+        trainable=trainable,
+        fast=fast,
         to_model=lambda params: merge(base, params, cfg.scale),
         lora_inner_scale=cfg.scale,
     )
