@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 
 from promptgd.config import InnerConfig  # noqa: E402
 from promptgd.data.lm_corpus import read_corpus  # noqa: E402
@@ -68,7 +69,19 @@ def plot(points: list[dict], path: Path, title: str) -> None:
     figure.savefig(path, dpi=120)
 
 
-def peak_rss_mb() -> float:
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets the kernel's peak RSS (VmHWM) to the current RSS
+
+
+def peak_mb(device: torch.device) -> float:
+    """Peak since `reset_peak`: memory allocated by torch on a GPU, the resident set on a CPU (Linux)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # also ends the timed work: CUDA kernels run asynchronously
+        return torch.cuda.max_memory_allocated(device) / 2**20
     status = Path("/proc/self/status").read_text()
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
@@ -80,6 +93,8 @@ def main() -> None:
     parser.add_argument("--batches", default="1,4,8")
     parser.add_argument("--max-pass-tokens", type=int, default=2048)
     parser.add_argument("--corpus", default="builtin", help="where contexts come from: train.lm_corpus's values")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--tf32", action="store_true", help="float32 matrix products in TF32 on CUDA (model.tf32)")
     parser.add_argument("--out", required=True, help="directory for cost_curve.json and cost_curve.png")
     parser.add_argument("--replot", action="store_true", help="only redraw cost_curve.png from --out's JSON")
     args = parser.parse_args()
@@ -88,7 +103,7 @@ def main() -> None:
         plot(figures["points"], Path(args.out) / "cost_curve.png", f"{figures['model']}, {figures['device']}")
         return
 
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, args.dtype, tf32=args.tf32)
     device = next(model.parameters()).device
     param = full_rank(model)
     update = implicit_update(param, "implicit")
@@ -108,15 +123,17 @@ def main() -> None:
         cases = [("explicit", 1)] + [("implicit", b) for b in batches if b * length <= args.max_pass_tokens]
         for path, b in cases:
             batch = tasks(tokenizer, text, length, b, device)
-            Path("/proc/self/clear_refs").write_text("5")
+            reset_peak(device)
             start = time.perf_counter()
             run(batch, implicit=path == "implicit")
+            peak = peak_mb(device)
             seconds = (time.perf_counter() - start) / b
+            # peak_rss_mb: the resident set on a CPU; on a GPU, torch's allocated device memory.
             points.append({"path": path, "context_tokens": length, "tasks_per_pass": b, "s_per_task": seconds,
-                           "peak_rss_mb": peak_rss_mb()})  # fmt: skip
-            print(f"{path:<9} L={length:<5} B={b:<3} {seconds:8.3f} s/task  peak {points[-1]['peak_rss_mb']:7.0f} MiB")
+                           "peak_rss_mb": peak})  # fmt: skip
+            print(f"{path:<9} L={length:<5} B={b:<3} {seconds:8.3f} s/task  peak {peak:7.0f} MiB")
 
-    figures = {"model": args.model, "device": device.type, "points": points}
+    figures = {"model": args.model, "device": device.type, "dtype": args.dtype, "tf32": args.tf32, "points": points}
     write_json(Path(args.out) / "cost_curve.json", figures)
     plot(points, Path(args.out) / "cost_curve.png", f"{args.model}, {device.type}")
     print(json_line(figures), end="")
