@@ -41,12 +41,12 @@ def main() -> None:
     step0 = {"ft": args.step0_ft, "prompt": args.step0_prompt}
     figures = {"metric": args.metric, "step0": step0, "runs": {}}
     figure, axis = plt.subplots(figsize=(7, 4))
-    for run in args.runs:
+    for i, run in enumerate(args.runs):
         per_mode = curves(run, args.metric)
         figures["runs"][run.name] = per_mode
-        for mode, style in (("ft", "-o"), ("prompt", "--s")):
+        for mode, style in (("ft", "-o"), ("prompt", "--s")):  # one colour per run: FT solid, Prompt dashed
             points = ([(0, step0[mode])] if step0[mode] is not None else []) + per_mode[mode]
-            axis.plot(*zip(*points), style, markersize=3, label=f"{run.name}: {mode.upper()}")
+            axis.plot(*zip(*points), style, color=f"C{i}", markersize=3, label=f"{run.name}: {mode.upper()}")
             print(f"{run.name:<28} {mode:<7}" + " ".join(f"{tasks}:{value:.3f}" for tasks, value in points))
     axis.set(xlabel="meta-training tasks seen", ylabel=f"validation {args.metric}")
     axis.legend(fontsize=7)
