@@ -233,6 +233,18 @@ def test_ft_evaluation_gives_the_explicit_predictions_for_every_triple():
         assert a["nll"] == pytest.approx(b["nll"], abs=1e-10)
 
 
+@pytest.mark.parametrize("steps", [1, 2])
+def test_ft_evaluation_absorbs_several_steps_with_the_explicit_update(steps, monkeypatch, triples):
+    """The implicit update's memory grows with steps × context tokens, so evaluation takes it for one step only."""
+    absorbed = []
+    real_absorb = LowRankUpdate.absorb
+    monkeypatch.setattr(LowRankUpdate, "absorb", lambda *a, **k: absorbed.append(1) or real_absorb(*a, **k))
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
+    cfg = tiny_config("eval.modes=ft", f"inner.steps={steps}", "inner.implementation=implicit")
+    result = evaluate_model(model, tokenizer, triples, cfg, progress=False)
+    assert len(result.records) == len(triples) and bool(absorbed) == (steps == 1)
+
+
 def lora_inner_param(model, rank: int = 2):
     cfg = LoraConfig(rank=rank, alpha=4.0)
     factors = init_factors(model, cfg)

@@ -50,7 +50,7 @@ class InnerConfig:
     contexts: int = 1  # k contexts absorbed per update (the paper's multi-context study)
     mode: Literal["batched", "sequential"] = "batched"  # k contexts: one step on their mean loss, or k steps
     implementation: Literal["implicit", "explicit"] = (
-        "implicit"  # implicit: θ' as per-task low-rank terms (LoRA-inner: per-task factors) added in forward hooks, many tasks per pass (update/implicit.py, update/implicit_lora.py); explicit: a copy of the weights per task (update/inner.py), the reference
+        "implicit"  # implicit: θ' as per-task low-rank terms (LoRA-inner: per-task factors) added in forward hooks, many tasks per pass (update/implicit.py, update/implicit_lora.py); explicit: a copy of the weights per task (update/inner.py), the reference. Evaluation with steps > 1 always uses explicit (implicit memory grows with steps × context tokens)
     )
 
 
