@@ -111,3 +111,15 @@ def test_train_resume_starts_a_run_without_checkpoint_and_keeps_a_finished_one(t
     main(["train", *TINY, "train.n_tasks=4", "--resume", "--out", str(out)])  # finished: kept as it is
     assert (out / "model" / "model.safetensors").read_bytes() == weights
     assert capsys.readouterr().out.count(f"meta-trained model: {out / 'model'}") == 2
+
+
+def test_a_save_that_runs_out_of_space_leaves_nothing_and_names_the_target(tmp_path):
+    import errno
+
+    from promptgd.errors import DiskFullError
+
+    target = tmp_path / "model"
+    with pytest.raises(DiskFullError, match=f"{target}: no space left on the device"):
+        with staged(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []

@@ -92,3 +92,28 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_any_work(t
     existing.mkdir()
     monkeypatch.setattr("promptgd.run_dir.os.access", lambda path, mode: Path(path) != existing)
     assert "cannot write there" in one_line_error(capsys, ["train", *TINY, "--out", str(existing)])
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_from_its_last_checkpoint(tmp_path, capsys, monkeypatch):
+    from safetensors import SafetensorError
+
+    from promptgd.train import checkpoint
+
+    real_save = checkpoint.save_file
+    saves = []
+
+    def fill_up(tensors, path):  # the second checkpoint finds the disk full, as safetensors reports it
+        saves.append(path)
+        if len(saves) == 2:
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        real_save(tensors, path)
+
+    monkeypatch.setattr(checkpoint, "save_file", fill_up)
+    out = tmp_path / "run"
+    argv = ["train", *TINY, "train.n_tasks=8", "train.ckpt_every=1", "--out", str(out)]
+    line = one_line_error(capsys, argv)
+    assert "no space left on the device" in line and str(out / "checkpoints" / "step_00000002") in line
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step_00000001"]  # no half-save
+    monkeypatch.setattr(checkpoint, "save_file", real_save)
+    main([*argv[:-2], "--resume", "--out", str(out)])
+    assert (out / "model").is_dir()

@@ -32,7 +32,7 @@ import yaml
 
 from promptgd import distributed
 from promptgd.config import RunConfig, from_dict, to_dict
-from promptgd.errors import UserError
+from promptgd.errors import DiskFullError, UserError, is_out_of_space
 
 COMPLETE = ".promptgd-complete"  # written last into a staged directory
 LOCK_SUFFIX = ".promptgd-lock"  # .<dir name><suffix> beside a directory: held (flock) by the command writing it
@@ -140,8 +140,10 @@ def _staged(target: Path, replace: bool) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             tmp.rename(target)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_out_of_space(e):
+            raise DiskFullError(target) from e
         raise
 
 

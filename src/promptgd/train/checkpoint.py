@@ -18,6 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from promptgd.errors import DiskFullError, is_out_of_space
+
 
 def save_checkpoint(root: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int = 2) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -32,8 +34,10 @@ def save_checkpoint(root: Path, step: int, tensors: dict[str, torch.Tensor], met
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_out_of_space(e):
+            raise DiskFullError(final) from e
         raise
     pointer = root / ".latest.tmp"
     pointer.write_text(final.name + "\n")

@@ -403,7 +403,7 @@ class MetaTrainer:
                 bar.update(1)
         finally:
             log.close()
-        bar.close()
+            bar.close()  # ends the bar's line, so an error message after it starts a line of its own
         if self.step == self.total_steps and self.skipped >= t.max_skipped_share * self.total_steps:
             raise TrainingDivergedError(
                 f"train: {self.skipped} of {self.total_steps} steps were skipped for a non-finite loss or gradient "
