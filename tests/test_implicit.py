@@ -245,6 +245,21 @@ def test_ft_evaluation_absorbs_several_steps_with_the_explicit_update(steps, mon
     assert len(result.records) == len(triples) and bool(absorbed) == (steps == 1)
 
 
+def test_ft_evaluation_passes_are_bounded_by_context_tokens_with_the_same_results(monkeypatch, triples):
+    calls = []
+    real_absorb = LowRankUpdate.absorb
+    monkeypatch.setattr(LowRankUpdate, "absorb", lambda *a, **k: calls.append(a[3].n_tokens) or real_absorb(*a, **k))
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
+    results = {}
+    for budget in (1024, 1):  # all three contexts in one pass; one context per pass
+        calls.clear()
+        cfg = tiny_config("eval.modes=ft", f"eval.pass_tokens={budget}", "inner.lr=0.5")
+        results[budget] = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
+        assert len(calls) == (1 if budget == 1024 else len(triples))
+    for a, b in zip(results[1024], results[1]):
+        assert a["prediction"] == b["prediction"] and a["nll"] == pytest.approx(b["nll"], rel=1e-5)
+
+
 def lora_inner_param(model, rank: int = 2):
     cfg = LoraConfig(rank=rank, alpha=4.0)
     factors = init_factors(model, cfg)

@@ -68,6 +68,7 @@ class EvalConfig:
     limit: int = 0  # evaluate only the first N triples of the split; 0 = all
     max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
     batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)
+    pass_tokens: int = 1024  # implicit FT evaluation: the contexts absorbed together in one pass hold at most this many tokens (at least one context each); the pass keeps every context token's factors (~1.3 MB per token at SmolLM2-135M, ~3.7 MB resident with the step's transients), so memory follows it
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ def load_config(
 # instead of deep inside a run (a zero batch, a negative or NaN learning rate).
 POSITIVE = ("train.lr", "warmup.lr", "transfer.lr", "lora.alpha")
 AT_LEAST_ONE = (
-    "inner.steps", "inner.contexts", "eval.max_new_tokens", "eval.batch_size", "warmup.batch_size", "train.epochs",
+    "inner.steps", "inner.contexts", "eval.max_new_tokens", "eval.batch_size", "eval.pass_tokens", "warmup.batch_size", "train.epochs",
     "train.batch_size", "train.pass_tokens", "train.log_every", "transfer.batch_size",
 )  # fmt: skip
 NON_NEGATIVE = (
