@@ -21,7 +21,7 @@ from pathlib import Path
 from promptgd.config import load_config
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import evaluate_model, write_eval
-from promptgd.models.loading import load_model
+from promptgd.models.loading import load_configured
 from promptgd.models.lora import init_factors, lora_inner
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     cfg = load_config(
         args.config, [f"model.spec={args.model}", "eval.split=val", "eval.modes=ft", "lora.variant=inner", *overrides]
     )
-    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+    model, tokenizer = load_configured(cfg.model)
     triples = load_partition(cfg).val
     out = Path(args.out)
     results = {

@@ -125,8 +125,15 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device,
         chunks = [list(range(start, min(start + k, n))) for start in range(0, n, k)]
         absorptions = [(c, c if mode == "ft" else [(i + k) % n for i in c]) for c in chunks]  # control: next group's
 
+    encoded: dict[int, list[int]] = {}  # each context tokenized once: pass sizes and the passes read it
+
+    def context_ids(j: int) -> list[int]:
+        if j not in encoded:
+            encoded[j] = encoder.context(triples[j])
+        return encoded[j]
+
     def context(j: int) -> TokenBatch:
-        return TokenBatch.from_lists([encoder.context(triples[j])], encoder.tokenizer.pad_token_id, device=device)
+        return TokenBatch.from_lists([context_ids(j)], encoder.tokenizer.pad_token_id, device=device)
 
     if update is None:
         absorb = Absorber(forward, params, inner_cfg)
@@ -161,16 +168,18 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device,
     # every context token's factors: 16 SQuAD paragraphs in one pass held 12.7 GB at SmolLM2-135M), each batch one
     # pass; an absorption with more questions or tokens than that is a pass of its own. A pass holds absorptions of
     # equal k.
-    context_tokens = {j: len(encoder.context(triples[j])) for _, sources in absorptions for j in sources}
     passes: list[list[tuple[list[int], list[int]]]] = []
+    questions = tokens = 0  # in the last pass
     for answered, sources in absorptions:
+        more_tokens = sum(len(context_ids(j)) for j in sources)
         last = passes[-1] if passes else []
-        questions = sum(len(a) for a, _ in last) + len(answered)
-        tokens = sum(context_tokens[j] for _, s in [*last, (answered, sources)] for j in s)
-        if last and questions <= size and tokens <= eval_cfg.pass_tokens and len(last[0][1]) == len(sources):
+        fits = questions + len(answered) <= size and tokens + more_tokens <= eval_cfg.pass_tokens
+        if last and fits and len(last[0][1]) == len(sources):
             last.append((answered, sources))
+            questions, tokens = questions + len(answered), tokens + more_tokens
         else:
             passes.append([(answered, sources)])
+            questions, tokens = len(answered), more_tokens
     return [(_batches([i for answered, _ in group for i in answered], size), implicit(group)) for group in passes]
 
 

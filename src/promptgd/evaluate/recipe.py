@@ -11,7 +11,7 @@ from promptgd.config import ConfigError, RunConfig, dump_yaml, with_overrides
 from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
-from promptgd.models.loading import load_model
+from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
 from promptgd.models.parameterization import Parameterization, full_rank, implicit_update
 from promptgd.report.tables import mode_table
@@ -97,7 +97,7 @@ def evaluate_into(
 
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:
-    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+    model, tokenizer = load_configured(cfg.model)
     triples = load_partition(cfg).split(cfg.eval.split)
     if not triples:
         raise ConfigError(f"eval.split={cfg.eval.split}: task {cfg.task.name} has no such triples with this config")

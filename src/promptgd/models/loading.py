@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from promptgd.config import ModelConfig
 from promptgd.data.acquire import cache_dir
 from promptgd.errors import UserError
 from promptgd.models.tiny import tiny_model
@@ -39,6 +40,12 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def load_configured(model: ModelConfig, spec: str | None = None):
+    """`load_model` with a config's model.dtype, model.device and model.tf32; `spec` (e.g. a saved run's model
+    directory) instead of model.spec."""
+    return load_model(spec or model.spec, model.dtype, model.device, model.tf32)
 
 
 def set_tf32(enabled: bool) -> None:

@@ -19,7 +19,7 @@ from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_ove
 from promptgd.data.partition import Partition, load_partition
 from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
-from promptgd.models.loading import load_model
+from promptgd.models.loading import load_configured
 from promptgd.models.lora import init_factors
 from promptgd.report.deviations import deviations_line
 from promptgd.report.diagnostics import read_predictions, update_effect
@@ -77,9 +77,7 @@ class Reproduction:
             trained, tokenizer = self.start(model.task)
             save_meta_trained(trained, tokenizer, init_factors(trained, cfg.lora, cfg.train.seed), cfg, out)
         else:  # then_b: ordinary fine-tuning of `source` on task B
-            source, tokenizer = load_model(
-                self.model_path(model.source), cfg.model.dtype, cfg.model.device, cfg.model.tf32
-            )
+            source, tokenizer = load_configured(cfg.model, self.model_path(model.source))
             finetune_on_task_b(source, tokenizer, cfg, self.progress)
             with staged(run.model) as tmp:
                 source.save_pretrained(tmp, safe_serialization=True)
@@ -106,7 +104,7 @@ class Reproduction:
         triples = part.split(cfg.eval.split)
         if not triples:
             raise ValueError(f"{column.header}: task {task} has no {column.split} triples (task.n_val is 0?)")
-        loaded, tokenizer = load_model(path, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+        loaded, tokenizer = load_configured(cfg.model, path)
         evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded, path), self.progress)
         return out
 

@@ -17,7 +17,7 @@ from promptgd import distributed
 from promptgd.config import RunConfig, replace, with_overrides
 from promptgd.data.partition import load_partition
 from promptgd.evaluate.recipe import cached_modes, evaluate_into, parameterization_for
-from promptgd.models.loading import load_model
+from promptgd.models.loading import load_configured
 from promptgd.report.deviations import deviations_line
 from promptgd.report.figure import write_report
 from promptgd.run_dir import RunDir, is_complete, write_json
@@ -104,7 +104,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             kept=is_complete(trained_dir.model),
             recorded=trained_dir.root / "train_seconds.json",
         )
-        trained, _ = load_model(str(path), cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+        trained, _ = load_configured(cfg.model, str(path))
         evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
         summary = summarise()
     if distributed.is_main():
@@ -116,7 +116,7 @@ def _start_model(cfg: RunConfig, part, out: Path, progress: bool):
     """Every objective starts from the same warmed-up weights, reloaded from disk."""
     if cfg.warmup.n_tasks:
         return starting_model(cfg, part, out, progress)
-    return load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+    return load_configured(cfg.model)
 
 
 def _evaluate(model, tokenizer, triples, cfg: RunConfig, out: Path, progress: bool, param=None) -> dict:

@@ -9,7 +9,7 @@ from promptgd import distributed
 from promptgd.config import RunConfig
 from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import Partition, load_partition
-from promptgd.models.loading import load_model
+from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
 from promptgd.models.update_recipe import write_recipe
@@ -49,13 +49,13 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     all use the very same weights."""
     saved = RunDir(out).start_model
     if is_complete(saved):
-        return load_model(str(saved), cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+        return load_configured(cfg.model, str(saved))
     if cfg.warmup.n_tasks and not distributed.is_main():
         # Under torchrun rank 0 alone warms up; the others wait at the barrier its save ends with, then load it.
         distributed.barrier()
-        return load_model(str(saved), cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+        return load_configured(cfg.model, str(saved))
     started = time.perf_counter()
-    model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device, cfg.model.tf32)
+    model, tokenizer = load_configured(cfg.model)
     if cfg.warmup.n_tasks:
         losses = format_warmup(model, tokenizer, part.warmup, cfg.warmup, cfg.format, cfg.train.seed, progress)
         write_json(out / "warmup_losses.json", losses)
