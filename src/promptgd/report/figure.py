@@ -21,7 +21,7 @@ ROW_NAMES = {
     "lg-ood": "LG, held-out families",
 }
 FIGURE_MODES = ("nc", "prompt", "ft")
-GAP_METRICS = {"accuracy": "accuracy", "token accuracy": "token_accuracy", "NLL": "nll"}
+GAP_METRICS = {"accuracy": "accuracy", "F1": "f1", "token accuracy": "token_accuracy", "NLL": "nll"}
 
 
 def gap_closed(base: dict, meta: dict, metric: str = "accuracy") -> float | None:

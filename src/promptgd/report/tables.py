@@ -14,25 +14,18 @@ def gap_share(prompt: float, ft: float, ft_after: float, lower_is_better: bool =
 
 
 def mode_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
-    """`rows`: row label -> mode -> metrics. Accuracy (exact match) in %, prefix match in %, token accuracy
-    (teacher-forced argmax hits) in %, NLL in nats/token; "–" where an older summary lacks a metric."""
+    """`rows`: row label -> mode -> metrics. Accuracy (exact match) in %, prefix match in %, token F1 in % (SQuAD's
+    headline metric), token accuracy (teacher-forced argmax hits) in %, NLL in nats/token; "–" where an older summary
+    lacks a metric."""
     modes = [m for m in MODE_NAMES if any(m in r for r in rows.values())]
-    header = (
-        "| model | "
-        + " | ".join(
-            f"{MODE_NAMES[m]} acc | {MODE_NAMES[m]} prefix | {MODE_NAMES[m]} tok | {MODE_NAMES[m]} NLL" for m in modes
-        )
-        + " |"
-    )
-    lines = [header, "|---|" + "---:|" * (4 * len(modes))]
+    percent = {"acc": "accuracy", "prefix": "prefix_match", "F1": "f1", "tok": "token_accuracy"}
+    header = "| model | " + " | ".join(f"{MODE_NAMES[m]} {column}" for m in modes for column in [*percent, "NLL"]) + " |"
+    lines = [header, "|---|" + "---:|" * ((len(percent) + 1) * len(modes))]
     for label, by_mode in rows.items():
         cells = []
         for m in modes:
             metrics = by_mode.get(m, {})
-            cells += [
-                f"{100 * metrics[k]:.1f}" if k in metrics else "–"
-                for k in ("accuracy", "prefix_match", "token_accuracy")
-            ]
+            cells += [f"{100 * metrics[k]:.1f}" if k in metrics else "–" for k in percent.values()]
             cells.append(f"{metrics['nll']:.2f}" if "nll" in metrics else "–")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
