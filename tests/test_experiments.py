@@ -18,3 +18,19 @@ def test_val_curves_plots_ft_and_prompt_against_tasks_seen(tmp_path):
     assert figures["runs"]["lg_2000"] == {"ft": [[200, 5.5], [400, 5.0]], "prompt": [[200, 4.0], [400, 4.0]]}
     assert figures["step0"] == {"ft": 6.3, "prompt": None}
     assert out.with_suffix(".png").stat().st_size > 0 and json.loads(out.with_suffix(".json").read_text()) == figures
+
+
+def test_answer_sources_counts_answers_found_in_their_own_context(tmp_path):
+    import gzip
+
+    row = tmp_path / "base"
+    row.mkdir()
+    records = [
+        {"mode": "prompt", "context": "Ma Jianlong led the army.", "prediction": "ma jianlong\nQuestion: who"},
+        {"mode": "ft", "context": "Ma Jianlong led the army.", "prediction": "Jia Jie"},
+        {"mode": "ft", "context": "The army used arrows.", "prediction": " arrows"},
+        {"mode": "ft", "context": "The army used arrows.", "prediction": ""},  # an empty answer is found nowhere
+    ]
+    with gzip.open(row / "predictions.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    assert run_script("experiments/answer_sources.py", str(row)) == {"base/prompt": 1.0, "base/ft": 1 / 3}
