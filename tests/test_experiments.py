@@ -1,5 +1,6 @@
 """The experiment scripts that turn committed rows into figures keep their output shape (last line: one JSON)."""
 
+import gzip
 import json
 
 from test_benchmarks import run_script
@@ -21,8 +22,6 @@ def test_val_curves_plots_ft_and_prompt_against_tasks_seen(tmp_path):
 
 
 def test_answer_sources_counts_answers_found_in_their_own_context(tmp_path):
-    import gzip
-
     row = tmp_path / "base"
     row.mkdir()
     records = [

@@ -19,7 +19,9 @@ def mode_table(rows: dict[str, dict[str, dict[str, float]]]) -> str:
     lacks a metric."""
     modes = [m for m in MODE_NAMES if any(m in r for r in rows.values())]
     percent = {"acc": "accuracy", "prefix": "prefix_match", "F1": "f1", "tok": "token_accuracy"}
-    header = "| model | " + " | ".join(f"{MODE_NAMES[m]} {column}" for m in modes for column in [*percent, "NLL"]) + " |"
+    header = (
+        "| model | " + " | ".join(f"{MODE_NAMES[m]} {column}" for m in modes for column in [*percent, "NLL"]) + " |"
+    )
     lines = [header, "|---|" + "---:|" * ((len(percent) + 1) * len(modes))]
     for label, by_mode in rows.items():
         cells = []
