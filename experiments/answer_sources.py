@@ -7,10 +7,10 @@ drawn from the absorbed paragraph, as Prompt answers are, or only from its topic
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-from collections import defaultdict
 from pathlib import Path
+
+from promptgd.report.diagnostics import read_predictions
 
 
 def answer_in_context(record: dict) -> bool:
@@ -20,12 +20,11 @@ def answer_in_context(record: dict) -> bool:
 
 def shares(rows: list[Path]) -> dict[str, float]:
     """`row/mode` -> the share of its answers found in their own context."""
-    found: dict[str, list[bool]] = defaultdict(list)
+    found: dict[str, float] = {}
     for row in rows:
-        with gzip.open(row / "predictions.jsonl.gz", "rt") as f:
-            for record in map(json.loads, f):
-                found[f"{row.name}/{record['mode']}"].append(answer_in_context(record))
-    return {key: sum(hits) / len(hits) for key, hits in found.items()}
+        for mode, records in read_predictions(row / "predictions.jsonl.gz").items():
+            found[f"{row.name}/{mode}"] = sum(map(answer_in_context, records.values())) / len(records)
+    return found
 
 
 def main() -> None:

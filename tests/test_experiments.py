@@ -25,10 +25,20 @@ def test_answer_sources_counts_answers_found_in_their_own_context(tmp_path):
     row = tmp_path / "base"
     row.mkdir()
     records = [
-        {"mode": "prompt", "context": "Ma Jianlong led the army.", "prediction": "ma jianlong\nQuestion: who"},
-        {"mode": "ft", "context": "Ma Jianlong led the army.", "prediction": "Jia Jie"},
-        {"mode": "ft", "context": "The army used arrows.", "prediction": " arrows"},
-        {"mode": "ft", "context": "The army used arrows.", "prediction": ""},  # an empty answer is found nowhere
+        {
+            "mode": "prompt",
+            "index": 0,
+            "context": "Ma Jianlong led the army.",
+            "prediction": "ma jianlong\nQuestion: who",
+        },
+        {"mode": "ft", "index": 0, "context": "Ma Jianlong led the army.", "prediction": "Jia Jie"},
+        {"mode": "ft", "index": 1, "context": "The army used arrows.", "prediction": " arrows"},
+        {
+            "mode": "ft",
+            "index": 2,
+            "context": "The army used arrows.",
+            "prediction": "",
+        },  # an empty answer is found nowhere
     ]
     with gzip.open(row / "predictions.jsonl.gz", "wt") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)

@@ -143,3 +143,20 @@ def test_stages_made_outside_the_run_report_their_own_recorded_time(tmp_path):
     seconds = json.loads((out / "summary.json").read_text())["seconds"]
     assert seconds["train_lc"] == json.loads((out / "lc" / "train_seconds.json").read_text())["seconds"]
     assert seconds["warmup"] == json.loads((out / "warmup_seconds.json").read_text())["seconds"]
+
+
+def test_export_of_one_eval_directory_writes_it_as_the_row(tmp_path, capsys):
+    import gzip
+
+    out = tmp_path / "run"
+    main([*RUN, "pipeline.objectives=[]", "--out", str(out)])
+    row = tmp_path / "results" / "squad" / "base-steps16"
+    main(["export", str(out / "base"), "--out", str(row)])
+    assert sorted(p.name for p in row.iterdir()) == ["config.yaml", "predictions.jsonl.gz", "summary.json"]
+    assert (
+        gzip.decompress((row / "predictions.jsonl.gz").read_bytes())
+        == (out / "base" / "predictions.jsonl").read_bytes()
+    )
+    with pytest.raises(SystemExit) as stopped:
+        main(["export", str(out / "base"), "--out", str(row)])
+    assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err

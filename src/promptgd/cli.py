@@ -253,11 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_diagnose, config=None)
 
     p = sub.add_parser(
-        "export", help="copy a `promptgd run` directory's rows (summary, config, gzipped predictions) for committing"
+        "export",
+        help="copy a `promptgd run` directory's rows, or one `promptgd eval` directory as a row (summary, config, "
+        "gzipped predictions), for committing",
     )
-    p.add_argument("run_dir", help="a directory written by `promptgd run`")
+    p.add_argument("run_dir", help="a directory written by `promptgd run` or `promptgd eval`")
     p.add_argument(
-        "--out", required=True, help="destination, e.g. results/quickstart: one folder per row (base, lc, lg)"
+        "--out",
+        required=True,
+        help="destination, e.g. results/quickstart: one folder per row (base, lc, lg); for `promptgd eval`, the row",
     )
     p.add_argument("--replace", action="store_true", help="write over rows already exported to --out")
     p.set_defaults(func=cmd_export, config=None)

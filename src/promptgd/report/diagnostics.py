@@ -7,14 +7,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 
 def read_predictions(path: Path) -> dict[str, dict[int, dict]]:
-    """mode -> item index -> record."""
+    """mode -> item index -> record, from predictions.jsonl or a committed row's predictions.jsonl.gz."""
     by_mode: dict[str, dict[int, dict]] = {}
-    with path.open() as f:
+    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as f:
         for lineno, line in enumerate(f, start=1):
             try:
                 record = json.loads(line)

@@ -3,6 +3,7 @@
 
     promptgd run configs/quickstart.yaml --out runs/quickstart
     promptgd export runs/quickstart --out results/quickstart     # results/quickstart/{base,lc}/...
+    promptgd export runs/squad_test/ft_steps16 --out results/squad_smollm2/base-steps16   # one `promptgd eval`
 
 `promptgd reproduce` writes its rows the same way, beside its markdown.
 """
@@ -44,18 +45,27 @@ def export_rows(
     row_files: dict[str, tuple[Path, ...]] | None = None,
 ) -> None:
     """Write `dest/<row>/` for every (row -> evaluation directory), with `row_files[row]` beside it, and copy
-    `extra_files` into `dest`. All of it is written beside `dest` first and renamed into place, so `dest` is never
+    `extra_files` into `dest`."""
+
+    def fill(staging: Path) -> None:
+        for row, eval_dir in rows.items():
+            export_evaluation(eval_dir, staging / row)
+            for path in (row_files or {}).get(row, ()):
+                shutil.copyfile(path, staging / row / path.name)
+        for path in extra_files:
+            shutil.copyfile(path, staging / path.name)
+
+    _write_whole(dest, replace, fill)
+
+
+def _write_whole(dest: Path, replace: bool, fill) -> None:
+    """`fill(staging)` writes beside `dest`, then the result is renamed into place, so `dest` is never
     half-written; an existing `dest` is kept unless `replace`."""
     if dest.exists() and any(dest.iterdir()) and not replace:
         raise FileExistsError(f"{dest}: already holds exported rows; pass --replace to write over them")
     staging = dest.with_name(dest.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)  # left by an export that was interrupted
-    for row, eval_dir in rows.items():
-        export_evaluation(eval_dir, staging / row)
-        for path in (row_files or {}).get(row, ()):
-            shutil.copyfile(path, staging / row / path.name)
-    for path in extra_files:
-        shutil.copyfile(path, staging / path.name)
+    fill(staging)
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)
@@ -63,7 +73,11 @@ def export_rows(
 
 def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
     """Export every row of a `promptgd run` directory, with its report, figure and summary, and beside each
-    meta-trained row the training's metrics.jsonl (loss terms and validation curves); returns the row names."""
+    meta-trained row the training's metrics.jsonl (loss terms and validation curves); returns the row names.
+    A `promptgd eval` directory is one row, written to `dest` itself."""
+    if (run_dir / "predictions.jsonl").is_file():
+        _write_whole(dest, replace, lambda staging: export_evaluation(run_dir, staging))
+        return [dest.name]
     rows = RunDir(run_dir).rows()
     trained = {row: (run_dir / row / "metrics.jsonl",) for row in rows if (run_dir / row / "metrics.jsonl").is_file()}
     export_rows(
