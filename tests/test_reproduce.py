@@ -2,15 +2,17 @@
 reuse what is built, and refuse a cached model trained with another config."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import TINY
 from promptgd.cli import main
+from promptgd.data.tasks import load_task
 from promptgd.evaluate import recipe as eval_recipe
-from promptgd.reproduce.experiments import SCALES, Column, experiments
-from promptgd.reproduce.runner import Reproduction
+from promptgd.reproduce.experiments import HELD_OUT_FAMILY_TASKS, SCALES, Column, base, experiments
+from promptgd.reproduce.runner import Reproduction, report
 from promptgd.train import recipe as train_recipe
 
 pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
@@ -71,7 +73,12 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
     # Both tasks' presets are set against the paper's, with the test overrides in them.
     assert "- character_descriptions: Deviations from the paper's settings (§4): model `tiny:llama`" in markdown
     assert "- reversal: Deviations from the paper's settings (§4): model `tiny:llama`" in markdown
-    assert len(rows) == 5 and all(len(r.split("|")) == 6 for r in rows)  # label, in-domain, transfer, retention
+    # label, in-domain, transfer, both again on held-out description families, retention
+    assert len(rows) == 5 and all(len(r.split("|")) == 8 for r in rows)
+    assert (
+        "| in-domain FT (character_descriptions), held-out families | transfer FT (reversal), held-out families |"
+        in (markdown)
+    )
     work = tmp_path / "work" / "character_descriptions"
     assert {p.name for p in work.iterdir()} >= {
         "start_model",
@@ -82,6 +89,9 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
         "lc-joint-reversal",
     }
     assert (work / "lc-joint-reversal" / "metrics.jsonl").read_text().count('"task_b"') == 2
+    # The held-out-families cells are evaluations on the ood split, where `promptgd run` would put them.
+    for evaluation in ("base-ood", "lc/eval-ood", "lc/eval-reversal-ood"):
+        assert json.loads((work / evaluation / "summary.json").read_text())["split"] == "ood"
 
     def no_rebuild(*args, **kwargs):
         raise AssertionError("a cached model or evaluation was rebuilt")
@@ -131,11 +141,26 @@ def test_a_column_with_default_settings_reads_the_run_evaluation(tmp_path):
     k1, k4 = experiments("small")["table2"].columns[:2]
     assert rep._eval_dir(lc, lc.task, k1) == tmp_path / "work" / "character_descriptions" / "lc" / "eval"
     assert rep._eval_dir(lc, lc.task, k4).name == "eval-character_descriptions-test-inner.contexts=4"
+    assert rep._eval_dir(lc, lc.task, experiments("small")["figure2"].columns[3]).name == "eval-ood"
     lg_k1 = experiments("small")["table2"].rows[1][1]  # evaluated by one update per context in turn
     assert (
         rep._eval_dir(lg_k1, lg_k1.task, k4).name
         == "eval-character_descriptions-test-inner.contexts=4-inner.mode=sequential"
     )
+
+
+def test_people_tables_add_held_out_family_columns_and_other_tasks_leave_them_empty(tmp_path):
+    for name in HELD_OUT_FAMILY_TASKS:  # the constant names exactly the tasks whose loader builds the ood split
+        assert load_task(name, 0, 2, seed=0).ood
+    small, paper = experiments("small"), experiments("paper")
+    assert [c.header for c in small["figure2"].columns] == ["NC", "Prompt", "FT", "FT, held-out families"]
+    assert [c.header for c in small["table2"].columns][3:] == [f"k = {k}, held-out families" for k in (1, 4, 16)]
+    assert not any(c.split == "ood" for c in paper["table2"].columns + paper["table3"].columns)  # SQuAD, WikiText
+    rep = Reproduction(CONFIGS, tmp_path / "work", "small", tuple(SMALL), progress=False)
+    values = {"squad: base": {"NC": 0.1, "Prompt": 0.5, "FT": 0.2}}  # SQuAD has no held-out families: no such cell
+    experiment = replace(small["figure2"], rows=(("squad: base", base("squad")),))
+    markdown = report(experiment, rep, values, "promptgd reproduce figure2", 1.0, "figure2_small")
+    assert "| squad: base | 10.0 | 50.0 | 20.0 | – | – |" in markdown and '"Held-out families": the same' in markdown
 
 
 def test_table5_reads_nc_from_the_base_model_and_commits_every_row(tmp_path):

@@ -111,8 +111,9 @@ def bar_chart(values: dict[str, dict[str, float]], path: Path, title: str) -> No
     fig, ax = plt.subplots(figsize=(2.0 + 1.5 * len(labels), 3.8))
     for j, column in enumerate(columns):
         xs = [i + (j - (len(columns) - 1) / 2) * width for i in range(len(labels))]
-        bars = ax.bar(xs, [100 * values[r].get(column, float("nan")) for r in labels], width, label=column)
-        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+        heights = [100 * values[r][column] if column in values[r] else float("nan") for r in labels]
+        bars = ax.bar(xs, heights, width, label=column)  # a row without this cell gets no bar
+        ax.bar_label(bars, labels=[f"{h:.0f}" if h == h else "" for h in heights], fontsize=7, padding=1)
     ax.set_xticks(range(len(labels)), [label.replace(", ", ",\n").replace(": ", ":\n") for label in labels], fontsize=7)
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)

@@ -26,7 +26,15 @@ from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.export import export_rows
 from promptgd.report.figure import bar_chart
 from promptgd.report.tables import gap_share
-from promptgd.reproduce.experiments import MEASURE, PRESETS, Column, Experiment, Model, experiments
+from promptgd.reproduce.experiments import (
+    HELD_OUT_FAMILY_TASKS,
+    MEASURE,
+    PRESETS,
+    Column,
+    Experiment,
+    Model,
+    experiments,
+)
 from promptgd.run_dir import RunDir, is_complete, require_config, staged, write_text_atomically
 from promptgd.train.recipe import save_meta_trained, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
@@ -109,17 +117,22 @@ class Reproduction:
         return out
 
     def _eval_dir(self, model: Model, task: str, column: Column) -> Path:
-        """The model's own evaluation directory (the one `promptgd run` writes) when the column asks for the task's
-        default evaluation settings, e.g. `inner.contexts=1`; else a directory named after the differences."""
+        """The model's own evaluation directory (the one `promptgd run` writes: eval/, or eval-ood/ on held-out
+        families) when the column asks for the task's default evaluation settings, e.g. `inner.contexts=1`; else a
+        directory named after the differences."""
         asked_overrides = (*column.overrides, *model.eval_overrides)
         defaults, asked = to_dict(self.config(task)), to_dict(self.config(task, *asked_overrides))
-        own = task == model.task and column.split == "test" and all(defaults[s] == asked[s] for s in EVAL_SECTIONS)
-        if model.kind == "start" and own:
-            return RunDir(self.work / model.task).base()  # where `promptgd run` puts the base row
-        suffix = (
-            "" if own else "-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *asked_overrides]))
+        own = (
+            task == model.task
+            and column.split in ("test", "ood")
+            and all(defaults[s] == asked[s] for s in EVAL_SECTIONS)
         )
-        return self.work / model.task / model.name / f"eval{suffix}"
+        run = RunDir(self.work / model.task)
+        if own:
+            ood = column.split == "ood"
+            return run.base(ood) if model.kind == "start" else run.objective(model.name).eval(ood)
+        suffix = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([task, column.split, *asked_overrides]))
+        return run.root / model.name / f"eval-{suffix}"
 
 
 def cell_value(eval_dir: Path, metric: str, task: str) -> float:
@@ -152,6 +165,8 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
     for label, model in experiment.rows:
         for column in experiment.columns:
             resolved = model.for_column(column)
+            if column.split == "ood" and (column.task or resolved.task) not in HELD_OUT_FAMILY_TASKS:
+                continue  # a task without description families has no such cell ("–" in the table)
             modes = groups[(resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)]
             eval_dir = rep.evaluation(resolved, column, [m for m in MODES if m in modes])
             evaluated[eval_dir.relative_to(rep.work).as_posix()] = eval_dir
@@ -192,12 +207,20 @@ def report(
         "|---|" + "---:|" * (len(headers) + len(extra.get("", {}))),
     ]
     for label, row in values.items():
-        cells = [f"{100 * row[h]:.1f}" for h in headers] + list(extra.get(label, {}).values())
+        cells = [f"{100 * row[h]:.1f}" if h in row else "–" for h in headers] + list(extra.get(label, {}).values())
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Accuracy in %: exact match after SQuAD normalisation of the first answer line; on WikiText, token "
         "accuracy (the share of the 5-word continuation's tokens that are the argmax given the gold tokens before them).",
+        *(
+            [
+                '"Held-out families": the same people questions, but described and asked in wordings of description '
+                "families that no training triple uses (the `ood` split, data/people.py); – where a task has none."
+            ]
+            if any(c.split == "ood" for c in experiment.columns)
+            else []
+        ),
         f"Paper's direction: {experiment.expectation}",
         "",
         "Models (under the work directory; every config also takes the command's overrides):",
