@@ -64,7 +64,23 @@ def run(tmp_path, name, *extra):
     return (tmp_path / "results" / f"{name}_small.md").read_text()
 
 
-def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
+def plan(tmp_path, capsys, name, *extra) -> dict[str, str]:
+    """`promptgd reproduce NAME --plan`: {model key or evaluation directory: what would happen to it}."""
+    capsys.readouterr()
+    args = ["reproduce", name, "--plan", "--work", str(tmp_path / "work"), "--configs", str(CONFIGS), *SMALL, *extra]
+    main(args)
+    listed = [line.split(None, 1) for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    return dict(listed)
+
+
+def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch, capsys):
+    before = plan(tmp_path, capsys, "table3")
+    assert before["character_descriptions/lc"] == "to train: LC meta-training on 4 tasks, outer batch 2"
+    assert before["character_descriptions/lc-then-reversal"].startswith(
+        "to build: ordinary fine-tune of character_descriptions/lc on 4 reversal"
+    )
+    assert before["character_descriptions/lc/eval-reversal-ood"] == "to run: ft on 4 ood triples"
+    assert not (tmp_path / "work").exists()  # a plan builds nothing
     markdown = run(tmp_path, "table3")
     assert (
         "promptgd reproduce table3 --scale small" in markdown and (tmp_path / "results" / "table3_small.png").is_file()
@@ -98,10 +114,15 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_recipe, "run_train", no_rebuild)
     monkeypatch.setattr(eval_recipe, "evaluate_model", no_rebuild)
+    after = plan(tmp_path, capsys, "table3")
+    assert after.keys() == before.keys()
+    assert all(status == "built" or status.startswith("cached: ft") for status in after.values())
     assert (
         run(tmp_path, "table3").split("Wall time")[1].split("\n", 2)[2]
         == markdown.split("Wall time")[1].split("\n", 2)[2]
     )
+    # A model saved with another config is named, with what to delete, before any hour is spent.
+    assert plan(tmp_path, capsys, "table3", "train.lr=0.5")["character_descriptions/lc"].startswith("STOPS: ")
 
 
 def test_table1_and_table4_cover_lora_and_split_cells(tmp_path):

@@ -152,10 +152,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from promptgd.reproduce.runner import Reproduction, run_reproduction
+    from promptgd.reproduce.runner import Reproduction, plan, run_reproduction
 
     work = args.work or f"runs/reproduce/{args.scale}"
     rep = Reproduction(configs=Path(args.configs), work=Path(work), scale=args.scale, overrides=tuple(args.overrides))
+    if args.plan:
+        print(plan(args.name, rep))
+        return
     command = " ".join(
         ["promptgd reproduce", args.name, "--scale", args.scale, "--out", args.out]
         + (["--work", args.work] if args.work else [])
@@ -280,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="directory for <name>_<scale>.md and .png")
     p.add_argument("--work", help="models and evaluations, reused across experiments (default runs/reproduce/<scale>)")
     p.add_argument("--configs", default="configs", help="the presets directory")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="only print which models would be trained or reused and which evaluations run or are cached",
+    )
     p.set_defaults(func=cmd_reproduce, config=None)
 
     p = sub.add_parser("tasks", help="list task names")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,8 @@ from promptgd.reproduce.experiments import (
     Model,
     experiments,
 )
-from promptgd.run_dir import RunDir, is_complete, require_config, staged, write_text_atomically
-from promptgd.train.recipe import save_meta_trained, starting_model, trained_or_resumed
+from promptgd.run_dir import RunDir, config_matches, is_complete, require_config, staged, write_text_atomically
+from promptgd.train.recipe import resume_point, save_meta_trained, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
 
 
@@ -93,11 +94,36 @@ class Reproduction:
         write_text_atomically(run.config, dump_yaml(cfg))
         return str(run.model)
 
+    def model_status(self, model: Model) -> str:
+        """What `model_path` would do for `model`, without doing it (`promptgd reproduce --plan`)."""
+        if model.kind == "start":
+            cfg = self.config(model.task)
+            if not cfg.warmup.n_tasks:
+                return f"{cfg.model.spec} as it is (no format warm-up)"
+            done = is_complete(RunDir(self.work / model.task).start_model)
+            return "built" if done else f"to build: format warm-up on {cfg.warmup.n_tasks} triples"
+        cfg = self.config(model.task, *model.overrides)
+        run = RunDir(self.work / model.task / model.name)
+        if is_complete(run.model):
+            if config_matches(run.config, cfg):
+                return "built"
+            return f"STOPS: {run.config} differs from the config asked for now; delete {run.root} to rebuild it"
+        if model.kind == "meta":
+            checkpoint = resume_point(run.root)
+            t = cfg.train
+            what = (
+                f"{t.objective.upper()} meta-training on {t.n_tasks or 'every meta'} tasks, outer batch {t.batch_size}"
+            )
+            what += f", {cfg.inner.contexts} contexts per update" if cfg.inner.contexts > 1 else ""
+            return f"to finish: {what}, resuming from {checkpoint}" if checkpoint else f"to train: {what}"
+        if model.kind == "untrained_lora":
+            return "to build: fresh LoRA factors on the start model (no training)"
+        return f"to build: ordinary fine-tune of {model.source.key} on {cfg.transfer.n_tasks} {cfg.transfer.task_b} triples"
+
     # ---- cells -----------------------------------------------------------------------------------------
-    def evaluation(self, model: Model, column: Column, modes: list[str]) -> Path:
-        """Evaluate `model` as `column` asks (in at least `modes`); return the evaluation directory."""
+    def _eval_setup(self, model: Model, column: Column, modes: list[str], path: str):
+        """(config, partition, directory) of the evaluation of `model` (loaded from `path`) that `column` asks for."""
         task = column.task or model.task
-        path = self.model_path(model)
         # The model, the modes and the split this table needs win over every override.
         cfg = with_overrides(
             self.config(task, *column.overrides, *model.eval_overrides),
@@ -106,12 +132,28 @@ class Reproduction:
         part = self.partition(cfg)  # a task's models share its warm-up, so they share val and the head of meta
         if column.split == "meta":  # as many meta-training triples as there are validation triples, as in the paper
             cfg = with_overrides(cfg, [f"eval.limit={len(part.val)}"])
-        out = self._eval_dir(model, task, column)
+        return cfg, part, self._eval_dir(model, task, column)
+
+    def evaluation_status(self, model: Model, column: Column, modes: list[str]) -> str:
+        """What `evaluation` would do, without doing it (`promptgd reproduce --plan`)."""
+        cfg, part, out = self._eval_setup(model, column, modes, "not-loaded")  # the cache ignores model.spec
+        cached = cached_modes(out, cfg)
+        if missing := [m for m in modes if m not in cached]:
+            n = len(part.split(cfg.eval.split)[: cfg.eval.limit or None])
+            return f"to run: {', '.join(missing)} on {n} {column.split} triples" + (
+                f" (kept: {', '.join(cached)})" if cached else ""
+            )
+        return f"cached: {', '.join(cached)}"
+
+    def evaluation(self, model: Model, column: Column, modes: list[str]) -> Path:
+        """Evaluate `model` as `column` asks (in at least `modes`); return the evaluation directory."""
+        path = self.model_path(model)
+        cfg, part, out = self._eval_setup(model, column, modes, path)
         if set(modes) <= set(cached_modes(out, cfg)):
             return out
         triples = part.split(cfg.eval.split)
         if not triples:
-            raise ValueError(f"{column.header}: task {task} has no {column.split} triples (task.n_val is 0?)")
+            raise ValueError(f"{column.header}: task {cfg.task.name} has no {column.split} triples (task.n_val is 0?)")
         loaded, tokenizer = load_configured(cfg.model, path)
         evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded, path), self.progress)
         return out
@@ -145,6 +187,45 @@ def _modes(metric: str) -> list[str]:
     return ["nc", "ft"] if metric.startswith("share:") else [metric]
 
 
+def cells(experiment: Experiment) -> Iterator[tuple[str, Column, Model, list[str]]]:
+    """(row label, column, the model that fills the cell, the modes its evaluation runs) for every cell, in order.
+    Columns that share a model, test set, split and overrides share one evaluation with all their modes."""
+    groups: dict[tuple, list[str]] = {}
+    todo = []
+    for label, model in experiment.rows:
+        for column in experiment.columns:
+            resolved = model.for_column(column)
+            if column.split == "ood" and (column.task or resolved.task) not in HELD_OUT_FAMILY_TASKS:
+                continue  # a task without description families has no such cell ("–" in the table)
+            key = (resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)
+            groups.setdefault(key, [])
+            groups[key] += [m for m in _modes(column.metric) if m not in groups[key]]
+            todo.append((label, column, resolved, key))
+    for label, column, resolved, key in todo:
+        yield label, column, resolved, [m for m in MODES if m in groups[key]]
+
+
+def plan(name: str, rep: Reproduction) -> str:
+    """What `run_reproduction(name, rep, ...)` would build and evaluate, and what it would reuse: nothing is run."""
+    experiment = experiments(rep.scale)[name]
+    models: dict[str, Model] = {}
+    evaluations: dict[Path, tuple[Model, Column, list[str]]] = {}
+    for _, column, model, modes in cells(experiment):
+        for needed in (model.source, model) if model.source else (model,):
+            models.setdefault(needed.key, needed)
+        task = column.task or model.task
+        evaluations.setdefault(rep._eval_dir(model, task, column), (model, column, modes))
+    width = max(len(k) for k in models)
+    lines = [f"{name} ({rep.scale}), work directory {rep.work}", "", "models:"]
+    lines += [f"  {key:<{width}}  {rep.model_status(model)}" for key, model in models.items()]
+    lines += ["", "evaluations:"]
+    width = max(len(d.relative_to(rep.work).as_posix()) for d in evaluations)
+    for directory, (model, column, modes) in evaluations.items():
+        status = rep.evaluation_status(model, column, modes)
+        lines.append(f"  {directory.relative_to(rep.work).as_posix():<{width}}  {status}")
+    return "\n".join(lines)
+
+
 def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> Path:
     """Run experiment `name` and write `<out>/<name>_<scale>.md` and `.png`; return the markdown path."""
     started = time.perf_counter()
@@ -152,27 +233,12 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
     if name not in table_of:
         raise KeyError(f"unknown experiment {name!r}; choose from {', '.join(table_of)}")
     experiment = table_of[name]
-    # Columns that share a model, test set, split and overrides share one evaluation run with all their modes.
-    groups: dict[tuple, list[str]] = {}
-    for _, model in experiment.rows:
-        for column in experiment.columns:
-            resolved = model.for_column(column)
-            key = (resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)
-            groups.setdefault(key, [])
-            groups[key] += [m for m in _modes(column.metric) if m not in groups[key]]
     values: dict[str, dict[str, float]] = {}
     evaluated: dict[str, Path] = {}  # the row data, keyed by the evaluation's place under the work directory
-    for label, model in experiment.rows:
-        for column in experiment.columns:
-            resolved = model.for_column(column)
-            if column.split == "ood" and (column.task or resolved.task) not in HELD_OUT_FAMILY_TASKS:
-                continue  # a task without description families has no such cell ("–" in the table)
-            modes = groups[(resolved.key, column.task, column.split, column.overrides, resolved.eval_overrides)]
-            eval_dir = rep.evaluation(resolved, column, [m for m in MODES if m in modes])
-            evaluated[eval_dir.relative_to(rep.work).as_posix()] = eval_dir
-            values.setdefault(label, {})[column.header] = cell_value(
-                eval_dir, column.metric, column.task or resolved.task
-            )
+    for label, column, model, modes in cells(experiment):
+        eval_dir = rep.evaluation(model, column, modes)
+        evaluated[eval_dir.relative_to(rep.work).as_posix()] = eval_dir
+        values.setdefault(label, {})[column.header] = cell_value(eval_dir, column.metric, column.task or model.task)
     stem = f"{name}_{rep.scale}"
     if distributed.is_main():  # under torchrun every rank holds the same values; rank 0 writes them
         out.mkdir(parents=True, exist_ok=True)
