@@ -34,6 +34,7 @@ from promptgd.reproduce.experiments import (
     Column,
     Experiment,
     Model,
+    base,
     experiments,
 )
 from promptgd.run_dir import RunDir, config_matches, is_complete, require_config, staged, write_text_atomically
@@ -211,8 +212,10 @@ def plan(name: str, rep: Reproduction) -> str:
     models: dict[str, Model] = {}
     evaluations: dict[Path, tuple[Model, Column, list[str]]] = {}
     for _, column, model, modes in cells(experiment):
-        for needed in (model.source, model) if model.source else (model,):
-            models.setdefault(needed.key, needed)
+        # Every model starts from its task's warmed-up start model; a fine-tuned one from its source as well.
+        for needed in (base(model.task), model.source, model):
+            if needed is not None:
+                models.setdefault(needed.key, needed)
         task = column.task or model.task
         evaluations.setdefault(rep._eval_dir(model, task, column), (model, column, modes))
     width = max(len(k) for k in models)
