@@ -91,10 +91,8 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch, ca
     assert "- reversal: Deviations from the paper's settings (§4): model `tiny:llama`" in markdown
     # label, in-domain, transfer, both again on held-out description families, retention
     assert len(rows) == 5 and all(len(r.split("|")) == 8 for r in rows)
-    assert (
-        "| in-domain FT (character_descriptions), held-out families | transfer FT (reversal), held-out families |"
-        in (markdown)
-    )
+    twins = "| in-domain FT (character_descriptions), held-out families | transfer FT (reversal), held-out families |"
+    assert twins in markdown
     work = tmp_path / "work" / "character_descriptions"
     assert {p.name for p in work.iterdir()} >= {
         "start_model",
@@ -171,7 +169,7 @@ def test_a_column_with_default_settings_reads_the_run_evaluation(tmp_path):
 
 
 def test_people_tables_add_held_out_family_columns_and_other_tasks_leave_them_empty(tmp_path):
-    for name in HELD_OUT_FAMILY_TASKS:  # the constant names exactly the tasks whose loader builds the ood split
+    for name in HELD_OUT_FAMILY_TASKS:  # every task the constant names has an ood split to measure
         assert load_task(name, 0, 2, seed=0).ood
     small, paper = experiments("small"), experiments("paper")
     assert [c.header for c in small["figure2"].columns] == ["NC", "Prompt", "FT", "FT, held-out families"]
