@@ -12,7 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from promptgd import distributed
@@ -54,8 +54,15 @@ class Reproduction:
         preset, preset_overrides = PRESETS[self.scale][task]
         return load_config(self.configs / preset, [*preset_overrides, *overrides, *self.overrides])
 
+    _partitions: dict = field(default_factory=dict, init=False, repr=False)  # (task, warm-up, budget) -> Partition
+
     def partition(self, cfg: RunConfig) -> Partition:
-        return load_partition(cfg)
+        """`load_partition(cfg)`, loaded once per task settings: a table's cells (and a plan's) share it, and SQuAD's
+        splits take seconds to build."""
+        key = (cfg.task, cfg.warmup.n_tasks, cfg.train.n_tasks)  # all that load_partition reads
+        if key not in self._partitions:
+            self._partitions[key] = load_partition(cfg)
+        return self._partitions[key]
 
     # ---- models ----------------------------------------------------------------------------------------
     def start(self, task: str):
