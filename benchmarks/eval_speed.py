@@ -23,6 +23,7 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.tasks import load_task
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
+from promptgd.malloc import allocator
 from promptgd.models.loading import load_model
 from promptgd.run_dir import json_line, write_json
 
@@ -82,6 +83,7 @@ def main() -> None:
     figures = {
         "model": args.model,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "allocator": allocator(),  # malloc.py: run under LD_PRELOAD=libtcmalloc_minimal.so.4 for tcmalloc
         "n": len(triples),
         "batch_size": cfg.eval.batch_size,
         "ft_examples_per_s": {i: 1 / s for i, s in per_example.items()},

@@ -32,6 +32,7 @@ from promptgd.config import load_config
 from promptgd.data.encoding import Encoder
 from promptgd.data.tasks import load_task
 from promptgd.lm import lm_loss
+from promptgd.malloc import allocator
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import full_rank
 from promptgd.objectives.lg import lg_task
@@ -214,6 +215,7 @@ def main() -> None:
         "dtype": args.dtype,
         "task": args.task,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "allocator": allocator(),  # malloc.py: run under LD_PRELOAD=libtcmalloc_minimal.so.4 for tcmalloc
         "tokens_per_task": times["tokens"],
         "plain_fwd_bwd_s": times["plain_s"],
         "second_order_s": times["second_order_s"],

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from promptgd import malloc
 from promptgd.data.tasks import load_task
 from promptgd.data.triples import write_jsonl
 
@@ -79,3 +80,23 @@ def test_cost_curve_benchmark_plots_both_updates(tmp_path):
         (path, length, b) for length in (16, 32) for path, b in (("explicit", 1), ("implicit", 1), ("implicit", 2))
     }
     assert (tmp_path / "cost_curve.png").stat().st_size > 0
+
+
+def test_allocator_benchmark_compares_glibc_and_tcmalloc_on_identical_losses(tmp_path):
+    if malloc.tcmalloc_library() is None:  # the script refuses with one line; CI installs tcmalloc (.ci/run)
+        done = subprocess.run(
+            [sys.executable, "benchmarks/allocator.py", "--out", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 1 and "tcmalloc is not installed" in done.stderr
+        return
+    figures = run_script(
+        "benchmarks/allocator.py",
+        *("--model", "tiny:llama", "--outer-batch", "2", "--steps", "2", "--eval-n", "2", "--rounds", "1"),
+        *("--out", str(tmp_path)),
+    )
+    assert figures["losses_identical"] and figures["tcmalloc_step_speedup"] > 0 and figures["peak_rss_ratio"] > 0
+    assert [r["allocator"] for r in figures["runs"]["system"] + figures["runs"]["tcmalloc"]] == ["system", "tcmalloc"]
+    assert json.loads((tmp_path / "allocator.json").read_text()) == figures

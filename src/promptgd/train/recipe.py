@@ -9,6 +9,7 @@ from promptgd import distributed
 from promptgd.config import RunConfig
 from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import Partition, load_partition
+from promptgd.malloc import allocator
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank
@@ -125,5 +126,6 @@ def run_train(
     if cfg.transfer.mode == "sequential":
         write_json(out / "task_b_losses.json", finetune_on_task_b(model, tokenizer, cfg, progress))
     save_meta_trained(model, tokenizer, factors, cfg, out)
-    write_json(out / "train_seconds.json", {"seconds": time.perf_counter() - started, "steps": trainer.step})
+    seconds = time.perf_counter() - started
+    write_json(out / "train_seconds.json", {"seconds": seconds, "steps": trainer.step, "allocator": allocator()})
     return RunDir(out).model
