@@ -1,7 +1,23 @@
 """promptgd: meta-train causal LMs so that one gradient step on a text acts like putting it in the prompt."""
 
-from promptgd.absorb import absorb, ask
-from promptgd.data.triples import Triple
-from promptgd.models.loading import load_model
+from importlib import import_module
 
-__all__ = ["Triple", "load_model", "absorb", "ask"]
+# The user API, imported on first use: the `promptgd` command first imports promptgd.malloc and may re-execute
+# itself under tcmalloc (malloc.py), and loading torch and transformers before that would cost seconds twice.
+_API = {
+    "Triple": "promptgd.data.triples",
+    "load_model": "promptgd.models.loading",
+    "absorb": "promptgd.absorb",
+    "ask": "promptgd.absorb",
+}
+__all__ = list(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'promptgd' has no attribute {name!r}")
+    value = getattr(import_module(_API[name]), name)
+    # Bound here, as the eager import it replaces did: importing promptgd.absorb binds the *module* to the name
+    # `absorb` on this package, which would shadow the function on the next lookup.
+    globals()[name] = value
+    return value
