@@ -19,7 +19,7 @@ from pathlib import Path
 from promptgd.errors import UserError
 
 SWITCH = "PROMPTGD_MALLOC"  # "tcmalloc" (the default: use it when installed) or "system"
-PRELOADED = ("tcmalloc", "jemalloc")  # an LD_PRELOAD naming one of these is left as it is, and never re-executed
+ALLOCATORS = ("tcmalloc", "jemalloc")  # an LD_PRELOAD naming one of these is left as it is, and never re-executed
 
 
 def tcmalloc_library() -> str | None:
@@ -38,7 +38,7 @@ def preload_environment(environ: dict[str, str], platform: str) -> dict[str, str
         raise UserError(f"environment variable {SWITCH}={choice!r}: expected 'tcmalloc' or 'system'")
     preload = environ.get("LD_PRELOAD", "")
     # The check on LD_PRELOAD is also what stops a second re-execution, whether or not the first preload took.
-    if choice == "system" or platform != "linux" or any(name in preload for name in PRELOADED):
+    if choice == "system" or platform != "linux" or any(name in preload for name in ALLOCATORS):
         return None
     library = tcmalloc_library()
     if library is None:
@@ -56,4 +56,4 @@ def allocator() -> str:
         maps = Path("/proc/self/maps").read_text()
     except OSError:  # not Linux: nothing was preloaded
         return "system"
-    return next((name for name in PRELOADED if f"lib{name}" in maps), "system")
+    return next((name for name in ALLOCATORS if f"lib{name}" in maps), "system")
