@@ -25,14 +25,9 @@ from promptgd.malloc import allocator, preload_environment, tcmalloc_library
 from promptgd.run_dir import json_line, write_json
 
 
-def peak_rss_mib() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
-
-
 def measure(args: argparse.Namespace) -> dict:
     """One process's figures (run under whichever allocator it was started with)."""
-    from metastep import trainer_for
+    from metastep import peak_rss_mib, trainer_for
 
     from promptgd.config import load_config
     from promptgd.data.tasks import load_task

@@ -159,6 +159,11 @@ def peak_memory(model_spec, dtype, task_name, batch_size: int, implementation: s
     Path("/proc/self/clear_refs").write_text("5")  # resets the kernel's peak RSS (VmHWM) to the current RSS
     trainer.train_step()
     trainer.train_step()
+    return peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size since start or the last reset through /proc/self/clear_refs (Linux)."""
     status = Path("/proc/self/status").read_text()
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 

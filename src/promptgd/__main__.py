@@ -10,7 +10,7 @@ from promptgd.malloc import preload_environment
 
 def main() -> None:
     try:
-        env = preload_environment(dict(os.environ), sys.platform)
+        env = preload_environment(os.environ, sys.platform)
     except UserError as e:
         print(f"promptgd: error: {e}", file=sys.stderr)
         sys.exit(2)

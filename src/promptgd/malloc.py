@@ -14,6 +14,7 @@ Ubuntu); without it, and off Linux, the command runs as it is.
 from __future__ import annotations
 
 import ctypes.util
+from collections.abc import Mapping
 from pathlib import Path
 
 from promptgd.errors import UserError
@@ -31,7 +32,7 @@ def tcmalloc_library() -> str | None:
     return None
 
 
-def preload_environment(environ: dict[str, str], platform: str) -> dict[str, str] | None:
+def preload_environment(environ: Mapping[str, str], platform: str) -> dict[str, str] | None:
     """The environment to re-execute this process in with tcmalloc preloaded, or None to run as it is."""
     choice = environ.get(SWITCH, "tcmalloc")
     if choice not in ("tcmalloc", "system"):
