@@ -113,7 +113,14 @@ def print_profile(steps: Steps) -> None:
 
 
 def trainer_for(
-    model_spec: str, dtype: str, task_name: str, batch_size: int, implementation: str, n_steps: int, pass_tokens: int
+    model_spec: str,
+    dtype: str,
+    task_name: str,
+    batch_size: int,
+    implementation: str,
+    n_steps: int,
+    pass_tokens: int,
+    gradient_sinks: bool = True,
 ):
     """LG meta-training (no LM term) at this outer batch size with the explicit or the implicit inner update."""
     model, tokenizer = load_model(model_spec, dtype)
@@ -125,6 +132,7 @@ def trainer_for(
             f"train.batch_size={batch_size}",
             f"inner.implementation={implementation}",
             f"train.pass_tokens={pass_tokens}",
+            f"train.gradient_sinks={str(gradient_sinks).lower()}",
             "train.objective=lg",
             "train.val_every=0",
             "train.ckpt_every=0",
@@ -138,16 +146,16 @@ def trainer_for(
     return MetaTrainer(cfg, tokenizer, full_rank(model), tasks, [], Path("/tmp/promptgd-bench-unused"))
 
 
-def tasks_per_s(model_spec, dtype, task_name, batch_size: int, implementation: str, repeats: int, pass_tokens: int):
+def tasks_per_s(model_spec, dtype, task_name, batch_size, implementation, repeats, pass_tokens, sinks) -> float:
     """Median outer-step time of LG meta-training, in tasks per second (first step: warm-up, not counted)."""
-    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, repeats + 1, pass_tokens)
+    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, repeats + 1, pass_tokens, sinks)
     trainer.train_step()
     return batch_size / statistics.median(trainer.train_step()["seconds"] for _ in range(repeats))
 
 
-def peak_memory(model_spec, dtype, task_name, batch_size: int, implementation: str, pass_tokens: int) -> float:
+def peak_memory(model_spec, dtype, task_name, batch_size, implementation, pass_tokens, sinks) -> float:
     """Peak memory of two outer steps of LG meta-training at this batch size (run in a fresh process)."""
-    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, 2, pass_tokens)
+    trainer = trainer_for(model_spec, dtype, task_name, batch_size, implementation, 2, pass_tokens, sinks)
     device = next(trainer.param.model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -181,12 +189,24 @@ def main() -> None:
     )
     parser.add_argument("--outer-batch", type=int, default=8, help="outer batch of the tasks-per-second comparison")
     parser.add_argument("--pass-tokens", type=int, default=512, help="train.pass_tokens of the implicit update")
+    parser.add_argument(
+        "--no-gradient-sinks",
+        dest="gradient_sinks",
+        action="store_false",
+        help="train.gradient_sinks=false: autograd sums each weight's meta-gradient before .grad (the older path)",
+    )
     parser.add_argument("--peak-memory-for", type=int, help=argparse.SUPPRESS)  # child-process mode
     parser.add_argument("--implementation", default="explicit", help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.peak_memory_for is not None:
         peak = peak_memory(
-            args.model, args.dtype, args.task, args.peak_memory_for, args.implementation, args.pass_tokens
+            args.model,
+            args.dtype,
+            args.task,
+            args.peak_memory_for,
+            args.implementation,
+            args.pass_tokens,
+            args.gradient_sinks,
         )
         print(json.dumps({"peak_mb": peak}))
         return
@@ -198,7 +218,14 @@ def main() -> None:
     del steps  # frees the model before the next ones load theirs
     speed = {
         implementation: tasks_per_s(
-            args.model, args.dtype, args.task, args.outer_batch, implementation, args.repeats, args.pass_tokens
+            args.model,
+            args.dtype,
+            args.task,
+            args.outer_batch,
+            implementation,
+            args.repeats,
+            args.pass_tokens,
+            args.gradient_sinks,
         )
         for implementation in ("explicit", "implicit")
     }
@@ -207,7 +234,8 @@ def main() -> None:
         child = subprocess.run(
             [sys.executable, __file__, "--model", args.model, "--dtype", args.dtype, "--task", args.task]
             + ["--out", args.out, "--peak-memory-for", str(b), "--implementation", implementation]
-            + ["--pass-tokens", str(args.pass_tokens)],
+            + ["--pass-tokens", str(args.pass_tokens)]
+            + ([] if args.gradient_sinks else ["--no-gradient-sinks"]),
             check=True,
             capture_output=True,
             text=True,
@@ -229,6 +257,7 @@ def main() -> None:
         "ratio_first_order": times["first_order_s"] / times["plain_s"],
         "outer_batch": args.outer_batch,
         "pass_tokens": args.pass_tokens,
+        "gradient_sinks": args.gradient_sinks,  # train.gradient_sinks of the implicit path (update/gradient_sinks.py)
         "tasks_per_s": speed,
         "batched_speedup": speed["implicit"] / speed["explicit"],
         "peak_mem_mb": {i: {str(b): peaks[i][b] for b in sizes} for i in peaks},

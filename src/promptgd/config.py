@@ -86,6 +86,7 @@ class TrainConfig:
     epochs: int = 1  # passes over the tasks
     batch_size: int = 4  # tasks per outer step; gradients are accumulated pass by pass, so memory stays flat
     fsdp: bool = False  # under torchrun, shard weights, gradients and Adam state over the processes with FSDP2 (train/fsdp.py): for models whose training state does not fit one device; full rank and the implicit inner update only; one process ignores it
+    gradient_sinks: bool = True  # implicit inner update, full rank, unsharded: each use of a weight adds its meta-gradient to .grad at once instead of autograd summing the uses first (update/gradient_sinks.py), so passes after an outer step's first cost no extra copy of the weights; the same gradient, summed in another order
     pass_tokens: int = 512  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
     lr: float = 1e-5  # outer Adam learning rate
     lr_schedule: Literal["constant", "cosine"] = "cosine"  # after `warmup_steps` of linear ramp-up

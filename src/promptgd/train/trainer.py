@@ -3,6 +3,7 @@ everything needed to resume bit-for-bit (parameters, Adam state, step, data orde
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -32,6 +33,8 @@ from promptgd.train import fsdp
 from promptgd.train.checkpoint import load_checkpoint, save_checkpoint
 from promptgd.train.metastep import meta_loss
 from promptgd.train.metrics_log import MetricsLog
+from promptgd.update.gradient_sinks import gradient_sinks
+from promptgd.update.implicit import LowRankUpdate
 
 
 class TrainingDivergedError(UserError, RuntimeError):
@@ -88,6 +91,8 @@ class MetaTrainer:
         self.update = implicit_update(param, cfg.inner.implementation)  # None: explicit, one task per pass
         # Sharded over the processes (train.fsdp under torchrun): the update above probed the unsharded modules.
         self.sharded = t.fsdp and distributed.active()
+        # Where sinks are exact (update/gradient_sinks.py): full-rank weights (LowRankUpdate), no FSDP2 hooks.
+        self.sinks = t.gradient_sinks and isinstance(self.update, LowRankUpdate) and not self.sharded
         if self.sharded:
             self._check_shardable()
             # Validation and the saved model read whole weights, gathered into this copy; it holds storage only while
@@ -195,19 +200,19 @@ class MetaTrainer:
         # per-task factors) is freed by its backward, so peak memory is that of one pass whatever the batch size.
         for task in self._passes(tasks):
             params = self.param.fast()
-            outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order, self.update) / n_tasks
-            loss = outer
-            if t.prompt_weight:
-                # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt intact.
-                prompt = (
-                    answer_loss(
+            with gradient_sinks(self.param.model) if self.sinks else contextlib.nullcontext():
+                outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order, self.update)
+                outer = outer / n_tasks
+                loss = outer
+                if t.prompt_weight:
+                    # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt.
+                    prompt = answer_loss(
                         answer_logprobs(self.param.forward, params, task.prompts), task.target, task.contexts_per_task
                     )
-                    / n_tasks
-                )
-                loss = loss + t.prompt_weight * prompt
-                prompt_total += prompt.item()
-                tokens += task.prompts.n_tokens
+                    prompt = prompt / n_tasks
+                    loss = loss + t.prompt_weight * prompt
+                    prompt_total += prompt.item()
+                    tokens += task.prompts.n_tokens
             loss.backward()
             outer_total += outer.item()
             tokens += sum(c.n_tokens for c in task.contexts) + task.queries.n_tokens
