@@ -7,6 +7,8 @@
 # 1. TF32 (model.tf32) against the exact meta-gradient, and the finite-difference tests, on CUDA;
 # 2. end-to-end `promptgd train` per task in float32 without and with TF32 (implicit update, batch 16);
 # 3. the cost curve up to 1,024 context tokens and 64 tasks per pass, bfloat16.
+# Then, with device time left, benchmarks/gpu_sinks.sh (the memory target with gradient sinks off and on).
+# gpu/ is lost with a fresh machine: `PROMPTGD_DATA=../shared/data bash benchmarks/gpu_kit.sh` makes it again.
 set -o pipefail
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --target /tmp/site gpu/whl/*.whl || exit 1
