@@ -2,13 +2,14 @@
 # A background queue for long CPU runs on a 2-core machine, where two heavy jobs at once stall each other.
 #   scripts/queue.sh start          run runs/queue/NN-name.sh one at a time, lowest NN first, in the background;
 #                                   each job's output goes to NN-name.log and it is renamed NN-name.done.RC after
-#   scripts/queue.sh paused CMD...  run CMD with the queue's processes stopped (SIGSTOP), so timings and tests
-#                                   taken meanwhile are not void; they continue (SIGCONT) however CMD ends
+#   scripts/queue.sh paused CMD...  run CMD (in the current directory) with the queue's processes stopped
+#                                   (SIGSTOP), so timings and tests taken meanwhile are not void; they
+#                                   continue (SIGCONT) however CMD ends
 # After the machine was cut mid-job, rename runs/queue/*.sh.running back to *.sh: every job's `promptgd` commands
 # resume from their checkpoints.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-queue=runs/queue
+root=$(cd "$(dirname "$0")/.." && pwd)
+queue=$root/runs/queue
 pidfile=$queue/runner.pid
 case ${1:-} in
   start)
@@ -16,6 +17,7 @@ case ${1:-} in
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       echo "queue.sh: a runner is already running (pid $(cat "$pidfile"))" >&2; exit 2
     fi
+    cd "$root"
     # setsid makes the runner the leader of its own process group, so `paused` can stop it and every job it spawned.
     setsid nohup bash -c '
       echo $$ > '"$pidfile"'
