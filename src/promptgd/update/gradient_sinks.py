@@ -76,9 +76,9 @@ def _sinkable(t: torch.Tensor | None) -> bool:
 
 @contextmanager
 def gradient_sinks(model: torch.nn.Module) -> Iterator[None]:
-    """Within it, every nn.Linear and nn.Embedding of `model` (those classes exactly) whose weight is a leaf that requires grad (as
-    functional_call hands them the trainable dict's tensors) reaches it through sinks; others run as before.
-    Only the forward is patched: a backward after the block still delivers into .grad."""
+    """Within it, every nn.Linear and nn.Embedding of `model` (those classes exactly) whose weight is a leaf that
+    requires grad (as functional_call hands them the trainable dict's tensors) reaches it through sinks; others run
+    as before. Only the forward is patched: a backward after the block still delivers into .grad."""
     patched = []
     for module in model.modules():
         # Exact types: a subclass (a quantised Linear, a scaled Embedding) computes something else in its forward.
