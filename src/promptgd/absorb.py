@@ -51,7 +51,12 @@ def absorb(
     device = next(model.parameters()).device
     leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
     adapted = inner_update(
-        param.forward, leaves, context_batches(tokenizer, texts, max_tokens, device), inner.lr, inner.steps, inner.mode
+        param.forward,
+        leaves,
+        context_batches(tokenizer, texts, max_tokens, device),
+        param.step_size(inner, detach=True),
+        inner.steps,
+        inner.mode,
     )
     updated = copy.deepcopy(model)
     with torch.no_grad():

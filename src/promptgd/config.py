@@ -52,6 +52,9 @@ class InnerConfig:
     implementation: Literal["implicit", "explicit"] = (
         "implicit"  # implicit: θ' as per-task low-rank terms (LoRA-inner: per-task factors) added in forward hooks, many tasks per pass (update/implicit.py, update/implicit_lora.py); explicit: a copy of the weights per task (update/inner.py), the reference. Evaluation with steps > 1 always uses explicit (implicit memory grows with steps × context tokens)
     )
+    lr_scales: Literal["none", "tensor", "factored"] = (
+        "none"  # meta-learn the step's size (update/step_sizes.py): none = inner.lr everywhere; tensor = inner.lr times a learned scale per tensor; factored = per entry, a learned scale per row times one per column of each matrix (one per entry of a vector). Scales start at 1 (the plain step), train at train.lr_scales_lr, and are saved with the model (inner_lr_scales.safetensors), which every FT evaluation of it then uses; lora.variant=none only
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class TrainConfig:
     epochs: int = 1  # passes over the tasks
     batch_size: int = 4  # tasks per outer step; gradients are accumulated pass by pass, so memory stays flat
     fsdp: bool = False  # under torchrun, shard weights, gradients and Adam state over the processes with FSDP2 (train/fsdp.py): for models whose training state does not fit one device; full rank and the implicit inner update only; one process ignores it
+    freeze_weights: bool = False  # meta-learn only inner.lr_scales: the weights stay the start model's, so NC and Prompt are unchanged by construction; the terms that do not involve the step (λ·L_LM, μ·Prompt, transfer) are then constant and skipped
+    lr_scales_lr: float = 1.0e-2  # outer Adam learning rate of inner.lr_scales' log-scales (Adam moves each by about this much per step, so a weight's 1e-5 would leave them at 1)
     gradient_sinks: bool = True  # implicit inner update, full rank, unsharded: each use of a weight adds its meta-gradient to .grad at once instead of autograd summing the uses first (update/gradient_sinks.py), so passes after an outer step's first cost no extra copy of the weights; the same gradient, summed in another order
     pass_tokens: int = 512  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
     lr: float = 1e-5  # outer Adam learning rate
@@ -263,7 +268,7 @@ def load_config(
 
 # Allowed values beyond their types, checked when a config is built: a bad value fails at once, naming its key,
 # instead of deep inside a run (a zero batch, a negative or NaN learning rate).
-POSITIVE = ("train.lr", "warmup.lr", "transfer.lr", "lora.alpha")
+POSITIVE = ("train.lr", "train.lr_scales_lr", "warmup.lr", "transfer.lr", "lora.alpha")
 AT_LEAST_ONE = (
     "inner.steps", "inner.contexts", "eval.max_new_tokens", "eval.batch_size", "eval.pass_tokens", "warmup.batch_size", "train.epochs",
     "train.batch_size", "train.pass_tokens", "train.log_every", "transfer.batch_size",
@@ -300,6 +305,12 @@ def _check_ranges(config: RunConfig) -> RunConfig:
         )
     if not lora.meta_learn_b and lora.variant != "inner":
         raise ConfigError(f"lora.meta_learn_b=false is for lora.variant=inner, got lora.variant={lora.variant}")
+    if config.inner.lr_scales != "none" and lora.variant != "none":
+        raise ConfigError(f"inner.lr_scales is for lora.variant=none, got lora.variant={lora.variant}")
+    if train.freeze_weights and config.inner.lr_scales == "none":
+        raise ConfigError("train.freeze_weights=true meta-learns only inner.lr_scales: set inner.lr_scales=tensor or factored")
+    if config.inner.lr_scales != "none" and train.fsdp:
+        raise ConfigError("inner.lr_scales: not with train.fsdp=true (the learned scales are not sharded)")
     if train.fsdp and (lora.variant != "none" or config.inner.implementation != "implicit"):
         # A sharded model cannot be called on other weights (functional_call would hand its layers the shards), so
         # θ' must never be materialised, and LoRA merges its factors into the weights in exactly such a call.

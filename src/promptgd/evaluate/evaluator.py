@@ -30,6 +30,7 @@ from promptgd.lm import Forward, Params, TokenBatch
 from promptgd.update.implicit import LowRankUpdate
 from promptgd.update.implicit_lora import LoraTaskUpdate
 from promptgd.update.inner import inner_update
+from promptgd.update.step_sizes import StepSizes
 
 MODES = ("nc", "prompt", "ft", "ft_irrelevant")
 
@@ -56,9 +57,12 @@ def evaluate(
     device: torch.device,
     progress: bool = True,
     update: LowRankUpdate | LoraTaskUpdate | None = None,
+    lr: float | StepSizes | None = None,
 ) -> EvalResult:
     """`update`: the implicit inner update (update/implicit.py), which answers the triples of many contexts in one
-    batch; None: the explicit one, a copy of the weights per context."""
+    batch; None: the explicit one, a copy of the weights per context. `lr`: the inner step's size, inner_cfg.lr when
+    None, or a meta-learned one (update/step_sizes.py)."""
+    lr = inner_cfg.lr if lr is None else lr
     unknown = set(eval_cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
@@ -77,7 +81,7 @@ def evaluate(
         # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
         # gathered records are that process's.
         for batches, make_answerer in distributed.share(
-            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device, update)
+            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, lr, device, update)
         ):
             answerer = make_answerer()
             for indices in batches:
@@ -106,7 +110,7 @@ Answerer = Callable[[list[int]], tuple[Forward, Params]]  # triple indices -> th
 Unit = tuple[list[list[int]], Callable[[], Answerer]]  # batches of triple indices, and a function that prepares them
 
 
-def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device, update) -> list[Unit]:
+def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, lr, device, update) -> list[Unit]:
     """The work of one mode: batches of triple indices and a function giving what answers them. The inner update,
     the expensive part, runs only when the unit's owner calls that function."""
     n, size = len(triples), eval_cfg.batch_size
@@ -136,7 +140,7 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device,
         return TokenBatch.from_lists([context_ids(j)], encoder.tokenizer.pad_token_id, device=device)
 
     if update is None:
-        absorb = Absorber(forward, params, inner_cfg)
+        absorb = Absorber(forward, params, inner_cfg, lr)
 
         def explicit(sources: list[int]) -> Callable[[], Answerer]:
             def prepare() -> Answerer:
@@ -155,7 +159,7 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, device,
                 leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
                 contexts = TokenBatch.concat([context(j) for _, sources in group for j in sources])
                 updates = update.absorb(
-                    forward, leaves, contexts, len(group), inner_cfg.lr, inner_cfg.steps, inner_cfg.mode
+                    forward, leaves, contexts, len(group), lr, inner_cfg.steps, inner_cfg.mode
                 )
             return lambda indices: (
                 update.adapted(forward, updates, torch.tensor([task_of[i] for i in indices], device=device)),
@@ -199,15 +203,15 @@ class Absorber:
     """The explicit inner update for evaluation: no graph kept, `params` untouched, θ' written into one set of
     buffers reused for every triple (the returned dict is overwritten by the next call)."""
 
-    def __init__(self, forward: Forward, params: Params, inner_cfg: InnerConfig):
-        self.forward, self.params, self.inner_cfg = forward, params, inner_cfg
+    def __init__(self, forward: Forward, params: Params, inner_cfg: InnerConfig, lr: float | StepSizes):
+        self.forward, self.params, self.inner_cfg, self.lr = forward, params, inner_cfg, lr
         self.buffers = {name: torch.empty_like(p).requires_grad_() for name, p in params.items()}
 
     def __call__(self, contexts: list[TokenBatch]) -> Params:
         cfg = self.inner_cfg
         with torch.enable_grad():
             leaves = {name: p.detach().requires_grad_() for name, p in self.params.items()}
-            adapted = inner_update(self.forward, leaves, contexts, cfg.lr, cfg.steps, cfg.mode, out=self.buffers)
+            adapted = inner_update(self.forward, leaves, contexts, self.lr, cfg.steps, cfg.mode, out=self.buffers)
         return {name: p.detach() for name, p in adapted.items()}
 
 

@@ -13,9 +13,13 @@ from promptgd.data.partition import load_partition
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
-from promptgd.models.parameterization import Parameterization, full_rank, implicit_update
+from promptgd.errors import UserError
+from promptgd.models.parameterization import Parameterization, full_rank, implicit_update, with_lr_scales
+from promptgd.models.update_recipe import RECIPE_FILE, read_recipe
 from promptgd.report.tables import mode_table
 from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
+from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
+from promptgd.update.step_sizes import load_log_scales
 
 
 def evaluate_model(
@@ -35,18 +39,26 @@ def evaluate_model(
     # eight 113-token WikiText passages; 16 passages at 4 steps went past 24 GB), whereas the explicit update holds
     # one copy of the weights per absorption whatever the number of steps.
     update = implicit_update(param, cfg.inner.implementation if cfg.inner.steps == 1 else "explicit")
+    lr = param.step_size(cfg.inner, detach=True)
     return evaluate(
-        param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress, update
+        param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress, update, lr
     )
 
 
 def parameterization_for(model, spec: str) -> Parameterization:
-    """Full rank, unless `spec` is a run's model directory that carries a LoRA-inner adapter."""
+    """Full rank, unless `spec` is a run's model directory that carries a LoRA-inner adapter or learned step sizes."""
     adapter = Path(spec) / ADAPTER_DIR
     if (adapter / "adapter_config.json").is_file():
         factors, lora_cfg = load_adapter(model, adapter)
         return lora_inner(model, factors, lora_cfg)
-    return full_rank(model)
+    recipe = read_recipe(spec)
+    kind = recipe["inner"].get("lr_scales", "none") if recipe else "none"
+    if kind == "none":
+        return full_rank(model)
+    log_scales = load_log_scales(Path(spec), next(model.parameters()).device)
+    if log_scales is None:
+        raise UserError(f"{Path(spec) / LR_SCALES_FILE}: missing, but {RECIPE_FILE} says inner.lr_scales={kind}")
+    return with_lr_scales(full_rank(model), kind, freeze_weights=False, log_scales=log_scales)
 
 
 def write_eval(result: EvalResult, cfg: RunConfig, out: Path, replace: bool = False) -> dict:

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from promptgd.config import InnerConfig
 from promptgd.lm import Params, functional_forward
 from promptgd.update.implicit import LowRankUpdate, UnsupportedModule
 from promptgd.update.implicit_lora import LoraTaskUpdate
+from promptgd.update.step_sizes import Kind, StepSizes, init_log_scales
+
+LR_SCALES = "lr_scales/"  # prefix of the learned step sizes' names among the trainable tensors (and in checkpoints)
 
 
 def _identity(params: Params) -> Params:
@@ -30,6 +34,16 @@ class Parameterization:
     )  # the model's own parameter dict for a dict shaped like fast()'s
     lora_inner_scale: float | None = None  # LoRA-inner: s = alpha / r of the factors fast() returns; else None
     sharded: bool = False  # the model is FSDP2-sharded (train/fsdp.py): it runs only on its own parameters
+    lr_scales: dict[str, torch.nn.Parameter] = field(
+        default_factory=dict
+    )  # meta-learned log step sizes of the inner update (update/step_sizes.py), keyed by fast()'s names; {}: one η
+
+    def step_size(self, inner: InnerConfig, detach: bool = False) -> float | StepSizes:
+        """What the inner update multiplies gradients by: inner.lr, times the learned scales unless there are none or
+        inner.lr_scales=none asks for the plain step (`detach`: the scales as constants, for evaluation)."""
+        if not self.lr_scales or inner.lr_scales == "none":
+            return inner.lr
+        return StepSizes(inner.lr, {k: v.detach() if detach else v for k, v in self.lr_scales.items()})
 
     def forward(self, params: Params, **kwargs):
         """Run the model on a dict shaped like fast()'s."""
@@ -46,6 +60,22 @@ def full_rank(model: torch.nn.Module, sharded: bool = False) -> Parameterization
     """Meta-learn every weight; the inner step updates every weight. Tied weights appear once."""
     params = dict(model.named_parameters())
     return Parameterization(model=model, trainable=params, fast=lambda: params, sharded=sharded)
+
+
+def with_lr_scales(
+    param: Parameterization, kind: Kind, freeze_weights: bool, log_scales: dict[str, torch.Tensor] | None = None
+) -> Parameterization:
+    """`param` whose inner step also has meta-learned step sizes (zero log-scales: the plain step, unless
+    `log_scales` gives trained ones); with `freeze_weights` they are all the outer optimiser trains."""
+    scales = init_log_scales(param.fast(), kind)
+    if log_scales is not None:
+        if missing := set(scales) ^ set(log_scales):
+            raise ValueError(f"learned step sizes do not match the model's parameters: {sorted(missing)[:3]}")
+        with torch.no_grad():
+            for name, value in log_scales.items():
+                scales[name].copy_(value)
+    trainable = {} if freeze_weights else dict(param.trainable)
+    return replace(param, trainable={**trainable, **{LR_SCALES + k: v for k, v in scales.items()}}, lr_scales=scales)
 
 
 def implicit_update(param: Parameterization, implementation: str) -> LowRankUpdate | LoraTaskUpdate | None:

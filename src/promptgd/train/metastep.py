@@ -11,6 +11,7 @@ from promptgd.objectives.meta_task import MetaTask
 from promptgd.update.implicit import LowRankUpdate
 from promptgd.update.implicit_lora import LoraTaskUpdate
 from promptgd.update.inner import inner_update
+from promptgd.update.step_sizes import StepSizes
 
 
 def meta_loss(
@@ -20,6 +21,7 @@ def meta_loss(
     inner: InnerConfig,
     first_order: bool,
     update: LowRankUpdate | LoraTaskUpdate | None = None,
+    lr: float | StepSizes | None = None,
 ) -> torch.Tensor:
     """Σ over the tasks in `task` of the outer loss L(θ'_i(θ)), differentiable w.r.t. `params` (θ).
 
@@ -30,18 +32,19 @@ def meta_loss(
     own leaves, or LoRA factors merged into weights) receives them by ordinary autograd.
     θ' is either a materialised copy of the weights (`update` None: one task) or, with `update`, per-task
     low-rank terms that the model's hooks add (update/implicit.py, and update/implicit_lora.py for LoRA-inner
-    factors: every task of the pass in one forward).
+    factors: every task of the pass in one forward). `lr`: inner.lr when None; meta-learned step sizes
+    (update/step_sizes.py) receive their gradient through η in θ', by the same autograd.
     """
-    k, create_graph = task.contexts_per_task, not first_order
+    k, create_graph, lr = task.contexts_per_task, not first_order, inner.lr if lr is None else lr
     if update is None:
         if task.n_tasks != 1:
             raise ValueError("meta_loss: the explicit inner update takes one task at a time")
-        adapted = inner_update(forward, params, task.contexts, inner.lr, inner.steps, inner.mode, create_graph)
+        adapted = inner_update(forward, params, task.contexts, lr, inner.steps, inner.mode, create_graph)
         student = answer_logprobs(forward, adapted, task.queries)
     else:
         contexts = TokenBatch.concat(task.contexts)
         updates = update.absorb(
-            forward, params, contexts, task.n_tasks, inner.lr, inner.steps, inner.mode, create_graph
+            forward, params, contexts, task.n_tasks, lr, inner.steps, inner.mode, create_graph
         )
         row_task = torch.arange(task.queries.input_ids.shape[0], device=contexts.input_ids.device) // k
         student = answer_logprobs(update.adapted(forward, updates, row_task), params, task.queries)

@@ -12,12 +12,13 @@ from promptgd.data.partition import Partition, load_partition
 from promptgd.malloc import allocator
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
-from promptgd.models.parameterization import full_rank
+from promptgd.models.parameterization import full_rank, with_lr_scales
 from promptgd.models.update_recipe import write_recipe
 from promptgd.run_dir import RunDir, is_complete, require_config, staged, write_json
 from promptgd.train.trainer import MetaTrainer
 from promptgd.train.transfer import finetune_on_task_b, task_b_triples
 from promptgd.train.warmup import format_warmup
+from promptgd.update.step_sizes import save_log_scales
 
 
 def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True) -> Path:
@@ -67,9 +68,10 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     return model, tokenizer
 
 
-def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> None:
+def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path, lr_scales=None) -> None:
     """out/model is always loadable by `promptgd eval --model out/model`:
-    - full rank: the model itself, a plain HF checkpoint;
+    - full rank: the model itself, a plain HF checkpoint; with learned step sizes (`lr_scales`, inner.lr_scales)
+      their log-scales beside it (update/step_sizes.py), which evaluation reads;
     - lora outer: the delta merged into the weights (plain HF checkpoint), the adapter also in out/adapter;
     - lora inner: the unchanged base weights plus the meta-learned factors in out/model/adapter (PEFT format);
       evaluation then updates only the factors, as in training."""
@@ -83,6 +85,8 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path) -> N
         write_recipe(cfg, tmp)
         if cfg.lora.variant == "inner":
             save_adapter(model, factors, cfg.lora, tmp / ADAPTER_DIR, cfg.model.spec)
+        if lr_scales:
+            save_log_scales(lr_scales, tmp)
 
 
 def run_train(
@@ -116,6 +120,8 @@ def run_train(
         "outer": lambda: lora_outer(model, factors, cfg.lora),
         "inner": lambda: lora_inner(model, factors, cfg.lora),
     }[variant]()
+    if cfg.inner.lr_scales != "none":
+        param = with_lr_scales(param, cfg.inner.lr_scales, cfg.train.freeze_weights)
     task_b = task_b_triples(cfg) if cfg.transfer.mode == "joint" else []
     trainer = MetaTrainer(cfg, tokenizer, param, tasks, val, out, task_b)
     if resume:
@@ -125,7 +131,7 @@ def run_train(
     model = trainer.whole_model()  # sharded (train.fsdp): gathered on every rank, saved by rank 0
     if cfg.transfer.mode == "sequential":
         write_json(out / "task_b_losses.json", finetune_on_task_b(model, tokenizer, cfg, progress))
-    save_meta_trained(model, tokenizer, factors, cfg, out)
+    save_meta_trained(model, tokenizer, factors, cfg, out, trainer.param.lr_scales)
     seconds = time.perf_counter() - started
     write_json(out / "train_seconds.json", {"seconds": seconds, "steps": trainer.step, "allocator": allocator()})
     return RunDir(out).model

@@ -23,7 +23,7 @@ from promptgd.data.triples import Triple
 from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
-from promptgd.models.parameterization import Parameterization, full_rank, implicit_update
+from promptgd.models.parameterization import LR_SCALES, Parameterization, full_rank, implicit_update
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
@@ -74,15 +74,17 @@ class MetaTrainer:
             raise ValueError(f"train: {len(tasks)} tasks × {t.epochs} epochs is less than one step of {per_step}")
         # WikiText's offline training triples and LM text come from the same release file: the validation contexts
         # must not be LM-trained on, or choosing settings on them would reward memorising their continuations.
+        # With frozen weights (train.freeze_weights) the terms at θ are constants: not computed.
         self.lm = (
             LMCorpus(tokenizer, t.lm_corpus, t.lm_seq_len, t.seed, held_out=[v.context for v in val])
-            if t.lm_weight > 0
+            if t.lm_weight > 0 and not t.freeze_weights
             else None
         )
+        self.prompt_weight = 0.0 if t.freeze_weights else t.prompt_weight
         transfer = cfg.transfer
         self.task_b = (
             SupervisedStream(self.encoder, list(task_b), transfer.batch_size, t.seed)
-            if transfer.mode == "joint"
+            if transfer.mode == "joint" and not t.freeze_weights
             else None
         )
         # The teacher is the frozen starting model (LC); it never receives gradients.
@@ -92,7 +94,15 @@ class MetaTrainer:
         # Sharded over the processes (train.fsdp under torchrun): the update above probed the unsharded modules.
         self.sharded = t.fsdp and distributed.active()
         # Where sinks are exact (update/gradient_sinks.py): full-rank weights (LowRankUpdate), no FSDP2 hooks.
+        # Frozen weights get no gradient (sinks would write one) and only the terms through the step count.
         self.sinks = t.gradient_sinks and isinstance(self.update, LowRankUpdate) and not self.sharded
+        self.sinks = self.sinks and not t.freeze_weights
+        # The weights still require grad (the inner step differentiates with respect to them); the outer backward
+        # goes only as far as the trainable tensors, so frozen weights cost neither a gradient nor its graph walk.
+        self.backward_inputs = list(param.trainable.values()) if t.freeze_weights else None
+        # Frozen weights and one inner step: the scales reach θ' only through η, so the first-order meta-gradient is
+        # theirs exactly (tests/test_step_sizes.py) and the context pass keeps no graph of its gradient.
+        self.first_order = t.first_order or (t.freeze_weights and cfg.inner.steps == 1)
         if self.sharded:
             self._check_shardable()
             # Validation and the saved model read whole weights, gathered into this copy; it holds storage only while
@@ -100,7 +110,13 @@ class MetaTrainer:
             self.whole = copy.deepcopy(param.model).requires_grad_(False).to("meta")
             fsdp.shard(param.model)
             self.param = param = full_rank(param.model, sharded=True)
-        self.optimizer = torch.optim.AdamW(param.trainable.values(), lr=t.lr, weight_decay=t.weight_decay)
+        # Learned step sizes train at their own rate and without decay (decay would pull η back to inner.lr); their
+        # names come last in `trainable`, so the optimiser's parameter order is the checkpoint's.
+        weights = [p for name, p in param.trainable.items() if not name.startswith(LR_SCALES)]
+        scales = [p for name, p in param.trainable.items() if name.startswith(LR_SCALES)]
+        groups = [{"params": weights}] if weights else []
+        groups += [{"params": scales, "lr": t.lr_scales_lr, "weight_decay": 0.0}] if scales else []
+        self.optimizer = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.skipped = 0
@@ -201,19 +217,22 @@ class MetaTrainer:
         for task in self._passes(tasks):
             params = self.param.fast()
             with gradient_sinks(self.param.model) if self.sinks else contextlib.nullcontext():
-                outer = meta_loss(self.param.forward, params, task, self.cfg.inner, t.first_order, self.update)
+                step_size = self.param.step_size(self.cfg.inner)
+                outer = meta_loss(
+                    self.param.forward, params, task, self.cfg.inner, self.first_order, self.update, step_size
+                )
                 outer = outer / n_tasks
                 loss = outer
-                if t.prompt_weight:
+                if self.prompt_weight:
                     # Prompt mode at θ (no update) on the same target: keeps reading the context from the prompt.
                     prompt = answer_loss(
                         answer_logprobs(self.param.forward, params, task.prompts), task.target, task.contexts_per_task
                     )
                     prompt = prompt / n_tasks
-                    loss = loss + t.prompt_weight * prompt
+                    loss = loss + self.prompt_weight * prompt
                     prompt_total += prompt.item()
                     tokens += task.prompts.n_tokens
-            loss.backward()
+            loss.backward(inputs=self.backward_inputs)
             outer_total += outer.item()
             tokens += sum(c.n_tokens for c in task.contexts) + task.queries.n_tokens
         lm_value = task_b_value = 0.0
@@ -249,7 +268,7 @@ class MetaTrainer:
         return {
             "step": self.step,
             "loss": outer_total
-            + t.prompt_weight * prompt_total
+            + self.prompt_weight * prompt_total
             + (t.lm_weight * lm_value if self.lm is not None else 0.0)
             + (self.cfg.transfer.weight * task_b_value if self.task_b is not None else 0.0),
             "outer": outer_total,

@@ -25,6 +25,7 @@ import torch
 from torch.func import functional_call
 
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
+from promptgd.update.step_sizes import StepSizes
 
 Kind = Literal["linear", "embedding", "affine"]
 
@@ -38,10 +39,11 @@ class TaskUpdates:
     """The summed inner-step gradients of B tasks, kept factored.
 
     `matrices[p]`: factor pairs (U, V) with G_b = U_bᵀ V_b for task b: U [B, T, rows of p] dense, or [B, T] token
-    ids standing for one-hot rows; V [B, T, columns of p]. `vectors[p]`: [B, len(p)]. θ'_b = θ − lr · G_b.
+    ids standing for one-hot rows; V [B, T, columns of p]. `vectors[p]`: [B, len(p)]. θ'_b = θ − lr · G_b, or with
+    meta-learned step sizes θ'_b = θ − η ⊙ G_b (update/step_sizes.py).
     """
 
-    lr: float
+    lr: float | StepSizes
     n_tasks: int
     matrices: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
     vectors: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -104,7 +106,7 @@ class LowRankUpdate:
         params: Params,
         contexts: TokenBatch,
         n_tasks: int,
-        lr: float,
+        lr: float | StepSizes,
         steps: int = 1,
         mode: Literal["batched", "sequential"] = "batched",
         create_graph: bool = False,
@@ -159,6 +161,9 @@ class LowRankUpdate:
             updates, rows = state["updates"], state["rows"]
             slopes = self._slopes(module, args, kwargs, attrs, name in self.offset_free) if kind == "affine" else {}
             out, lr = output, updates.lr
+            if isinstance(lr, StepSizes):
+                out = self._learned_terms(out, x, kind, attrs, slopes, updates, rows)
+                return self._record(state, name, x, out, slopes)
             # One fused kernel per term (add with alpha, addcmul): on a GPU the step is bound by kernel launches.
             for attr, param in attrs.items():
                 if param in updates.matrices:
@@ -172,11 +177,36 @@ class LowRankUpdate:
                     out = (
                         out.addcmul(vector, slopes[attr], value=-lr) if kind == "affine" else out.add(vector, alpha=-lr)
                     )
-            if state["calls"] is not None:
-                state["calls"].append(_Call(name, x, out, slopes))
-            return out
+            return self._record(state, name, x, out, slopes)
 
         return hook
+
+    @staticmethod
+    def _record(state: dict, name: str, x: torch.Tensor, out: torch.Tensor, slopes: dict) -> torch.Tensor:
+        if state["calls"] is not None:
+            state["calls"].append(_Call(name, x, out, slopes))
+        return out
+
+    @staticmethod
+    def _learned_terms(out, x, kind: Kind, attrs: dict[str, str], slopes, updates: TaskUpdates, rows: TaskRows):
+        """The hook's terms with meta-learned step sizes: η = rows ⊗ cols scales a linear term's input by the column
+        factor and its output by the row factor (a lookup's output by the looked-up rows' factors); a vector's η
+        multiplies it entry by entry. The learned scales carry a graph, so the terms are plain products here."""
+        for attr, param in attrs.items():
+            row_eta, col_eta = updates.lr.factors(param)
+            if param in updates.matrices:
+                factors = updates.matrices[param]
+                if kind == "linear":
+                    term = rows.linear_term(x if col_eta is None else x * col_eta, factors, out.shape[-1]) * row_eta
+                else:
+                    term = rows.lookup_term(x, factors)
+                    term = term * (row_eta[x].unsqueeze(-1) if row_eta.dim() else row_eta)
+                    term = term if col_eta is None else term * col_eta
+                out = out - term
+            if param in updates.vectors:
+                vector = rows.per_row(updates.vectors[param]) * row_eta
+                out = out - (vector * slopes[attr] if kind == "affine" else vector)
+        return out
 
     def _slopes(self, module, args, kwargs, attrs: dict[str, str], offset_free: bool) -> dict[str, torch.Tensor]:
         """∂y/∂p for each updated 1-D parameter of an affine module, elementwise, at this call's input: y(p=1) − y(p=0),

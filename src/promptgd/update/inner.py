@@ -11,13 +11,14 @@ from typing import Literal
 import torch
 
 from promptgd.lm import Forward, Params, TokenBatch, lm_loss
+from promptgd.update.step_sizes import StepSizes
 
 
 def inner_update(
     forward: Forward,
     params: Params,
     contexts: list[TokenBatch],
-    lr: float,
+    lr: float | StepSizes,
     steps: int = 1,
     mode: Literal["batched", "sequential"] = "batched",
     create_graph: bool = False,
@@ -25,6 +26,7 @@ def inner_update(
 ) -> Params:
     """Plain SGD on the contexts' LM loss, over every tensor in `params` (all must require grad).
 
+    `lr`: one η for every tensor, or meta-learned step sizes (update/step_sizes.py), η per entry.
     `batched`: `steps` steps on the mean loss over all contexts; `sequential`: `steps` steps on each
     context in turn. With `create_graph` the result stays a differentiable function of `params` through
     the gradient too (second order); without it the gradient is a constant, so dθ'/dθ = I (first order).
@@ -39,10 +41,17 @@ def inner_update(
         loss = sum(lm_loss(forward, adapted, c) for c in group) / len(group)
         grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=create_graph)
         if out is None:
-            adapted = {name: p - lr * g for (name, p), g in zip(adapted.items(), grads)}
+            adapted = {name: p - _eta(lr, name) * g for (name, p), g in zip(adapted.items(), grads)}
             continue
         with torch.no_grad():
             for (name, p), g in zip(adapted.items(), grads):
-                torch.add(p, g, alpha=-lr, out=out[name])
+                if isinstance(lr, StepSizes):
+                    torch.sub(p, g * lr.dense(name), out=out[name])
+                else:
+                    torch.add(p, g, alpha=-lr, out=out[name])
         adapted = out
     return adapted
+
+
+def _eta(lr: float | StepSizes, name: str) -> float | torch.Tensor:
+    return lr.dense(name) if isinstance(lr, StepSizes) else lr
