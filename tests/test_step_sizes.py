@@ -3,8 +3,6 @@ meta-gradient matches central differences, and with train.freeze_weights only th
 
 import pytest
 import torch
-from test_implicit import CONTEXTS, QUERIES, float64_model, passes, rows
-from test_train import copy_tasks
 
 from conftest import DEVICE, tiny_config
 from promptgd.config import ConfigError, InnerConfig
@@ -17,6 +15,8 @@ from promptgd.train.trainer import MetaTrainer
 from promptgd.update.implicit import LowRankUpdate
 from promptgd.update.inner import inner_update
 from promptgd.update.step_sizes import FILE, StepSizes
+from test_implicit import CONTEXTS, QUERIES, float64_model, passes, rows
+from test_train import copy_tasks
 
 pytestmark = pytest.mark.usefixtures("float64_exact")
 

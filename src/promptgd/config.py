@@ -308,7 +308,9 @@ def _check_ranges(config: RunConfig) -> RunConfig:
     if config.inner.lr_scales != "none" and lora.variant != "none":
         raise ConfigError(f"inner.lr_scales is for lora.variant=none, got lora.variant={lora.variant}")
     if train.freeze_weights and config.inner.lr_scales == "none":
-        raise ConfigError("train.freeze_weights=true meta-learns only inner.lr_scales: set inner.lr_scales=tensor or factored")
+        raise ConfigError(
+            "train.freeze_weights=true meta-learns only inner.lr_scales: set inner.lr_scales=tensor or factored"
+        )
     if config.inner.lr_scales != "none" and train.fsdp:
         raise ConfigError("inner.lr_scales: not with train.fsdp=true (the learned scales are not sharded)")
     if train.fsdp and (lora.variant != "none" or config.inner.implementation != "implicit"):

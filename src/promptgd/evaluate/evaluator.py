@@ -158,9 +158,7 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, lr, dev
             with torch.enable_grad():
                 leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
                 contexts = TokenBatch.concat([context(j) for _, sources in group for j in sources])
-                updates = update.absorb(
-                    forward, leaves, contexts, len(group), lr, inner_cfg.steps, inner_cfg.mode
-                )
+                updates = update.absorb(forward, leaves, contexts, len(group), lr, inner_cfg.steps, inner_cfg.mode)
             return lambda indices: (
                 update.adapted(forward, updates, torch.tensor([task_of[i] for i in indices], device=device)),
                 params,

@@ -10,10 +10,10 @@ import torch
 from promptgd.config import ConfigError, RunConfig, dump_yaml, with_overrides
 from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import load_partition
+from promptgd.errors import UserError
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
-from promptgd.errors import UserError
 from promptgd.models.parameterization import Parameterization, full_rank, implicit_update, with_lr_scales
 from promptgd.models.update_recipe import RECIPE_FILE, read_recipe
 from promptgd.report.tables import mode_table

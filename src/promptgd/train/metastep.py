@@ -43,9 +43,7 @@ def meta_loss(
         student = answer_logprobs(forward, adapted, task.queries)
     else:
         contexts = TokenBatch.concat(task.contexts)
-        updates = update.absorb(
-            forward, params, contexts, task.n_tasks, lr, inner.steps, inner.mode, create_graph
-        )
+        updates = update.absorb(forward, params, contexts, task.n_tasks, lr, inner.steps, inner.mode, create_graph)
         row_task = torch.arange(task.queries.input_ids.shape[0], device=contexts.input_ids.device) // k
         student = answer_logprobs(update.adapted(forward, updates, row_task), params, task.queries)
     return answer_loss(student, task.target, n_queries=k)

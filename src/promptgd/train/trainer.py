@@ -94,9 +94,10 @@ class MetaTrainer:
         # Sharded over the processes (train.fsdp under torchrun): the update above probed the unsharded modules.
         self.sharded = t.fsdp and distributed.active()
         # Where sinks are exact (update/gradient_sinks.py): full-rank weights (LowRankUpdate), no FSDP2 hooks.
-        # Frozen weights get no gradient (sinks would write one) and only the terms through the step count.
-        self.sinks = t.gradient_sinks and isinstance(self.update, LowRankUpdate) and not self.sharded
-        self.sinks = self.sinks and not t.freeze_weights
+        # Frozen weights (train.freeze_weights) must get no gradient, which a sink would write.
+        self.sinks = (
+            t.gradient_sinks and isinstance(self.update, LowRankUpdate) and not self.sharded and not t.freeze_weights
+        )
         # The weights still require grad (the inner step differentiates with respect to them); the outer backward
         # goes only as far as the trainable tensors, so frozen weights cost neither a gradient nor its graph walk.
         self.backward_inputs = list(param.trainable.values()) if t.freeze_weights else None
