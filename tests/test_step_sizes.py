@@ -160,3 +160,36 @@ def test_frozen_weights_train_only_the_scales_and_they_reach_the_saved_model(tmp
 def test_step_size_settings_that_cannot_work_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         tiny_config(*overrides)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_resume_with_learned_step_sizes_equals_uninterrupted(tmp_path, freeze):
+    cfg = tiny_config(
+        "inner.lr_scales=factored",
+        f"train.freeze_weights={str(freeze).lower()}",
+        "train.objective=lg",
+        "train.n_tasks=12",
+        "train.ckpt_every=2",
+        "train.lr=1e-3",
+        "inner.lr=0.3",
+    )
+
+    def trainer(out):
+        model, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+        param = with_lr_scales(full_rank(model), "factored", freeze_weights=freeze)
+        return MetaTrainer(cfg, tokenizer, param, copy_tasks(12), [], out), param
+
+    straight, straight_param = trainer(tmp_path / "a")
+    straight.train(progress=False)
+    first, _ = trainer(tmp_path / "b")
+    first.train(progress=False, stop_after=3)  # "crash" after step 3, where it saved its last checkpoint
+    resumed, resumed_param = trainer(tmp_path / "b")
+    resumed.resume()
+    assert resumed.step == 3
+    resumed.train(progress=False)
+    # Weights and scales: two parameter groups of the optimiser, whose state must come back to the right tensors.
+    assert straight_param.trainable.keys() == resumed_param.trainable.keys()
+    for name, value in straight_param.trainable.items():
+        assert torch.equal(value, resumed_param.trainable[name]), name
+    weights = 0 if freeze else len(dict(straight_param.model.named_parameters()))
+    assert len(straight_param.trainable) == len(straight_param.lr_scales) + weights
