@@ -3,6 +3,8 @@
 import gzip
 import json
 
+import pytest
+
 from test_benchmarks import run_script
 
 
@@ -43,3 +45,22 @@ def test_answer_sources_counts_answers_found_in_their_own_context(tmp_path):
     with gzip.open(row / "predictions.jsonl.gz", "wt") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     assert run_script("experiments/answer_sources.py", str(row)) == {"base/prompt": 1.0, "base/ft": 1 / 3}
+
+
+def test_step_size_profile_gives_each_tensors_mean_multiplier(tmp_path):
+    import math
+
+    import torch
+
+    from promptgd.update.step_sizes import save_log_scales
+
+    log_scales = {
+        "model.layers.0.mlp.down_proj.weight@rows": torch.full((3,), math.log(2.0)),
+        "model.layers.0.mlp.down_proj.weight@cols": torch.tensor([0.0, math.log(3.0)]),  # mean of exp: 2
+        "model.norm.weight": torch.zeros(4),
+    }
+    save_log_scales(log_scales, tmp_path)
+    profile = run_script("experiments/step_size_profile.py", str(tmp_path), "--out", str(tmp_path / "p"))
+    assert profile["model.layers.0.mlp.down_proj.weight"] == pytest.approx(4.0, rel=1e-6)
+    assert profile["model.norm.weight"] == 1.0
+    assert json.loads((tmp_path / "p" / "step_size_profile.json").read_text()) == profile
