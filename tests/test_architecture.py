@@ -7,7 +7,7 @@ import promptgd
 
 # Top to bottom as in README's Layout; a module may import its own layer and the layers listed before it.
 LAYERS = ["errors", "malloc", "config", "lm", "distributed", "run_dir", "data", "report", "update", "models", "evaluate", "objectives", "train", "reproduce",
-          "absorb", "cli", "__init__", "__main__"]  # fmt: skip
+          "memory", "cli", "__init__", "__main__"]  # fmt: skip
 ROOT = Path(promptgd.__file__).parent
 
 

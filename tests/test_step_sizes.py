@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from conftest import DEVICE, tiny_config
+from promptgd.cli import main
 from promptgd.config import ConfigError, InnerConfig
+from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model, parameterization_for
 from promptgd.models.loading import load_model
 from promptgd.models.parameterization import LR_SCALES, full_rank, with_lr_scales
@@ -144,8 +146,16 @@ def test_frozen_weights_train_only_the_scales_and_they_reach_the_saved_model(tmp
     assert learned["nc"] == plain["nc"] and learned["prompt"] == plain["prompt"]
     assert learned["ft"]["nll"] != plain["ft"]["nll"]
 
+    # `promptgd absorb` writes a model that absorbs more text with the same learned step sizes.
+    (tmp_path / "notes.txt").write_text("The code is abc.")
+    args = ["--model", str(path), "--context", str(tmp_path / "notes.txt"), "--device", DEVICE]
+    main(["absorb", *args, "--out", str(tmp_path / "absorbed")])
+    absorbed, _ = load_model(str(tmp_path / "absorbed"), device=DEVICE)
+    again = parameterization_for(absorbed, str(tmp_path / "absorbed"))
+    assert all(torch.equal(again.lr_scales[k], v) for k, v in loaded.lr_scales.items())
+
     (path / FILE).unlink()
-    with pytest.raises(Exception, match=FILE):
+    with pytest.raises(UserError, match=FILE):
         parameterization_for(model, str(path))
 
 

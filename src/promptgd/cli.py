@@ -107,7 +107,8 @@ def _model_and_param(spec: str, device: str):
 
 
 def cmd_absorb(args: argparse.Namespace) -> None:
-    from promptgd.absorb import absorb
+    from promptgd.memory import absorb
+    from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 
     texts = [Path(p).read_text(encoding="utf-8") for p in args.context]
     model, tokenizer, param = _model_and_param(args.model, args.device)
@@ -122,13 +123,15 @@ def cmd_absorb(args: argparse.Namespace) -> None:
     updated = absorb(model, tokenizer, texts, inner, param=param)
     updated.save_pretrained(args.out, safe_serialization=True)
     tokenizer.save_pretrained(args.out)
-    if model.update_recipe:  # the updated model absorbs more text the same way
-        shutil.copyfile(Path(args.model) / RECIPE_FILE, Path(args.out) / RECIPE_FILE)
+    if model.update_recipe:  # the updated model absorbs more text the same way, with the same learned step sizes
+        for name in (RECIPE_FILE, LR_SCALES_FILE):
+            if (Path(args.model) / name).is_file():
+                shutil.copyfile(Path(args.model) / name, Path(args.out) / name)
     print(f"absorbed {len(texts)} text(s) into {args.out}")
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from promptgd.absorb import ask
+    from promptgd.memory import ask
 
     model, tokenizer, param = _model_and_param(args.model, args.device)
     print(ask(model, tokenizer, args.question, args.max_new_tokens, param))
