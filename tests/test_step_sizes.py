@@ -35,7 +35,7 @@ def scaled(model, kind: str, spread: float = 0.5):
     return param
 
 
-def test_zero_log_scales_take_the_plain_step(triples):
+def test_zero_log_scales_take_the_plain_step():
     model, tokenizer = float64_model()
     param = with_lr_scales(full_rank(model), "factored", freeze_weights=True)
     step = param.step_size(InnerConfig(lr=LR, lr_scales="factored"))
