@@ -15,7 +15,7 @@ from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
 from promptgd.models.parameterization import Parameterization, full_rank, implicit_update, with_lr_scales
-from promptgd.models.update_recipe import RECIPE_FILE, read_recipe
+from promptgd.models.update_recipe import RECIPE_FILE
 from promptgd.report.tables import mode_table
 from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
 from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
@@ -51,7 +51,7 @@ def parameterization_for(model, spec: str) -> Parameterization:
     if (adapter / "adapter_config.json").is_file():
         factors, lora_cfg = load_adapter(model, adapter)
         return lora_inner(model, factors, lora_cfg)
-    recipe = read_recipe(spec)
+    recipe = getattr(model, "update_recipe", None)  # read once by load_model from the model directory
     kind = recipe["inner"].get("lr_scales", "none") if recipe else "none"
     if kind == "none":
         return full_rank(model)
