@@ -159,6 +159,24 @@ def test_frozen_weights_train_only_the_scales_and_they_reach_the_saved_model(tmp
         parameterization_for(model, str(path))
 
 
+def test_lc_with_frozen_weights_trains_only_the_scales(tmp_path):
+    # LC's teacher (the model given c ⊕ q) reads the same frozen weights that the learned step starts from.
+    cfg = tiny_config(
+        "inner.lr_scales=factored",
+        "train.freeze_weights=true",
+        "train.objective=lc",
+        "train.n_tasks=8",
+        "train.lr_scales_lr=0.1",
+        "inner.lr=0.3",
+    )
+    start, tokenizer = load_model(cfg.model.spec, cfg.model.dtype, cfg.model.device)
+    before = {k: v.detach().clone() for k, v in start.named_parameters()}
+    param = with_lr_scales(full_rank(start), "factored", freeze_weights=True)
+    MetaTrainer(cfg, tokenizer, param, copy_tasks(8), [], tmp_path).train(progress=False)
+    assert all(torch.equal(before[k], v) and v.grad is None for k, v in start.named_parameters())
+    assert any(float(v.detach().abs().max()) > 0 for v in param.lr_scales.values())
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
