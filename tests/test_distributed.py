@@ -28,7 +28,9 @@ LOGGED = dict(rel=1e-4, abs=1e-6)
 
 def torchrun(*args: str, check: bool = True, pythonpath: str = "") -> subprocess.CompletedProcess:
     path = os.pathsep.join(p for p in (pythonpath, os.path.dirname(__file__)) if p)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    # A collective that hangs (seen once in CI: the replicated run, after its warm-up) then fails within 3 minutes
+    # with the rank and the collective named, instead of running into the subprocess timeout with no diagnosis.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "PROMPTGD_DIST_TIMEOUT_MIN": "3"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "promptgd"]
     return subprocess.run([*command, *args], env=env, check=check, capture_output=True, text=True, timeout=600)
 
