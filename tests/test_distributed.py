@@ -28,8 +28,8 @@ LOGGED = dict(rel=1e-4, abs=1e-6)
 
 def torchrun(*args: str, check: bool = True, pythonpath: str = "") -> subprocess.CompletedProcess:
     path = os.pathsep.join(p for p in (pythonpath, os.path.dirname(__file__)) if p)
-    # A collective that hangs (seen once in CI: the replicated run, after its warm-up) then fails within 3 minutes
-    # with the rank and the collective named, instead of running into the subprocess timeout with no diagnosis.
+    # A collective that hangs (one did in CI: a rank that reached the warm-up late, the test below) then fails within
+    # 3 minutes with the rank and the collective named, instead of running into the subprocess timeout.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "PROMPTGD_DIST_TIMEOUT_MIN": "3"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "promptgd"]
     return subprocess.run([*command, *args], env=env, check=check, capture_output=True, text=True, timeout=600)
@@ -90,6 +90,30 @@ def test_two_processes_evaluate_what_one_does(tmp_path):
     assert [json.loads(r)["prediction"] for r in predictions[0]] == [
         json.loads(r)["prediction"] for r in predictions[1]
     ]
+
+
+def test_a_rank_that_arrives_after_the_warm_up_was_saved_still_joins_it(tmp_path):
+    # Rank 0 warms up alone and ends its save in a barrier. Rank 1 here reaches that point late, after rank 0 could
+    # have saved the start model (up to 8 s: seconds for this tiny warm-up); had it decided by reading the file
+    # itself, it would load the model, skip the barrier and leave rank 0 waiting (a hang seen once in CI).
+    run = tmp_path / "run"
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, time\n"
+        "from pathlib import Path\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    from promptgd.run_dir import COMPLETE\n"
+        "    from promptgd.train import recipe\n"
+        "    starting_model = recipe.starting_model\n"
+        "    def late(cfg, part, out, progress=True):\n"
+        "        deadline = time.monotonic() + 8\n"
+        "        while not (Path(out) / 'start_model' / COMPLETE).exists() and time.monotonic() < deadline:\n"
+        "            time.sleep(0.1)\n"
+        "        return starting_model(cfg, part, out, progress)\n"
+        "    recipe.starting_model = late\n"
+    )
+    torchrun("train", *SETTINGS, "--out", str(run), pythonpath=str(tmp_path))
+    main(["train", *SETTINGS, "--out", str(tmp_path / "one")])
+    assert_same_weights(tmp_path / "one", run)
 
 
 def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):

@@ -68,6 +68,16 @@ def sum_gradients(params: list[torch.Tensor]) -> None:
         offset += g.numel()
 
 
+def main_decides(value: bool) -> bool:
+    """Rank 0's `value` on every rank, for a decision read from files that rank 0 alone writes: a rank that reads
+    them late could find rank 0's finished file and skip the collective rank 0 waits in (a hang)."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def sum_floats(values: list[float]) -> list[float]:
     """Sum plain numbers over ranks (loss terms, token counts) for the logs."""
     return _reduced(values, dist.ReduceOp.SUM) if active() else values

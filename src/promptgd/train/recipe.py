@@ -50,10 +50,11 @@ def starting_model(cfg: RunConfig, part: Partition, out: Path, progress: bool = 
     (triples meta-training never sees), saved once in `out/start_model` so reruns, resumes and the LC teacher
     all use the very same weights."""
     saved = RunDir(out).start_model
-    if is_complete(saved):
+    # Under torchrun rank 0 alone warms up and the others wait at the barrier its save ends with, so all must agree
+    # whether it is needed: a rank reaching this line after rank 0 saved would otherwise load and never join.
+    if distributed.main_decides(is_complete(saved)):
         return load_configured(cfg.model, str(saved))
     if cfg.warmup.n_tasks and not distributed.is_main():
-        # Under torchrun rank 0 alone warms up; the others wait at the barrier its save ends with, then load it.
         distributed.barrier()
         return load_configured(cfg.model, str(saved))
     started = time.perf_counter()
