@@ -12,7 +12,7 @@ from promptgd.report.tables import mode_table
 SPLIT_NAMES = {"test": "test", "ood": "held-out families", "val": "validation"}
 
 
-def label(summary: dict) -> str:
+def row_name(summary: dict) -> str:
     split = summary.get("split", "test")  # summaries written before the validation split have no such key
     return f"{summary['task']}, {SPLIT_NAMES.get(split, split)}"
 
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+")
     args = parser.parse_args()
     summaries = [json.loads((Path(d) / "summary.json").read_text()) for d in args.dirs]
-    rows = {label(s): s["modes"] for s in summaries}
+    rows = {row_name(s): s["modes"] for s in summaries}
     print(f"# {args.title}\n")
     print(
         f"Command: `{args.command}`"
