@@ -77,7 +77,9 @@ class Reproduction:
             if not cfg.warmup.n_tasks:
                 return cfg.model.spec
             saved = RunDir(self.work / model.task).start_model
-            if not is_complete(saved):
+            # Rank 0's view of the files decides for every rank (distributed.main_decides): a rank that looked itself
+            # after rank 0 had built and saved would skip the barrier rank 0's save ends with.
+            if not distributed.main_decides(is_complete(saved)):
                 self.start(model.task)
             return str(saved)
         cfg = self.config(model.task, *model.overrides)
@@ -87,7 +89,7 @@ class Reproduction:
                 trained_or_resumed(cfg, out, lambda: self.partition(cfg), lambda: self.start(model.task), self.progress)
             )
         run = RunDir(out)
-        if is_complete(run.model):
+        if distributed.main_decides(is_complete(run.model)):
             require_config(run.config, cfg, f"model {model.key}")
             return str(run.model)
         if model.kind == "untrained_lora":
