@@ -109,6 +109,35 @@ def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatc
     assert f"{out / 'lc' / 'config.yaml'} differs from the config asked for now" in capsys.readouterr().err
 
 
+def test_an_evaluation_stopped_in_a_mode_keeps_the_modes_before_it(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    original = eval_recipe.evaluate_model
+    asked = []
+
+    def stop_at_ft(model, tokenizer, triples, cfg, *args):
+        asked.append(tuple(cfg.eval.modes))
+        if tuple(cfg.eval.modes) == ("ft",):
+            raise KeyboardInterrupt
+        return original(model, tokenizer, triples, cfg, *args)
+
+    monkeypatch.setattr(eval_recipe, "evaluate_model", stop_at_ft)
+    with pytest.raises(KeyboardInterrupt):
+        main([*RUN, "pipeline.objectives=[]", "--out", str(out)])
+    assert asked == [("nc",), ("prompt",), ("ft",)]
+    kept = json.loads((out / "base" / "summary.json").read_text())
+    assert set(kept["modes"]) == {"nc", "prompt"} and set(kept["seconds"]) == {"nc", "prompt"}
+
+    asked.clear()
+    monkeypatch.setattr(eval_recipe, "evaluate_model", lambda *a: asked.append(tuple(a[3].eval.modes)) or original(*a))
+    main([*RUN, "pipeline.objectives=[]", "--out", str(out)])
+    assert asked[:2] == [("ft",), ("ft_irrelevant",)]  # then the held-out families' four
+    done = json.loads((out / "base" / "summary.json").read_text())
+    assert list(done["modes"]) == ["nc", "prompt", "ft", "ft_irrelevant"]
+    assert done["modes"]["nc"] == kept["modes"]["nc"]
+    records = [json.loads(line) for line in (out / "base" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["mode"] for r in records] == [m for m in ("nc", "prompt", "ft", "ft_irrelevant") for _ in range(4)]
+
+
 def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys):
     import gzip
 
