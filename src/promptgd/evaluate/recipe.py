@@ -94,21 +94,24 @@ def evaluate_into(
     holds with the same settings are kept, not redone (an interrupted run, or Table 5 adding ft_irrelevant), and
     each mode is written as soon as it is done, so an interruption loses only the mode under way (a FT evaluation
     of 500 SQuAD questions takes 5-20 minutes on CPU)."""
+    cached = cached_modes(out, cfg)
+    kept = EvalResult([], {}, {})
+    if cached:  # read once; each finished mode is then added in memory and the whole evaluation rewritten
+        seconds = json.loads((out / "summary.json").read_text()).get("seconds", {})
+        records = [
+            r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached
+        ]
+        kept = EvalResult(records, cached, seconds)
+    summary = None
     for mode in cfg.eval.modes:
-        cached = cached_modes(out, cfg)
-        if mode in cached:
+        if mode in kept.modes:
             continue
-        result = evaluate_model(model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={mode}"]), progress, param)
-        if cached:
-            seconds = json.loads((out / "summary.json").read_text()).get("seconds", {})
-            old = [
-                r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached
-            ]
-            result = EvalResult(old + result.records, {**cached, **result.modes}, {**seconds, **result.seconds})
-        every = [m for m in MODES if m in result.modes]
+        new = evaluate_model(model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={mode}"]), progress, param)
+        kept = EvalResult(kept.records + new.records, {**kept.modes, **new.modes}, {**kept.seconds, **new.seconds})
+        every = [m for m in MODES if m in kept.modes]
         # An evaluation of other settings in `out` (a changed preset) is replaced: `out` is the row's own directory.
-        write_eval(result, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out, replace=True)
-    return json.loads((out / "summary.json").read_text())
+        summary = write_eval(kept, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out, replace=True)
+    return summary or json.loads((out / "summary.json").read_text())
 
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:
