@@ -64,3 +64,55 @@ def test_step_size_profile_gives_each_tensors_mean_multiplier(tmp_path):
     assert profile["model.layers.0.mlp.down_proj.weight"] == pytest.approx(4.0, rel=1e-6)
     assert profile["model.norm.weight"] == 1.0
     assert json.loads((tmp_path / "p" / "step_size_profile.json").read_text()) == profile
+
+
+def _write_predictions(row, records):
+    row.mkdir()
+    with gzip.open(row / "predictions.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def test_continuation_in_passage_splits_the_gap_by_whether_the_continuation_is_in_the_passage(tmp_path):
+    in_passage = {"index": 0, "context": "Jekyll lived in London. The story of", "gold": "London doctor Jekyll"}
+    elsewhere = {"index": 1, "context": "The ships sailed at", "gold": "dawn, the crew"}  # "the" alone does not count
+
+    def rows(nll_in: dict, nll_out: dict) -> list[dict]:
+        return [
+            {**item, "mode": mode, "nll": nll[mode], "token_accuracy": 1.0 if mode == "prompt" else 0.0}
+            for item, nll in ((in_passage, nll_in), (elsewhere, nll_out))
+            for mode in ("nc", "prompt", "ft")
+        ]
+
+    _write_predictions(tmp_path / "base", rows({"nc": 6, "prompt": 2, "ft": 6}, {"nc": 5, "prompt": 3, "ft": 5}))
+    _write_predictions(tmp_path / "lg", rows({"nc": 6, "prompt": 2, "ft": 4}, {"nc": 5, "prompt": 3, "ft": 5}))
+    out = tmp_path / "split"
+    gap = run_script(
+        "experiments/continuation_in_passage.py",
+        "--base",
+        str(tmp_path / "base"),
+        str(tmp_path / "lg"),
+        "--out",
+        str(out),
+    )
+    assert gap["lg"]["in passage"]["nll"] == 0.5 and gap["lg"]["not in passage"]["nll"] == 0.0
+    assert (out / "continuation_in_passage.md").read_text().count("| lg |") == 2
+
+
+def test_prompt_tail_evaluates_prompt_on_the_contexts_last_words(tmp_path):
+    out = tmp_path / "tail"
+    results = run_script(
+        "experiments/prompt_tail.py",
+        "configs/quickstart.yaml",
+        "--model",
+        "tiny:llama",
+        "--words",
+        "1,3",
+        "--out",
+        str(out),
+        "eval.limit=3",
+        "task.n_val=3",
+    )
+    assert set(results) == {"nc", "prompt", "prompt_last1", "prompt_last3"}
+    assert results["prompt"]["share_of_prompt_gain"] == 1.0 and results["nc"]["share_of_prompt_gain"] == 0.0
+    cut = [json.loads(line) for line in (out / "prompt_last1" / "predictions.jsonl").read_text().splitlines()]
+    assert len(cut) == 3 and all(len(r["context"].split()) == 1 for r in cut)
