@@ -43,8 +43,9 @@ def by_group(row: Path) -> dict[str, dict[str, dict[str, float]]]:
     """group -> mode -> {n, nll, token_accuracy}: means over the group's triples."""
     table: dict[str, dict[str, dict[str, float]]] = {g: {} for g in GROUPS}
     for mode, records in read_predictions(row / "predictions.jsonl.gz").items():
+        groups = {index: group_of(r) for index, r in records.items()}
         for group in GROUPS:
-            members = [r for r in records.values() if group_of(r) == group]
+            members = [r for index, r in records.items() if groups[index] == group]
             table[group][mode] = {
                 "n": len(members),
                 "nll": mean(float(r["nll"]) for r in members),

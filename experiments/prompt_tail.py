@@ -40,7 +40,7 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     cfg = load_config(args.config, [f"model.spec={args.model}", "eval.split=val", *overrides])
     model, tokenizer = load_configured(cfg.model)
-    triples = load_partition(cfg).split(cfg.eval.split)[: cfg.eval.limit or None]
+    triples = load_partition(cfg).split(cfg.eval.split)  # evaluate() takes the first eval.limit of them
     conditions = {"nc": ("nc", triples), "prompt": ("prompt", triples)}
     for k in map(int, args.words.split(",")):
         conditions[f"prompt_last{k}"] = ("prompt", [replace(t, context=last_words(t.context, k)) for t in triples])
@@ -49,8 +49,9 @@ def main() -> None:
         run_cfg = with_overrides(cfg, [f"eval.modes={mode}"])
         summary = write_eval(evaluate_model(model, tokenizer, items, run_cfg), run_cfg, args.out / name)
         results[name] = {m: summary["modes"][mode][m] for m in METRICS}
+        n = summary["n"]  # the same triples in every condition
     nc, full = results["nc"]["nll"], results["prompt"]["nll"]
-    print(f"{cfg.task.name}, {cfg.eval.split} split, n = {len(triples)}, model {args.model}\n")
+    print(f"{cfg.task.name}, {cfg.eval.split} split, n = {n}, model {args.model}\n")
     print("| condition | token acc % | NLL | share of Prompt's NLL gain over NC |\n|---|---:|---:|---:|")
     for name, r in results.items():
         share = (nc - r["nll"]) / (nc - full)
