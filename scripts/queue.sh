@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A background queue for long CPU runs on a 2-core machine, where two heavy jobs at once stall each other.
 #   scripts/queue.sh start          run runs/queue/NN-name.sh one at a time, lowest NN first, in the background;
-#                                   each job's output goes to NN-name.log and it is renamed NN-name.done.RC after
+#                                   each job's output is appended to NN-name.log (a job rerun after a cut keeps
+#                                   its earlier invocations' output, wall times included) and it is renamed
+#                                   NN-name.done.RC after
 #   scripts/queue.sh paused CMD...  run CMD (in the current directory) with the queue's processes stopped
 #                                   (SIGSTOP), so timings and tests taken meanwhile are not void; they
 #                                   continue (SIGCONT) however CMD ends
@@ -25,7 +27,7 @@ case ${1:-} in
         job=$(ls '"$queue"'/*.sh 2>/dev/null | sort | head -n 1)
         if [ -z "$job" ]; then sleep 30; continue; fi
         mv "$job" "$job.running"
-        rc=0; bash "$job.running" > "${job%.sh}.log" 2>&1 || rc=$?
+        rc=0; bash "$job.running" >> "${job%.sh}.log" 2>&1 || rc=$?
         mv "$job.running" "${job%.sh}.done.$rc"
       done' > "$queue/runner.log" 2>&1 < /dev/null &
     ;;

@@ -96,9 +96,10 @@ def test_a_rerun_resumes_training_and_keeps_finished_stages(tmp_path, monkeypatc
     assert all((resumed[k] == v).all() for k, v in finished.items())
     rerun = json.loads((out / "summary.json").read_text())
     assert rerun["rows"] == summary["rows"]
-    # Kept stages report the time they took when they ran; the resumed one says it counts only its second part.
+    # Kept stages report the time they took when they ran; the resumed one its time over both invocations.
     assert all(rerun["seconds"][s] == summary["seconds"][s] for s in ("warmup", "eval_base", "train_lc", "eval_lc"))
-    assert rerun["notes"] == ["train_lg resumed from step_00000001: its time counts this invocation only"]
+    assert rerun["seconds"]["train_lg"] == json.loads((out / "lg" / "train_seconds.json").read_text())["seconds"]
+    assert rerun["notes"] == ["train_lg resumed from step_00000001"]
     assert "train_lg resumed from step_00000001" in (out / "report.md").read_text()
 
     monkeypatch.setattr(eval_recipe, "evaluate_model", lambda *a, **kw: pytest.fail("a finished evaluation was redone"))

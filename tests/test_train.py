@@ -65,14 +65,35 @@ def test_resume_equals_uninterrupted(tmp_path):
     resumed, resumed_model = trainer_for(cfg, tmp_path / "b")
     resumed.resume()
     assert resumed.step == 5
+    assert resumed.seconds == first.seconds > 0  # the checkpoint carries the time spent reaching it
     for p in resumed_model.parameters():  # Adam's moments beside their parameter, its step counter on the CPU
         state = resumed.optimizer.state[p]
         assert state["exp_avg"].device == p.device and state["step"].device.type == "cpu"
     resumed.train(progress=False)
+    assert resumed.seconds > first.seconds and resumed.uncounted_steps == 0
 
     for (name, a), b in zip(straight_model.named_parameters(), resumed_model.parameters()):
         assert torch.equal(a, b), name
     assert [r["outer"] for r in rows(tmp_path / "a")] == [r["outer"] for r in rows(tmp_path / "b")]
+
+
+def test_a_resumed_run_reports_its_whole_training_time_and_names_steps_an_old_checkpoint_did_not_time(tmp_path):
+    cfg = tiny_config("train.ckpt_every=2", "train.n_tasks=6", "train.batch_size=1")
+    part = load_partition(cfg)
+    for out, old_checkpoint in ((tmp_path / "new", False), (tmp_path / "old", True)):
+        first, _ = trainer_for(cfg, out, part.meta)
+        first.train(progress=False, stop_after=4)
+        if old_checkpoint:  # as code before 2026-12-05 wrote it
+            state = out / "checkpoints" / "step_00000004" / "state.json"
+            meta = json.loads(state.read_text())
+            state.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("seconds", "uncounted_steps")}))
+        run_train(cfg, out, resume=True, progress=False, part=part)
+        timing = json.loads((out / "train_seconds.json").read_text())
+        assert timing["steps"] == 6
+        if old_checkpoint:
+            assert timing["uncounted_steps"] == 4
+        else:
+            assert "uncounted_steps" not in timing and timing["seconds"] > first.seconds
 
 
 def test_a_fresh_start_drops_rows_of_a_run_that_crashed_before_its_first_checkpoint(tmp_path):

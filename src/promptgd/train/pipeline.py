@@ -35,13 +35,14 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
     notes: list[str] = []
 
     def timed(stage: str, fn, kept: bool, recorded: Path | None = None):
-        """`recorded`: where the stage writes its own time (warm-up, training), for a stage made outside this run."""
+        """`recorded`: where the stage writes its own time (warm-up, training): what a stage made outside this run
+        took, and a resumed training's time over every invocation."""
         t0 = time.perf_counter()
         result = fn()
         # A stage kept from an earlier invocation reports the time it took then, not the second spent reloading it.
         if kept and stage in earlier_seconds:
             stages[stage] = earlier_seconds[stage]
-        elif kept and recorded is not None and recorded.is_file():
+        elif recorded is not None and recorded.is_file():
             stages[stage] = json.loads(recorded.read_text())["seconds"]
         else:
             stages[stage] = time.perf_counter() - t0
@@ -96,14 +97,19 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         objective_cfg = replace(cfg, train=replace(cfg.train, objective=objective))
         start = partial(_start_model, objective_cfg, part, out, progress)
         trained_dir = run.objective(objective)
-        if (checkpoint := resume_point(trained_dir.root)) is not None:
-            notes.append(f"train_{objective} resumed from {checkpoint}: its time counts this invocation only")
+        resumed_from = resume_point(trained_dir.root)
         path = timed(
             f"train_{objective}",
             partial(trained_or_resumed, objective_cfg, trained_dir.root, lambda: part, start, progress),
             kept=is_complete(trained_dir.model),
             recorded=trained_dir.root / "train_seconds.json",
         )
+        if resumed_from is not None:
+            uncounted = json.loads((trained_dir.root / "train_seconds.json").read_text()).get("uncounted_steps")
+            notes.append(
+                f"train_{objective} resumed from {resumed_from}"
+                + (f": its time leaves out the {uncounted} steps before (their checkpoint has none)" if uncounted else "")
+            )
         trained, _ = load_configured(cfg.model, str(path))
         evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
         summary = summarise()

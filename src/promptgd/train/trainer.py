@@ -121,6 +121,11 @@ class MetaTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
         self.skipped = 0
+        # Seconds train()'s loop spent reaching `step`, over every invocation: a checkpoint carries them, so a run
+        # cut and resumed reports its whole training time. `uncounted_steps`: the steps before a resume from a
+        # checkpoint written before checkpoints carried their time (its seconds leave those steps out).
+        self.seconds = 0.0
+        self.uncounted_steps = 0
 
     def _check_shardable(self) -> None:
         """What train.fsdp needs beyond the config (config.py checks the rest): a model the implicit update covers, and
@@ -348,6 +353,8 @@ class MetaTrainer:
         meta = {
             "step": self.step,
             "skipped": self.skipped,
+            "seconds": self.seconds,
+            "uncounted_steps": self.uncounted_steps,
             "param_groups": opt["param_groups"],
             "scheduler": self.scheduler.state_dict(),
             "order": self.order,
@@ -381,6 +388,10 @@ class MetaTrainer:
         if self.device.type == "cuda" and "rng/cuda" in tensors:  # absent when a CPU run's checkpoint resumes on a GPU
             torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
         self.step, self.skipped = meta["step"], meta["skipped"]
+        if "seconds" in meta:
+            self.seconds, self.uncounted_steps = meta["seconds"], meta["uncounted_steps"]
+        else:  # written by code before checkpoints carried their time (2026-12-05)
+            self.seconds, self.uncounted_steps = 0.0, meta["step"]
         self.teacher_answers = {int(k): v for k, v in meta["teacher_answers"].items()}
 
     def save(self) -> None:
@@ -415,11 +426,13 @@ class MetaTrainer:
             dynamic_ncols=True,
         )
         log = MetricsLog(self.cfg, self.out, self.step)
+        started, seconds_before = time.perf_counter(), self.seconds
         try:
             while self.step < last:
                 row = self.train_step()
                 if t.val_every and (self.step % t.val_every == 0 or self.step == self.total_steps) and self.val:
                     row.update(self.validate())
+                self.seconds = seconds_before + time.perf_counter() - started
                 if self.step % t.log_every == 0 or "val_ft" in row or self.step == self.total_steps:
                     log.write(row)
                 if (t.ckpt_every and self.step % t.ckpt_every == 0) or self.step == last:
