@@ -37,7 +37,15 @@ from promptgd.reproduce.experiments import (
     base,
     experiments,
 )
-from promptgd.run_dir import RunDir, config_matches, is_complete, require_config, staged, write_text_atomically
+from promptgd.run_dir import (
+    RunDir,
+    config_matches,
+    is_complete,
+    require_config,
+    staged,
+    write_json,
+    write_text_atomically,
+)
 from promptgd.train.recipe import resume_point, save_meta_trained, starting_model, trained_or_resumed
 from promptgd.train.transfer import finetune_on_task_b
 
@@ -97,10 +105,12 @@ class Reproduction:
             save_meta_trained(trained, tokenizer, init_factors(trained, cfg.lora, cfg.train.seed), cfg, out)
         else:  # then_b: ordinary fine-tuning of `source` on task B
             source, tokenizer = load_configured(cfg.model, self.model_path(model.source))
+            started = time.perf_counter()
             finetune_on_task_b(source, tokenizer, cfg, self.progress)
             with staged(run.model) as tmp:
                 source.save_pretrained(tmp, safe_serialization=True)
                 tokenizer.save_pretrained(tmp)
+            write_json(run.root / "train_seconds.json", {"seconds": time.perf_counter() - started})
         write_text_atomically(run.config, dump_yaml(cfg))
         return str(run.model)
 
@@ -215,16 +225,57 @@ def cells(experiment: Experiment) -> Iterator[tuple[str, Column, Model, list[str
         yield label, column, resolved, [m for m in MODES if m in groups[key]]
 
 
-def plan(name: str, rep: Reproduction) -> str:
-    """What `run_reproduction(name, rep, ...)` would build and evaluate, and what it would reuse: nothing is run."""
-    experiment = experiments(rep.scale)[name]
+def needed_models(experiment: Experiment) -> dict[str, Model]:
+    """Every model the experiment's cells need, by key: each cell's model, its source if it was fine-tuned from one,
+    and its task's warmed-up start model, which every model starts from."""
     models: dict[str, Model] = {}
-    evaluations: dict[Path, tuple[Model, Column, list[str]]] = {}
-    for _, column, model, modes in cells(experiment):
-        # Every model starts from its task's warmed-up start model; a fine-tuned one from its source as well.
+    for _, _, model, _ in cells(experiment):
         for needed in (base(model.task), model.source, model):
             if needed is not None:
                 models.setdefault(needed.key, needed)
+    return models
+
+
+def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[Path]) -> str:
+    """How long the experiment's parts took when they were made, from what each part recorded beside itself
+    (warmup_seconds.json, train_seconds.json, an evaluation's summary.json), whichever invocation made it: the
+    command's own wall time leaves out what earlier invocations built. A part made while its job was stopped
+    (SIGSTOP) counts the stop."""
+    warmups, trainings, evaluated, uncounted, unrecorded = 0.0, {}, 0.0, 0, []
+    for key, model in needed_models(experiment).items():
+        if model.kind == "untrained_lora" or (model.kind == "start" and not rep.config(model.task).warmup.n_tasks):
+            continue  # nothing was trained
+        root = rep.work / model.task
+        recorded = root / "warmup_seconds.json" if model.kind == "start" else root / model.name / "train_seconds.json"
+        if not recorded.is_file():  # made by code from before the file was written
+            unrecorded.append(key)
+        elif model.kind == "start":
+            warmups += json.loads(recorded.read_text())["seconds"]
+        else:
+            timing = json.loads(recorded.read_text())
+            trainings[key] = timing["seconds"]
+            uncounted += timing.get("uncounted_steps", 0)
+    for directory in evaluations:
+        evaluated += sum(json.loads((directory / "summary.json").read_text())["seconds"].values())
+    total = warmups + sum(trainings.values()) + evaluated
+    each = ", ".join(f"{key} {seconds / 60:.1f}" for key, seconds in trainings.items())
+    return (
+        "Time its parts took when they were made (recorded beside each; a part made while its job was stopped counts "
+        f"the stop): format warm-ups {warmups / 60:.1f} min, training {sum(trainings.values()) / 60:.1f} min"
+        + (f" ({each})" if each else "")
+        + (f", not counting {uncounted} steps made before a resume by code that did not record them" if uncounted else "")
+        + f", evaluations {evaluated / 60:.1f} min; **{total / 60:.1f} min** in all"
+        + (f" (no time recorded for {', '.join(unrecorded)})" if unrecorded else "")
+        + "."
+    )
+
+
+def plan(name: str, rep: Reproduction) -> str:
+    """What `run_reproduction(name, rep, ...)` would build and evaluate, and what it would reuse: nothing is run."""
+    experiment = experiments(rep.scale)[name]
+    models = needed_models(experiment)
+    evaluations: dict[Path, tuple[Model, Column, list[str]]] = {}
+    for _, column, model, modes in cells(experiment):
         task = column.task or model.task
         evaluations.setdefault(rep._eval_dir(model, task, column), (model, column, modes))
     width = max(len(k) for k in models)
@@ -256,7 +307,10 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
         out.mkdir(parents=True, exist_ok=True)
         bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
         export_rows(evaluated, out / stem, replace=True)  # this command's rows replace the ones it wrote before
-        markdown = report(experiment, rep, values, command, time.perf_counter() - started, stem)
+        timing = f"Wall time of this invocation: {(time.perf_counter() - started) / 60:.1f} min. " + recorded_time(
+            rep, experiment, list(evaluated.values())
+        )
+        markdown = report(experiment, rep, values, command, timing, stem)
         (out / f"{stem}.md").write_text(markdown)
         print(markdown)
     return out / f"{stem}.md"
@@ -267,7 +321,7 @@ def report(
     rep: Reproduction,
     values: dict[str, dict[str, float]],
     command: str,
-    seconds: float,
+    timing: str,
     stem: str,
 ) -> str:
     headers = [c.header for c in experiment.columns]
@@ -279,7 +333,7 @@ def report(
         command,
         "```",
         "",
-        f"Wall time of this command: {seconds / 60:.1f} min (models and evaluations already in `{rep.work}` are reused).",
+        timing,
         "",
         "| model | " + " | ".join(headers + list(extra.get("", {}))) + " |",
         "|---|" + "---:|" * (len(headers) + len(extra.get("", {}))),
