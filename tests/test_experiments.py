@@ -116,3 +116,22 @@ def test_prompt_tail_evaluates_prompt_on_the_contexts_last_words(tmp_path):
     assert results["prompt"]["share_of_prompt_gain"] == 1.0 and results["nc"]["share_of_prompt_gain"] == 0.0
     cut = [json.loads(line) for line in (out / "prompt_last1" / "predictions.jsonl").read_text().splitlines()]
     assert len(cut) == 3 and all(len(r["context"].split()) == 1 for r in cut)
+
+
+def test_draws_gives_each_cells_mean_and_spread_and_counts_draws_meeting_a_target(tmp_path):
+    def summary(name, split, modes):
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "summary.json").write_text(json.dumps({"split": split, "modes": modes}))
+        return str(directory)
+
+    draws = [
+        f"seed{s}={summary(f's{s}_test', 'test', {'prompt': {'accuracy': 1.0}, 'ft': {'accuracy': ft}})},"
+        + summary(f"s{s}_ood", "ood", {"ft": {"accuracy": ood}})
+        for s, ft, ood in ((1, 0.5, 0.3), (2, 0.3, 0.2), (3, 0.4, 0.1))
+    ]
+    figures = run_script("experiments/draws.py", "--at-least", "ft=0.40", *draws)
+    assert list(figures["draws"]["seed1"]) == ["prompt", "ft", "ood ft"]
+    assert figures["spread"]["ft"]["mean"] == pytest.approx(0.4) and figures["spread"]["ft"]["sd"] == pytest.approx(0.1)
+    assert (figures["spread"]["ood ft"]["min"], figures["spread"]["ood ft"]["max"]) == (0.1, 0.3)
+    assert figures["at-least"] == {"column": "ft", "bound": 0.4, "met": ["seed1", "seed3"]}
