@@ -103,6 +103,12 @@ def test_table3_builds_transfer_models_and_reuses_them(tmp_path, monkeypatch, ca
         "lc-joint-reversal",
     }
     assert (work / "lc-joint-reversal" / "metrics.jsonl").read_text().count('"task_b"') == 2
+    # Beside the rows, each trained model's log and time; the fine-tuned-on-B models have a time only.
+    committed = tmp_path / "results" / "table3_small" / "character_descriptions"
+    assert (committed / "lc-joint-reversal" / "metrics.jsonl").read_bytes() == (
+        work / "lc-joint-reversal" / "metrics.jsonl"
+    ).read_bytes()
+    assert {p.name for p in (committed / "base-then-reversal").iterdir() if p.is_file()} == {"train_seconds.json"}
     # The held-out-families cells are evaluations on the ood split, where `promptgd run` would put them.
     for evaluation in ("base-ood", "lc/eval-ood", "lc/eval-reversal-ood"):
         assert json.loads((work / evaluation / "summary.json").read_text())["split"] == "ood"

@@ -5,7 +5,7 @@
     promptgd export runs/quickstart --out results/quickstart     # results/quickstart/{base,lc}/...
     promptgd export runs/squad_test/ft_steps16 --out results/squad_smollm2/base-steps16   # one `promptgd eval`
 
-`promptgd reproduce` writes its rows the same way, beside its markdown.
+`promptgd reproduce` writes its rows the same way, beside its markdown, with each model's training log.
 """
 
 from __future__ import annotations
@@ -40,20 +40,21 @@ def export_evaluation(eval_dir: Path, dest: Path) -> None:
 def export_rows(
     rows: dict[str, Path],
     dest: Path,
-    extra_files: tuple[Path, ...] = (),
+    extra_files: dict[str, Path] | None = None,
     replace: bool = False,
     row_files: dict[str, tuple[Path, ...]] | None = None,
 ) -> None:
-    """Write `dest/<row>/` for every (row -> evaluation directory), with `row_files[row]` beside it, and copy
-    `extra_files` into `dest`."""
+    """Write `dest/<row>/` for every (row -> evaluation directory), with `row_files[row]` beside it, and copy each
+    of `extra_files` (path under `dest` -> source) to its place."""
 
     def fill(staging: Path) -> None:
         for row, eval_dir in rows.items():
             export_evaluation(eval_dir, staging / row)
             for path in (row_files or {}).get(row, ()):
                 shutil.copyfile(path, staging / row / path.name)
-        for path in extra_files:
-            shutil.copyfile(path, staging / path.name)
+        for relative, path in (extra_files or {}).items():
+            (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, staging / relative)
 
     _write_whole(dest, replace, fill)
 
@@ -80,7 +81,6 @@ def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
         return [dest.name]
     rows = RunDir(run_dir).rows()
     trained = {row: (run_dir / row / "metrics.jsonl",) for row in rows if (run_dir / row / "metrics.jsonl").is_file()}
-    export_rows(
-        rows, dest, tuple(run_dir / name for name in ("report.md", "figure2.png", "summary.json")), replace, trained
-    )
+    extra = {name: run_dir / name for name in ("report.md", "figure2.png", "summary.json")}
+    export_rows(rows, dest, extra, replace, trained)
     return list(rows)

@@ -236,6 +236,18 @@ def needed_models(experiment: Experiment) -> dict[str, Model]:
     return models
 
 
+def training_logs(rep: Reproduction, experiment: Experiment) -> dict[str, Path]:
+    """`<task>/<model>/metrics.jsonl` and `train_seconds.json` of every model the experiment trained (loss terms,
+    validation curves, time), under the same names as its rows, for the row data."""
+    logs = {}
+    for model in needed_models(experiment).values():
+        for name in ("metrics.jsonl", "train_seconds.json"):
+            path = rep.work / model.task / model.name / name
+            if model.kind != "start" and path.is_file():
+                logs[f"{model.task}/{model.name}/{name}"] = path
+    return logs
+
+
 def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[Path]) -> str:
     """How long the experiment's parts took when they were made, from what each part recorded beside itself
     (warmup_seconds.json, train_seconds.json, an evaluation's summary.json), whichever invocation made it: the
@@ -263,7 +275,11 @@ def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[P
         "Time its parts took when they were made (recorded beside each; a part made while its job was stopped counts "
         f"the stop): format warm-ups {warmups / 60:.1f} min, training {sum(trainings.values()) / 60:.1f} min"
         + (f" ({each})" if each else "")
-        + (f", not counting {uncounted} steps made before a resume by code that did not record them" if uncounted else "")
+        + (
+            f", not counting {uncounted} steps made before a resume by code that did not record them"
+            if uncounted
+            else ""
+        )
         + f", evaluations {evaluated / 60:.1f} min; **{total / 60:.1f} min** in all"
         + (f" (no time recorded for {', '.join(unrecorded)})" if unrecorded else "")
         + "."
@@ -306,7 +322,8 @@ def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> P
     if distributed.is_main():  # under torchrun every rank holds the same values; rank 0 writes them
         out.mkdir(parents=True, exist_ok=True)
         bar_chart(values, out / f"{stem}.png", f"{experiment.title} ({rep.scale})")
-        export_rows(evaluated, out / stem, replace=True)  # this command's rows replace the ones it wrote before
+        # This command's rows replace the ones it wrote before; beside them each trained model's log and time.
+        export_rows(evaluated, out / stem, training_logs(rep, experiment), replace=True)
         timing = f"Wall time of this invocation: {(time.perf_counter() - started) / 60:.1f} min. " + recorded_time(
             rep, experiment, list(evaluated.values())
         )
@@ -375,7 +392,8 @@ def report(
     lines += [f"- {task}: {deviations_line(rep.config(task))}" for task in tasks]
     lines += [
         "",
-        f"Row data (summary.json, config.yaml, predictions.jsonl.gz of every evaluation above): `{stem}/<task>/<model>/<evaluation>/`.",
+        f"Row data (summary.json, config.yaml, predictions.jsonl.gz of every evaluation above): `{stem}/<task>/<model>/<evaluation>/`; "
+        f"each trained model's metrics.jsonl and train_seconds.json: `{stem}/<task>/<model>/`.",
         "",
         f"![{experiment.name}]({stem}.png)",
         "",

@@ -108,7 +108,11 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             uncounted = json.loads((trained_dir.root / "train_seconds.json").read_text()).get("uncounted_steps")
             notes.append(
                 f"train_{objective} resumed from {resumed_from}"
-                + (f": its time leaves out the {uncounted} steps before (their checkpoint has none)" if uncounted else "")
+                + (
+                    f": its time leaves out the {uncounted} steps before (their checkpoint has none)"
+                    if uncounted
+                    else ""
+                )
             )
         trained, _ = load_configured(cfg.model, str(path))
         evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
