@@ -20,6 +20,7 @@ from pathlib import Path
 from statistics import mean
 
 from promptgd.report.diagnostics import read_predictions
+from promptgd.report.tables import gap_share
 from promptgd.run_dir import json_line, write_json, write_text_atomically
 
 # Words that occur in nearly every passage, so finding one there says nothing about the passage's content.
@@ -28,6 +29,10 @@ FUNCTION_WORDS = frozenset(
     "are has had have he she they his her their them which who whom not no than then there".split()
 )
 GROUPS = ("in passage", "not in passage")
+
+
+def percent(share: float | None) -> str:
+    return "–" if share is None else f"{round(100 * share)}%"  # None: Prompt no better than FT, no gap to close
 
 
 def content_words(text: str) -> set[str]:
@@ -54,10 +59,6 @@ def by_group(row: Path) -> dict[str, dict[str, dict[str, float]]]:
     return table
 
 
-def gap_closed(row_ft: float, base_ft: float, base_prompt: float) -> float:
-    return (row_ft - base_ft) / (base_prompt - base_ft)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, type=Path, help="the base row (its FT and Prompt define the gap)")
@@ -75,14 +76,14 @@ def main() -> None:
         for group in GROUPS:
             cells, ref = table[group], base[group]
             closed = {
-                metric: gap_closed(cells["ft"][metric], ref["ft"][metric], ref["prompt"][metric])
+                metric: gap_share(ref["prompt"][metric], ref["ft"][metric], cells["ft"][metric], metric == "nll")
                 for metric in ("nll", "token_accuracy")
             }
             result["gap_closed"].setdefault(name, {})[group] = closed
             lines.append(
                 f"| {name} | {group} | {cells['ft']['n']} | {cells['nc']['nll']:.2f} | {cells['prompt']['nll']:.2f} | "
-                f"{cells['ft']['nll']:.2f} | {round(100 * closed['nll'])}% | {100 * cells['ft']['token_accuracy']:.1f} | "
-                f"{round(100 * closed['token_accuracy'])}% |"
+                f"{cells['ft']['nll']:.2f} | {percent(closed['nll'])} | {100 * cells['ft']['token_accuracy']:.1f} | "
+                f"{percent(closed['token_accuracy'])} |"
             )
     table_md = "\n".join(lines) + "\n"
     write_text_atomically(args.out / "continuation_in_passage.md", table_md)

@@ -78,6 +78,10 @@ class Reproduction:
         cfg = self.config(task)
         return starting_model(cfg, self.partition(cfg), self.work / task, self.progress)
 
+    def model_dir(self, model: Model) -> Path:
+        """Where a trained or fine-tuned `model` lives: <work>/<task>/<name>/ (model/, config.yaml, its logs)."""
+        return self.work / model.key
+
     def model_path(self, model: Model) -> str:
         """Build `model` unless it is already there; return what `load_model` takes to load it."""
         if model.kind == "start":
@@ -91,7 +95,7 @@ class Reproduction:
                 self.start(model.task)
             return str(saved)
         cfg = self.config(model.task, *model.overrides)
-        out = self.work / model.task / model.name
+        out = self.model_dir(model)
         if model.kind == "meta":
             return str(
                 trained_or_resumed(cfg, out, lambda: self.partition(cfg), lambda: self.start(model.task), self.progress)
@@ -123,7 +127,7 @@ class Reproduction:
             done = is_complete(RunDir(self.work / model.task).start_model)
             return "built" if done else f"to build: format warm-up on {cfg.warmup.n_tasks} triples"
         cfg = self.config(model.task, *model.overrides)
-        run = RunDir(self.work / model.task / model.name)
+        run = RunDir(self.model_dir(model))
         if is_complete(run.model):
             if config_matches(run.config, cfg):
                 return "built"
@@ -240,11 +244,11 @@ def training_logs(rep: Reproduction, experiment: Experiment) -> dict[str, Path]:
     """`<task>/<model>/metrics.jsonl` and `train_seconds.json` of every model the experiment trained (loss terms,
     validation curves, time), under the same names as its rows, for the row data."""
     logs = {}
-    for model in needed_models(experiment).values():
+    for key, model in needed_models(experiment).items():
         for name in ("metrics.jsonl", "train_seconds.json"):
-            path = rep.work / model.task / model.name / name
+            path = rep.model_dir(model) / name
             if model.kind != "start" and path.is_file():
-                logs[f"{model.task}/{model.name}/{name}"] = path
+                logs[f"{key}/{name}"] = path
     return logs
 
 
@@ -257,8 +261,10 @@ def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[P
     for key, model in needed_models(experiment).items():
         if model.kind == "untrained_lora" or (model.kind == "start" and not rep.config(model.task).warmup.n_tasks):
             continue  # nothing was trained
-        root = rep.work / model.task
-        recorded = root / "warmup_seconds.json" if model.kind == "start" else root / model.name / "train_seconds.json"
+        if model.kind == "start":
+            recorded = rep.work / model.task / "warmup_seconds.json"
+        else:
+            recorded = rep.model_dir(model) / "train_seconds.json"
         if not recorded.is_file():  # made by code from before the file was written
             unrecorded.append(key)
         elif model.kind == "start":
