@@ -14,8 +14,8 @@ def test_the_quickstart_names_each_setting_the_paper_fixes_otherwise():
     assert deviations(load_config(CONFIGS / "quickstart.yaml", [])) == [
         "model `packaged:smollm2-135m`, not Llama-3.2-1B",
         "inner η = 0.01, not 0.001",
-        "outer batch 1, not 16",
-        "300 meta-training tasks, not one epoch over the training split",
+        "outer batch 4, not 16",
+        "640 meta-training tasks, not one epoch over the training split",
         "Prompt-mode term μ = 1, not in the paper's objective",
         "2000 training triples drawn, the paper has 5000",
         "200 test triples, the paper has 500",
