@@ -6,9 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import TINY
 from promptgd.cli import main
+from promptgd.config import to_dict
 from promptgd.data.tasks import load_task
 from promptgd.evaluate import recipe as eval_recipe
 from promptgd.reproduce.experiments import HELD_OUT_FAMILY_TASKS, SCALES, Column, base, experiments
@@ -18,6 +20,7 @@ from promptgd.train import recipe as train_recipe
 pytestmark = pytest.mark.integration  # whole commands end to end on a tiny model
 
 CONFIGS = Path(__file__).parents[1] / "configs"
+RESULTS = Path(__file__).parents[1] / "results"
 # Every model is a tiny Llama on a few character descriptions, whatever task the experiment names.
 SMALL = TINY + [
     "task.n_test=4",
@@ -225,3 +228,13 @@ def test_table1_lora_inner_rows_start_from_the_alpha_chosen_on_validation():
     for label in ("untrained LoRA (inner step on the factors)", "LoRA inner + outer"):
         assert {"lora.variant=inner", "lora.alpha=64"} <= set(rows[label].overrides)
     assert not any(o.startswith("lora.alpha") for o in rows["rank-1 outer LoRA, full inner step"].overrides)
+
+
+@pytest.mark.parametrize("task", ["character_descriptions", "reversal"])
+def test_small_scale_trains_as_the_committed_small_tables_were_trained(task):
+    """The quickstart preset moved on (batch 4, 640 tasks); `reproduce --scale small` must still build the models
+    whose rows results/*_small.md commit: every training setting of figure2's committed LC rows."""
+    committed = yaml.safe_load((RESULTS / "figure2_small" / task / "lc" / "eval" / "config.yaml").read_text())
+    built = to_dict(Reproduction(CONFIGS, Path("unused"), "small").config(task, "train.objective=lc"))
+    differing = {k: (built["train"][k], v) for k, v in committed["train"].items() if built["train"][k] != v}
+    assert differing == {}
