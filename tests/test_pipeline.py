@@ -158,6 +158,7 @@ def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys
     assert (dest / "lc" / "metrics.jsonl").read_text() == (
         out / "lc" / "metrics.jsonl"
     ).read_text()  # the validation curves
+    assert (dest / "lc" / "train_seconds.json").read_text() == (out / "lc" / "train_seconds.json").read_text()
     with pytest.raises(SystemExit) as stopped:
         main(["export", str(out), "--out", str(dest)])
     assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err

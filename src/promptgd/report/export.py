@@ -18,6 +18,9 @@ from promptgd.run_dir import RunDir
 
 # Committed files stay small enough for a repository; a larger evaluation belongs in a run directory, not in git.
 MAX_PREDICTIONS_BYTES = 2 * 2**20
+# What a training leaves beside its model that a result's numbers rest on: loss terms and validation curves, and the
+# training's wall time.
+TRAINING_LOGS = ("metrics.jsonl", "train_seconds.json")
 
 
 def export_evaluation(eval_dir: Path, dest: Path) -> None:
@@ -74,13 +77,13 @@ def _write_whole(dest: Path, replace: bool, fill) -> None:
 
 def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
     """Export every row of a `promptgd run` directory, with its report, figure and summary, and beside each
-    meta-trained row the training's metrics.jsonl (loss terms and validation curves); returns the row names.
+    meta-trained row the training's logs (TRAINING_LOGS); returns the row names.
     A `promptgd eval` directory is one row, written to `dest` itself."""
     if (run_dir / "predictions.jsonl").is_file():
         _write_whole(dest, replace, lambda staging: export_evaluation(run_dir, staging))
         return [dest.name]
     rows = RunDir(run_dir).rows()
-    trained = {row: (run_dir / row / "metrics.jsonl",) for row in rows if (run_dir / row / "metrics.jsonl").is_file()}
+    trained = {row: tuple(p for name in TRAINING_LOGS if (p := run_dir / row / name).is_file()) for row in rows}
     extra = {name: run_dir / name for name in ("report.md", "figure2.png", "summary.json")}
     export_rows(rows, dest, extra, replace, trained)
     return list(rows)

@@ -24,7 +24,7 @@ from promptgd.models.loading import load_configured
 from promptgd.models.lora import init_factors
 from promptgd.report.deviations import deviations_line
 from promptgd.report.diagnostics import read_predictions, update_effect
-from promptgd.report.export import export_rows
+from promptgd.report.export import TRAINING_LOGS, export_rows
 from promptgd.report.figure import bar_chart
 from promptgd.report.tables import gap_share
 from promptgd.reproduce.experiments import (
@@ -241,11 +241,11 @@ def needed_models(experiment: Experiment) -> dict[str, Model]:
 
 
 def training_logs(rep: Reproduction, experiment: Experiment) -> dict[str, Path]:
-    """`<task>/<model>/metrics.jsonl` and `train_seconds.json` of every model the experiment trained (loss terms,
-    validation curves, time), under the same names as its rows, for the row data."""
+    """`<task>/<model>/<TRAINING_LOGS>` of every model the experiment trained, under the same names as its rows,
+    for the row data."""
     logs = {}
     for key, model in needed_models(experiment).items():
-        for name in ("metrics.jsonl", "train_seconds.json"):
+        for name in TRAINING_LOGS:
             path = rep.model_dir(model) / name
             if model.kind != "start" and path.is_file():
                 logs[f"{key}/{name}"] = path
