@@ -159,6 +159,9 @@ def test_export_commits_each_row_and_never_writes_over_silently(tmp_path, capsys
         out / "lc" / "metrics.jsonl"
     ).read_text()  # the validation curves
     assert (dest / "lc" / "train_seconds.json").read_text() == (out / "lc" / "train_seconds.json").read_text()
+    training = tmp_path / "results" / "sweep" / "lc"  # a training directory alone: its config and logs
+    main(["export", str(out / "lc"), "--out", str(training)])
+    assert sorted(p.name for p in training.iterdir()) == ["config.yaml", "metrics.jsonl", "train_seconds.json"]
     with pytest.raises(SystemExit) as stopped:
         main(["export", str(out), "--out", str(dest)])
     assert stopped.value.code == 2 and "pass --replace" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     promptgd run configs/quickstart.yaml --out runs/quickstart
     promptgd export runs/quickstart --out results/quickstart     # results/quickstart/{base,lc}/...
     promptgd export runs/squad_test/ft_steps16 --out results/squad_smollm2/base-steps16   # one `promptgd eval`
+    promptgd export runs/sweep/mu1 --out results/sweep_quickstart/mu1   # one `promptgd train`: config and logs
 
 `promptgd reproduce` writes its rows the same way, beside its markdown, with each model's training log.
 """
@@ -62,6 +63,12 @@ def export_rows(
     _write_whole(dest, replace, fill)
 
 
+def _copy_into(files: list[Path], staging: Path) -> None:
+    staging.mkdir(parents=True)
+    for path in files:
+        shutil.copyfile(path, staging / path.name)
+
+
 def _write_whole(dest: Path, replace: bool, fill) -> None:
     """`fill(staging)` writes beside `dest`, then the result is renamed into place, so `dest` is never
     half-written; an existing `dest` is kept unless `replace`."""
@@ -78,9 +85,14 @@ def _write_whole(dest: Path, replace: bool, fill) -> None:
 def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
     """Export every row of a `promptgd run` directory, with its report, figure and summary, and beside each
     meta-trained row the training's logs (TRAINING_LOGS); returns the row names.
-    A `promptgd eval` directory is one row, written to `dest` itself."""
+    A `promptgd eval` directory is one row, written to `dest` itself; so is a `promptgd train` directory (its
+    config.yaml and training logs, without the model)."""
     if (run_dir / "predictions.jsonl").is_file():
         _write_whole(dest, replace, lambda staging: export_evaluation(run_dir, staging))
+        return [dest.name]
+    if (run_dir / "metrics.jsonl").is_file():
+        files = [run_dir / "config.yaml", *(p for name in TRAINING_LOGS if (p := run_dir / name).is_file())]
+        _write_whole(dest, replace, lambda staging: _copy_into(files, staging))
         return [dest.name]
     rows = RunDir(run_dir).rows()
     trained = {row: tuple(p for name in TRAINING_LOGS if (p := run_dir / row / name).is_file()) for row in rows}
