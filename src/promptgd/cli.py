@@ -260,14 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "export",
-        help="copy a `promptgd run` directory's rows, or one `promptgd eval` directory as a row (summary, config, "
-        "gzipped predictions), for committing",
+        help="copy a `promptgd run` directory's rows, one `promptgd eval` directory as a row (summary, config, "
+        "gzipped predictions), or one `promptgd train` directory's config and training logs, for committing",
     )
-    p.add_argument("run_dir", help="a directory written by `promptgd run` or `promptgd eval`")
+    p.add_argument("run_dir", help="a directory written by `promptgd run`, `promptgd eval` or `promptgd train`")
     p.add_argument(
         "--out",
         required=True,
-        help="destination, e.g. results/quickstart: one folder per row (base, lc, lg); for `promptgd eval`, the row",
+        help="destination, e.g. results/quickstart: one folder per row (base, lc, lg); for `eval` or `train`, the row",
     )
     p.add_argument("--replace", action="store_true", help="write over rows already exported to --out")
     p.set_defaults(func=cmd_export, config=None)
