@@ -63,6 +63,10 @@ def export_rows(
     _write_whole(dest, replace, fill)
 
 
+def _training_logs(train_dir: Path) -> tuple[Path, ...]:
+    return tuple(path for name in TRAINING_LOGS if (path := train_dir / name).is_file())
+
+
 def _copy_into(files: list[Path], staging: Path) -> None:
     staging.mkdir(parents=True)
     for path in files:
@@ -91,11 +95,11 @@ def export_run(run_dir: Path, dest: Path, replace: bool = False) -> list[str]:
         _write_whole(dest, replace, lambda staging: export_evaluation(run_dir, staging))
         return [dest.name]
     if (run_dir / "metrics.jsonl").is_file():
-        files = [run_dir / "config.yaml", *(p for name in TRAINING_LOGS if (p := run_dir / name).is_file())]
+        files = [run_dir / "config.yaml", *_training_logs(run_dir)]
         _write_whole(dest, replace, lambda staging: _copy_into(files, staging))
         return [dest.name]
     rows = RunDir(run_dir).rows()
-    trained = {row: tuple(p for name in TRAINING_LOGS if (p := run_dir / row / name).is_file()) for row in rows}
+    trained = {row: _training_logs(run_dir / row) for row in rows}
     extra = {name: run_dir / name for name in ("report.md", "figure2.png", "summary.json")}
     export_rows(rows, dest, extra, replace, trained)
     return list(rows)
