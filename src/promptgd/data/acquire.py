@@ -479,8 +479,13 @@ def seeded_context_sample(triples: list[Triple], n: int, seed: int, what: str) -
     for triple in triples:
         by_context.setdefault(triple.context, []).append(triple)
     contexts = list(by_context)
-    random.Random(f"{what}:{seed}").shuffle(contexts)
+    shuffle_contexts(contexts, seed, what)
     return [t for context in contexts for t in by_context[context]][:n]
+
+
+def shuffle_contexts(contexts: list[str], seed: int, what: str) -> None:
+    """Shuffle in place in the order `seeded_context_sample` draws contexts (seeded by (what, seed))."""
+    random.Random(f"{what}:{seed}").shuffle(contexts)
 
 
 # Imported on demand: those modules import this one.

@@ -120,3 +120,29 @@ def build_squad(n_train: int, n_test: int, seed: int) -> Splits:
         train=acquire.seeded_sample(splits["train"], n_train, seed, f"{TASK} train"),
         test=acquire.seeded_context_sample(splits["test"], n_test, seed, f"{TASK} test"),
     )
+
+
+# SQuAD dev paragraphs are shared by several studies (the test sample, the confirmation of a committed result, the
+# long streams). Each study reads its own half-open range of one seeded paragraph order (that of `build_squad`'s test
+# sample, seed 0), so no study reads a paragraph another one already read. "test" holds the 101 paragraphs the
+# 500-question test sample touches (its last one cut); the ranges never move once a study has read one.
+DEV_ORDER_SEED = 0
+DEV_RANGES: dict[str, tuple[int, int | None]] = {
+    "test": (0, 101),
+    "confirm": (101, 201),
+    "stream": (201, None),
+}
+
+
+def dev_paragraphs(range_name: str) -> list[list[Triple]]:
+    """The dev paragraphs of the named range of `DEV_RANGES`, in the seeded order, each as all its triples."""
+    if range_name not in DEV_RANGES:
+        raise UserError(f"SQuAD dev range {range_name!r}: unknown; known: {', '.join(DEV_RANGES)}")
+    prepare()
+    by_context: dict[str, list[Triple]] = {}
+    for triple in acquire.read_processed(TASK)["test"]:
+        by_context.setdefault(triple.context, []).append(triple)
+    order = list(by_context)
+    acquire.shuffle_contexts(order, DEV_ORDER_SEED, f"{TASK} test")
+    start, stop = DEV_RANGES[range_name]
+    return [by_context[context] for context in order[start:stop]]
