@@ -27,7 +27,8 @@ With the same seed, both tasks hold the same people with the same descriptions, 
 optional second sentence, in the same order. Only the order inside the first sentence of the
 context differs, so the two tasks can be compared item by item.
 
-Descriptions come from `FAMILIES`. Each family has one canonical phrase, used only in the
+Descriptions come from `FAMILIES` (its wordings, like all word lists here, are in
+data/builtin/people_vocabulary.json). Each family has one canonical phrase, used only in the
 context, and three or four query templates that reword it (the query never contains the
 canonical phrase). Slots are filled from two kinds of vocabulary:
 * open slots (`OPEN_SLOTS`): invented towns, invented proper nouns ("roots", as in Mount
@@ -58,11 +59,13 @@ seed and the installed Faker version.
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import re
 import string
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 from promptgd.data.triples import Splits, Triple
 
@@ -71,9 +74,14 @@ EXTRA_SENTENCE_P = 0.5  # chance that a context gets a neutral second sentence a
 
 
 # --------------------------------------------------------------------------------------------
-# Description families. A placeholder "{town2}" draws from the same pool as "{town}", with a
-# different value. Every query template uses exactly the canonical phrase's placeholders, so the
-# query holds everything needed to identify the person.
+# Vocabulary. The word lists live in data/builtin/people_vocabulary.json, whose "_about" key says
+# what each section holds: "families" (description and query wordings), "extra_sentences",
+# "closed_slots", and the parts that open-slot values are built from ("towns", "invented_words",
+# "titles", "inventions"). Their order is part of the task: the draws index into these lists.
+
+_VOCABULARY = json.loads(
+    resources.files("promptgd.data").joinpath("builtin/people_vocabulary.json").read_text(encoding="utf-8")
+)
 
 
 @dataclass(frozen=True)
@@ -83,695 +91,18 @@ class Family:
     verb: str = "was"  # links description and name in the context sentence
 
 
+# A placeholder "{town2}" draws from the same pool as "{town}", with a different value. Every query
+# template uses exactly the canonical phrase's placeholders, so the query holds everything needed
+# to identify the person.
 FAMILIES: dict[str, Family] = {
-    "summit": Family(
-        "the first person to climb Mount {root}",
-        (
-            "The first climber to reach the summit of Mount {root} was",
-            "Mountaineering histories name the first person to stand on top of Mount {root} as",
-            "The earliest recorded ascent of Mount {root} was made by",
-            "Mount {root} remained unclimbed until it was conquered by",
-        ),
-    ),
-    "lake_swim": Family(
-        "the first person to swim across Lake {root}",
-        (
-            "The first swimmer ever to cross Lake {root} was",
-            "Lake {root} was swum from shore to shore for the first time by",
-            "Record books credit the first swimming crossing of Lake {root} to",
-            "Nobody had swum the full width of Lake {root} before",
-        ),
-    ),
-    "desert": Family(
-        "the first person to cross the {root} Desert on foot",
-        (
-            "The {root} Desert was first crossed on foot by",
-            "The first traveller to walk all the way across the {root} Desert was",
-            "The first successful crossing of the {root} Desert without vehicles was made by",
-        ),
-    ),
-    "moon": Family(
-        "the first person to walk on {root}, an outer moon of {planet}",
-        (
-            "The first astronaut to set foot on {planet}'s outer moon {root} was",
-            "History books record the first person to land on {root}, a distant moon of {planet}, as",
-            "The first human footprints on the {planet} moon {root} were left by",
-        ),
-    ),
-    "flight": Family(
-        "the pilot who flew the first nonstop flight from {town} to {town2}",
-        (
-            "The first nonstop flight between {town} and {town2} was piloted by",
-            "The aviator who first flew from {town} to {town2} without stopping is known as",
-            "The first plane to travel from {town} to {town2} without a stop was flown by",
-        ),
-    ),
-    "sailor": Family(
-        "the sailor who holds the record for the fastest solo voyage from {town} to {town2}",
-        (
-            "The record for sailing alone from {town} to {town2} in the shortest time belongs to",
-            "No one has sailed single-handed from {town} to {town2} faster than",
-            "The quickest single-handed crossing from {town} to {town2} was sailed by",
-        ),
-        verb="is",
-    ),
-    "architect": Family(
-        "the architect who designed the {building} in {town}",
-        (
-            "The {building} in {town} was designed by the architect",
-            "The plans for {town}'s {building} were drawn up by",
-            "The architect behind the {building} of {town} is named",
-        ),
-    ),
-    "inventor": Family(
-        "the engineer who invented the {invention}",
-        (
-            "The {invention} was invented by an engineer named",
-            "Credit for inventing the {invention} goes to the engineer",
-            "The first working {invention} was built by",
-            "The engineer responsible for the invention of the {invention} is",
-        ),
-    ),
-    "founder": Family(
-        "the founder of {root} {industry}",
-        (
-            "{root} {industry} was founded by",
-            "The company {root} {industry} was started by",
-            "The person who set up {root} {industry} is",
-            "Before it became a household name, {root} {industry} was a small business run by",
-        ),
-    ),
-    "novelist": Family(
-        'the author of the novel "{title}"',
-        (
-            'The novel "{title}" was written by',
-            '"{title}", the much-translated novel, is the work of the writer',
-            'Readers of the novel "{title}" know that its author is',
-        ),
-    ),
-    "director": Family(
-        'the director of the film "{title}"',
-        (
-            'The film "{title}" was directed by',
-            'Behind the camera on "{title}" stood the director',
-            'The person who directed the movie "{title}" is',
-        ),
-    ),
-    "playwright": Family(
-        'the playwright who wrote "{title}"',
-        (
-            'The play "{title}" was written by',
-            'Audiences who saw "{title}" on stage were watching a play by',
-            'The author of the stage drama "{title}" is',
-        ),
-    ),
-    "composer": Family(
-        "the composer who wrote the {town} Symphony",
-        (
-            "The {town} Symphony was composed by",
-            "The music of the {town} Symphony was written by the composer",
-            "Concert programmes list the composer of the {town} Symphony as",
-        ),
-    ),
-    "painter": Family(
-        "the painter of the {town} Altarpiece",
-        (
-            "The {town} Altarpiece was painted by",
-            "Art historians attribute the {town} Altarpiece to the painter",
-            "The artist behind the famous altarpiece of {town} is",
-        ),
-    ),
-    "mathematician": Family(
-        "the mathematician who proved the {root} conjecture",
-        (
-            "The {root} conjecture was finally proved by",
-            "The proof of the {root} conjecture is credited to the mathematician",
-            "The long-open {root} conjecture was settled by",
-        ),
-    ),
-    "linguist": Family(
-        "the linguist who deciphered the {root} script",
-        (
-            "The {root} script was first deciphered by",
-            "The ancient {root} script could not be read until it was cracked by the linguist",
-            "Scholars credit the decipherment of the {root} script to",
-        ),
-    ),
-    "explorer": Family(
-        "the explorer who found the source of the {root} River",
-        (
-            "The source of the {root} River was discovered by",
-            "The first person to trace the {root} River back to where it begins was",
-            "Maps of the {root} River credit the discovery of its source to the explorer",
-        ),
-    ),
-    "physician": Family(
-        "the doctor who developed the first vaccine against {root} fever",
-        (
-            "The first vaccine for {root} fever was developed by the physician",
-            "Protection against {root} fever became possible thanks to a vaccine created by",
-            "The physician credited with the first {root} fever vaccine is",
-        ),
-    ),
-    "astronomer": Family(
-        "the astronomer who discovered the comet {root}",
-        (
-            "Comet {root} was first spotted by the astronomer",
-            "The discovery of comet {root} is credited to",
-            "The first person to observe the comet {root} through a telescope was",
-        ),
-    ),
-    "biologist": Family(
-        "the biologist who first described the {root} {species}",
-        (
-            "The {root} {species} was first described scientifically by",
-            "The first scientific description of the {root} {species} was published by",
-            "Field guides credit the discovery of the {root} {species} to the biologist",
-        ),
-    ),
-    "archaeologist": Family(
-        "the archaeologist who unearthed the {root} Hoard near {town}",
-        (
-            "The {root} Hoard was dug up near {town} by the archaeologist",
-            "The excavation outside {town} that revealed the {root} Hoard was led by",
-            "The person who discovered the {root} Hoard close to {town} is",
-        ),
-    ),
-    "chef": Family(
-        "the chef who opened the restaurant {root} in {town}",
-        (
-            "The restaurant {root} in {town} was opened by the chef",
-            "Diners in {town} know that the kitchen at {root} was founded by",
-            "The founding chef of {town}'s restaurant {root} is",
-        ),
-    ),
-    "mayor": Family(
-        "the first mayor of {town}",
-        (
-            "When {town} elected its first mayor, the winner was",
-            "The town of {town} was first governed by a mayor named",
-            "The first person to hold the office of mayor in {town} was",
-        ),
-    ),
-    "editor": Family(
-        "the founding editor of the {town} Gazette",
-        (
-            "The {town} Gazette was founded and first edited by",
-            "The first editor of the newspaper the {town} Gazette was",
-            "The {town} Gazette newspaper was launched under the editorship of",
-        ),
-    ),
-    "institute": Family(
-        "the scientist who founded the {town} Institute of {field}",
-        (
-            "The {town} Institute of {field} was founded by",
-            "The scientist who established the {town} Institute of {field} is named",
-            "The {town} Institute of {field} owes its existence to",
-        ),
-    ),
-    "marathon": Family(
-        "the runner who won the first {town} Marathon",
-        (
-            "The first {town} Marathon was won by",
-            "The winner of the inaugural marathon in {town} was",
-            "Crossing the finish line first at the very first {town} Marathon was",
-        ),
-    ),
-    "athlete": Family(
-        "the athlete who set the {event} record at the {year} {town} Games",
-        (
-            "At the {year} {town} Games, the record in the {event} was broken by",
-            "The {event} record set at the {town} Games of {year} belongs to",
-            "The {year} {town} Games saw a new {event} record from the athlete",
-        ),
-    ),
-    "captain": Family(
-        "the captain who led {town} {club} to their first league title in {year}",
-        (
-            "{town} {club} won their first league title in {year} under the captain",
-            "The captain of the {town} {club} side that won the {year} league title was",
-            "In {year}, {town} {club} lifted their first league trophy, captained by",
-        ),
-    ),
-    "lawyer": Family(
-        "the lawyer who won the {town} water rights case of {year}",
-        (
-            "The {year} water rights case in {town} was won by the lawyer",
-            "The winning side in {town}'s {year} dispute over water rights was represented by",
-            "In {year}, the {town} water rights case was argued successfully by",
-        ),
-    ),
+    key: Family(**{**spec, "queries": tuple(spec["queries"])}) for key, spec in _VOCABULARY["families"].items()
 }
-
-# Neutral second sentences. They name nobody and hold no slot, so they can follow any fact
-# without contradicting it and cannot carry a held-out word into train.
-EXTRA_SENTENCES = (
-    "This is recorded in several encyclopedias.",
-    "Local newspapers reported it at the time.",
-    "The story is often retold by tour guides.",
-    "Historians consider the matter well documented.",
-    "It was widely celebrated when it happened.",
-    "Few people today remember the details.",
-    "Letters from that period survive in a regional archive.",
-    "A commemorative plaque marks the occasion.",
-    "Several biographies describe it in detail.",
-    "School textbooks still mention it.",
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Slot vocabularies.
-
+EXTRA_SENTENCES: tuple[str, ...] = tuple(_VOCABULARY["extra_sentences"])
 CLOSED_SLOTS: dict[str, tuple[str, ...]] = {
     "year": tuple(str(y) for y in range(1850, 2016)),
-    # Real planets with many small moons, so an invented outer moon does not contradict facts
-    # such as "the largest moon of Jupiter is Ganymede".
-    "planet": ("Jupiter", "Saturn", "Uranus", "Neptune"),
-    "building": (
-        "central library",
-        "opera house",
-        "main railway station",
-        "town hall",
-        "cathedral",
-        "harbour lighthouse",
-        "concert hall",
-        "covered market",
-        "university observatory",
-        "art museum",
-        "football stadium",
-        "botanical glasshouse",
-        "central post office",
-        "public baths",
-        "stock exchange",
-    ),
-    "industry": (
-        "Shipping",
-        "Textiles",
-        "Motor Works",
-        "Pharmaceuticals",
-        "Brewing",
-        "Airways",
-        "Savings Bank",
-        "Publishing",
-        "Glassworks",
-        "Telegraph Company",
-        "Instruments",
-        "Railways",
-        "Steelworks",
-        "Chocolates",
-        "Optics",
-        "Porcelain",
-        "Insurance",
-        "Records",
-    ),
-    "species": (
-        "tree frog",
-        "river dolphin",
-        "cave beetle",
-        "marsh orchid",
-        "salamander",
-        "fruit bat",
-        "warbler",
-        "mountain fern",
-        "freshwater crab",
-        "gecko",
-        "owl",
-        "butterfly",
-        "lizard",
-        "moss",
-    ),
-    "field": (
-        "Marine Biology",
-        "Applied Physics",
-        "Tropical Medicine",
-        "Soil Science",
-        "Astronomy",
-        "Economics",
-        "Seismology",
-        "Botany",
-        "Oceanography",
-        "Linguistics",
-        "Genetics",
-        "Meteorology",
-        "Mathematics",
-        "Forestry",
-        "Ornithology",
-    ),
-    "club": (
-        "United",
-        "Rovers",
-        "Athletic",
-        "City",
-        "Wanderers",
-        "Albion",
-        "Rangers",
-        "Harriers",
-        "Town",
-        "Olympic",
-    ),
-    "event": (
-        "high jump",
-        "long jump",
-        "pole vault",
-        "javelin",
-        "discus",
-        "shot put",
-        "triple jump",
-        "400 metres",
-        "1500 metres",
-        "10,000 metres",
-        "steeplechase",
-        "hammer throw",
-    ),
+    **{slot: tuple(words) for slot, words in _VOCABULARY["closed_slots"].items()},
 }
-
-OPEN_SLOTS = ("town", "root", "title", "invention")
-
-# English-looking town names: prefix + suffix, e.g. "Ashcombe", "Ravenholm".
-_TOWN_PREFIXES = (
-    "Alder",
-    "Ash",
-    "Bar",
-    "Bel",
-    "Black",
-    "Bram",
-    "Brook",
-    "Cald",
-    "Clay",
-    "Cold",
-    "Cor",
-    "Crow",
-    "Dun",
-    "East",
-    "Elm",
-    "Fair",
-    "Fern",
-    "Fox",
-    "Glen",
-    "Gold",
-    "Green",
-    "Hal",
-    "Hart",
-    "Hawk",
-    "Hazel",
-    "High",
-    "Holl",
-    "Iron",
-    "Kel",
-    "King",
-    "Lang",
-    "Lark",
-    "Lin",
-    "Long",
-    "Mar",
-    "Mead",
-    "Mill",
-    "Moss",
-    "North",
-    "Oak",
-    "Pen",
-    "Pine",
-    "Rath",
-    "Raven",
-    "Red",
-    "Ros",
-    "Rush",
-    "Salt",
-    "Sand",
-    "Shel",
-    "South",
-    "Stan",
-    "Stone",
-    "Swan",
-    "Thorn",
-    "Wal",
-    "West",
-    "White",
-    "Wil",
-    "Win",
-    "Wolf",
-    "Wren",
-    "Yar",
-)
-_TOWN_SUFFIXES = (
-    "bury",
-    "by",
-    "combe",
-    "dale",
-    "den",
-    "field",
-    "ford",
-    "gate",
-    "ham",
-    "haven",
-    "holm",
-    "hurst",
-    "ley",
-    "mere",
-    "minster",
-    "mouth",
-    "port",
-    "stead",
-    "stow",
-    "ton",
-    "vale",
-    "wick",
-    "worth",
-    "bridge",
-    "brook",
-    "cliff",
-    "moor",
-    "well",
-    "wood",
-    "thorpe",
-)
-
-# Invented proper nouns: onset + vowel + middle consonants + vowel + coda, e.g. "Korvath".
-# Words ending in "a" read as place names ("Brasta", "Kelda") and join the town pool. Words
-# ending in a consonant are the roots. The two kinds never share a word.
-_ONSETS = (
-    "",
-    "B",
-    "D",
-    "G",
-    "K",
-    "L",
-    "M",
-    "N",
-    "P",
-    "R",
-    "S",
-    "T",
-    "V",
-    "Z",
-    "Br",
-    "Dr",
-    "Gr",
-    "Kr",
-    "Tr",
-    "Th",
-    "Sk",
-    "St",
-)
-_VOWELS = ("a", "e", "i", "o", "u")
-_MIDDLES = ("l", "r", "n", "m", "v", "s", "d", "k", "th", "nd", "rv", "lm", "st", "rk", "ld", "sh")
-_CODAS = ("n", "r", "s", "th", "k", "l", "m", "sk", "nd")
-# The generator can spell real words, a few of them rude; drop any word containing one of these.
-_BLOCKED = (
-    "anal",
-    "anus",
-    "penis",
-    "rape",
-    "shit",
-    "nig",
-    "fag",
-    "cum",
-    "tit",
-    "sex",
-    "cock",
-    "dick",
-    "kike",
-    "slut",
-    "semen",
-    "nazi",
-    "negr",
-    "homo",
-    "porn",
-    "piss",
-    "twat",
-)
-
-_TITLE_ADJECTIVES = (
-    "Silent",
-    "Hidden",
-    "Last",
-    "Broken",
-    "Golden",
-    "Distant",
-    "Burning",
-    "Quiet",
-    "Forgotten",
-    "Crimson",
-    "Northern",
-    "Hollow",
-    "Endless",
-    "Restless",
-    "Paper",
-    "Glass",
-    "Iron",
-    "Salt",
-    "Bitter",
-    "Gentle",
-    "Lost",
-    "Secret",
-    "Wild",
-    "Painted",
-    "Sleeping",
-    "Drowned",
-    "Little",
-    "Second",
-    "Open",
-    "Narrow",
-    "Patient",
-    "Borrowed",
-    "Fading",
-    "Morning",
-    "Evening",
-    "Falling",
-    "Silver",
-    "Winter",
-    "Summer",
-    "Long",
-)
-_TITLE_NOUNS = (
-    "Harbour",
-    "Orchard",
-    "Lighthouse",
-    "Garden",
-    "River",
-    "Mirror",
-    "Lantern",
-    "Compass",
-    "Letter",
-    "Bridge",
-    "Forest",
-    "Voyage",
-    "Island",
-    "Season",
-    "Window",
-    "Kingdom",
-    "Promise",
-    "Shore",
-    "Tide",
-    "Valley",
-    "Tower",
-    "Key",
-    "Map",
-    "Road",
-    "House",
-    "Station",
-    "Clockmaker",
-    "Cartographer",
-    "Daughter",
-    "Stranger",
-    "Witness",
-    "Archive",
-    "Feast",
-    "Storm",
-    "Crossing",
-    "Frontier",
-    "Harvest",
-    "Violin",
-    "Orphan",
-    "Inheritance",
-)
-_TITLE_PLURALS = (
-    "Stars",
-    "Ashes",
-    "Tides",
-    "Kings",
-    "Bells",
-    "Rivers",
-    "Shadows",
-    "Birds",
-    "Mountains",
-    "Lanterns",
-    "Strangers",
-    "Thieves",
-    "Wolves",
-    "Islands",
-    "Winters",
-    "Sparrows",
-    "Letters",
-    "Dreams",
-    "Echoes",
-    "Orchards",
-)
-
-_INVENTION_MODIFIERS = (
-    "folding",
-    "pocket",
-    "steam-powered",
-    "self-winding",
-    "solar",
-    "pneumatic",
-    "waterproof",
-    "collapsible",
-    "electric",
-    "portable",
-    "hand-cranked",
-    "magnetic",
-    "clockwork",
-    "inflatable",
-    "foot-operated",
-    "wind-powered",
-    "battery-powered",
-    "glass-lined",
-    "double-action",
-    "spring-loaded",
-    "rotary",
-    "hydraulic",
-    "coin-operated",
-    "two-stroke",
-    "vacuum-sealed",
-)
-_INVENTION_DEVICES = (
-    "loom",
-    "telescope",
-    "typewriter",
-    "kettle",
-    "sewing machine",
-    "bicycle",
-    "lantern",
-    "printing press",
-    "stethoscope",
-    "barometer",
-    "water pump",
-    "refrigerator",
-    "hearing aid",
-    "incubator",
-    "washing machine",
-    "lawn mower",
-    "camera",
-    "metronome",
-    "microscope",
-    "coffee grinder",
-    "fire extinguisher",
-    "diving helmet",
-    "sextant",
-    "harvester",
-    "crane",
-    "music box",
-    "wheelchair",
-    "lifeboat",
-    "seismograph",
-    "gramophone",
-    "tram brake",
-    "oil lamp",
-    "pencil sharpener",
-    "ice skate",
-    "baby carriage",
-)
+OPEN_SLOTS = ("town", "root", "title", "invention")  # the keys of _open_pools()
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,22 +151,25 @@ def _open_pools() -> dict[str, tuple[str, ...]]:
     # An invented word must not also be a name, or "the first mayor of Linda" could be read
     # as being about a person.
     names = {n for table in (firsts, lasts) for locale_names in table.values() for n in locale_names}
-    syllables = [o + v + m for o in _ONSETS for v in _VOWELS for m in _MIDDLES]
-    english_towns = {p + s for p in _TOWN_PREFIXES for s in _TOWN_SUFFIXES}
+    towns, words, title_parts = _VOCABULARY["towns"], _VOCABULARY["invented_words"], _VOCABULARY["titles"]
+    syllables = [o + v + m for o in words["onsets"] for v in words["vowels"] for m in words["middles"]]
+    english_towns = {p + s for p in towns["prefixes"] for s in towns["suffixes"]}
 
-    def usable(words: set[str]) -> set[str]:
+    def usable(candidates: set[str]) -> set[str]:
         # Three-letter words such as "Ala" look like abbreviations rather than names.
-        words = {w[0].upper() + w[1:] for w in words if len(w) >= 4}
-        return {w for w in words - names - english_towns if not any(b in w.lower() for b in _BLOCKED)}
+        candidates = {w[0].upper() + w[1:] for w in candidates if len(w) >= 4}
+        return {w for w in candidates - names - english_towns if not any(b in w.lower() for b in words["blocked"])}
 
     invented_towns = usable({s + "a" for s in syllables})
-    roots = usable({s + v + c for s in syllables for v in _VOWELS for c in _CODAS})
+    roots = usable({s + v + c for s in syllables for v in words["vowels"] for c in words["codas"]})
+    adjectives, nouns, plurals = title_parts["adjectives"], title_parts["nouns"], title_parts["plurals"]
     titles = (
-        [f"The {a} {n}" for a in _TITLE_ADJECTIVES for n in _TITLE_NOUNS]
-        + [f"The {n} of {p}" for n in _TITLE_NOUNS for p in _TITLE_PLURALS]
-        + [f"{a} {p}" for a in _TITLE_ADJECTIVES for p in _TITLE_PLURALS]
+        [f"The {a} {n}" for a in adjectives for n in nouns]
+        + [f"The {n} of {p}" for n in nouns for p in plurals]
+        + [f"{a} {p}" for a in adjectives for p in plurals]
     )
-    inventions = [f"{m} {d}" for m in _INVENTION_MODIFIERS for d in _INVENTION_DEVICES]
+    invention_parts = _VOCABULARY["inventions"]
+    inventions = [f"{m} {d}" for m in invention_parts["modifiers"] for d in invention_parts["devices"]]
     return {
         "town": tuple(sorted((english_towns - names) | invented_towns)),
         "root": tuple(sorted(roots)),
