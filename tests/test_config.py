@@ -1,10 +1,14 @@
-"""Configs: presets load, overrides apply, unknown keys and wrong types raise naming the key."""
+"""Configs: presets load, overrides apply, unknown keys, wrong types and values out of range raise naming the key;
+every field is documented, and the speed-only ones are grouped last."""
 
+import ast
 import re
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
 
+from promptgd import config
 from promptgd.config import ConfigError, RunConfig, dump_yaml, from_dict, load_config, to_dict, with_overrides
 from promptgd.data import acquire
 
@@ -99,3 +103,42 @@ def test_config_is_frozen_and_dumpable():
     with pytest.raises(AttributeError):
         cfg.task.n_test = 3
     assert "n_test: 7" in dump_yaml(cfg)
+
+
+def test_a_value_out_of_range_is_refused_however_the_config_is_made(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  lr: -1\n")
+    with pytest.raises(ConfigError, match=r"^.*bad\.yaml: train\.lr=-1\.0: must be a finite number > 0$"):
+        load_config(path)
+    cfg = load_config()
+    with pytest.raises(ConfigError, match=r"^train\.lr=-1\.0: must be a finite number > 0$"):
+        replace(cfg, train=replace(cfg.train, lr=-1.0))
+    with pytest.raises(ConfigError, match="train.fsdp=true needs lora.variant=none"):
+        replace(cfg, train=replace(cfg.train, fsdp=True), lora=replace(cfg.lora, variant="inner"))
+
+
+def test_speed_only_keys_exist_and_come_last_in_their_sections():
+    cfg = RunConfig()
+    keys = [f"{s.name}.{f.name}" for s in fields(RunConfig) for f in fields(getattr(cfg, s.name))]
+    assert set(config.SPEED_ONLY) <= set(keys) and len(set(config.SPEED_ONLY)) == len(config.SPEED_ONLY)
+    for section in fields(RunConfig):
+        names = [f.name for f in fields(getattr(cfg, section.name))]
+        speed = [name for name in names if f"{section.name}.{name}" in config.SPEED_ONLY]
+        assert names[len(names) - len(speed) :] == speed, f"{section.name}: speed-only fields are not grouped last"
+
+
+def test_every_field_of_every_section_has_a_docstring():
+    """Each field's only documentation is the string literal under it (config.py's module docstring)."""
+    cfg = RunConfig()
+    sections = {type(getattr(cfg, s.name)).__name__: type(getattr(cfg, s.name)) for s in fields(RunConfig)}
+    tree = ast.parse(Path(config.__file__).read_text())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef) and node.name in sections}
+    assert classes.keys() == sections.keys()
+    for name, node in classes.items():
+        annotated = []
+        for statement, after in zip(node.body, [*node.body[1:], None]):
+            if isinstance(statement, ast.AnnAssign):
+                annotated.append(statement.target.id)
+                documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                assert documented and isinstance(after.value.value, str), f"{name}.{statement.target.id}: no docstring"
+        assert annotated == [f.name for f in fields(sections[name])]

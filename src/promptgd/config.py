@@ -1,7 +1,11 @@
 """Typed, frozen run configuration: YAML presets plus dotted CLI overrides, strictly checked.
 
-Every field is documented once, beside its definition. Unknown keys and values of the wrong type raise
-ConfigError naming the key path (and the YAML file when one is involved).
+Every field is documented once, by the docstring under it. In each section the fields that change results come first,
+then those that change only speed or memory (SPEED_ONLY lists them and names the tests that hold them to that).
+Unknown keys and values of the wrong type raise ConfigError naming the key path (and the YAML file when one is
+involved). So do values out of range, which each section checks in its __post_init__, and settings of two sections
+that cannot run together, which RunConfig.__post_init__ checks: a bad value fails when the config is made (loaded,
+overridden or `dataclasses.replace`d), not deep inside a run.
 """
 
 from __future__ import annotations
@@ -19,140 +23,285 @@ import yaml
 from promptgd.errors import UserError
 
 
+class ConfigError(UserError, ValueError):
+    """A config key that does not exist or a value of the wrong type or range; the message names the key."""
+
+
+def _require(config: Any, section: str, positive=(), at_least_one=(), non_negative=()) -> None:
+    """Raise ConfigError naming `section.field` for the first field listed that is not a finite number > 0, >= 1 or
+    >= 0 respectively (a zero batch or a negative or NaN learning rate would otherwise fail deep inside a run)."""
+    for names, ok, wanted in (
+        (positive, lambda v: v > 0, "a finite number > 0"),
+        (at_least_one, lambda v: v >= 1, "at least 1"),
+        (non_negative, lambda v: v >= 0, "a finite number >= 0"),
+    ):
+        for name in names:
+            v = getattr(config, name)
+            if not (math.isfinite(v) and ok(v)):
+                raise ConfigError(f"{section}.{name}={v!r}: must be {wanted}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    spec: str = "packaged:smollm2-135m"  # hub id, local HF dir, `packaged:smollm2-135m` or `tiny:<name>`
-    dtype: Literal["float32", "float64", "bfloat16"] = "float32"  # parameter dtype; float32 is safe for 2nd order
-    device: str = "auto"  # "auto" picks cuda when available, else cpu
-    tf32: bool = False  # float32 matrix products on CUDA in TF32 (10-bit mantissa): several times the matmul throughput on Ampere or newer, ~1e-3 relative error per product; float32 only; no effect on CPU. Checked: tests/test_tf32.py holds the TF32 meta-gradient to the float64 one, which matches finite differences (tests/test_metagrad.py)
+    spec: str = "packaged:smollm2-135m"
+    """The start model: a hub id, a local Hugging Face directory, `packaged:smollm2-135m` or `tiny:<name>`."""
+    dtype: Literal["float32", "float64", "bfloat16"] = "float32"
+    """Parameter dtype. float32 keeps the second-order term of the meta-gradient accurate."""
+    tf32: bool = False
+    """float32 matrix products on CUDA in TF32 (10-bit mantissa): several times the matmul throughput on Ampere or
+    newer, at about 1e-3 relative error per product, so results move slightly. float32 weights only; no effect on CPU.
+    tests/test_tf32.py holds the TF32 meta-gradient to the float64 one, which matches finite differences
+    (tests/test_metagrad.py)."""
+
+    # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
+    device: str = "auto"
+    """Where the model runs: "auto" picks CUDA when available, else CPU."""
+
+    def __post_init__(self) -> None:
+        if self.tf32 and self.dtype != "float32":
+            raise ConfigError(f"model.tf32=true is for float32 weights, got model.dtype={self.dtype}")
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: str = "character_descriptions"  # registry name (`promptgd tasks`) or `jsonl:<path>`
-    n_train: int = 5000  # training triples to build or sample; 0 = all
-    n_test: int = 500  # test triples; 0 = all
-    n_val: int = 100  # validation triples, the last whole contexts of the train split (data/partition.py): where every hyper-parameter is chosen; disjoint from warm-up and meta-training
-    seed: int = 0  # seeds the generator / sampler, so splits are reproducible; real-text data comes from
-    # $PROMPTGD_DATA, the cache filled by `promptgd data fetch TASK --path P`, or the hub (see data/acquire.py)
+    name: str = "character_descriptions"
+    """The task: a registry name (`promptgd tasks` lists them) or `jsonl:<path>`."""
+    n_train: int = 5000
+    """Training triples to build or sample; 0 = all."""
+    n_test: int = 500
+    """Test triples; 0 = all."""
+    n_val: int = 100
+    """Validation triples: the last whole contexts of the train split (data/partition.py), disjoint from warm-up and
+    meta-training. Every hyper-parameter is chosen on them."""
+    seed: int = 0
+    """Seeds the generator or sampler, so the splits are reproducible. Real-text data comes from $PROMPTGD_DATA, the
+    cache that `promptgd data fetch TASK --path P` fills, or the hub (data/acquire.py)."""
+
+    def __post_init__(self) -> None:
+        _require(self, "task", non_negative=("n_train", "n_test", "n_val"))
 
 
 @dataclass(frozen=True)
 class FormatConfig:
-    separator: str = "\n"  # placed between context and query in Prompt mode
-    answer_end: str = "\n"  # appended to responses in training so the model learns where answers stop
+    separator: str = "\n"
+    """Placed between context and query in Prompt mode."""
+    answer_end: str = "\n"
+    """Appended to responses in training, so the model learns where answers stop."""
 
 
 @dataclass(frozen=True)
 class InnerConfig:
-    lr: float = 1e-3  # η: plain-SGD learning rate of the update on the context
-    steps: int = 1  # SGD steps on the context
-    contexts: int = 1  # k contexts absorbed per update (the paper's multi-context study)
-    mode: Literal["batched", "sequential"] = "batched"  # k contexts: one step on their mean loss, or k steps
-    implementation: Literal["implicit", "explicit"] = (
-        "implicit"  # implicit: θ' as per-task low-rank terms (LoRA-inner: per-task factors) added in forward hooks, many tasks per pass (update/implicit.py, update/implicit_lora.py); explicit: a copy of the weights per task (update/inner.py), the reference. Evaluation with steps > 1 always uses explicit (implicit memory grows with steps × context tokens)
-    )
-    lr_scales: Literal["none", "tensor", "factored"] = (
-        "none"  # meta-learn the step's size (update/step_sizes.py): none = inner.lr everywhere; tensor = inner.lr times a learned scale per tensor; factored = per entry, a learned scale per row times one per column of each matrix (one per entry of a vector). Scales start at 1 (the plain step), train at train.lr_scales_lr, and are saved with the model (inner_lr_scales.safetensors), which every FT evaluation of it then uses; lora.variant=none only
-    )
+    lr: float = 1e-3
+    """η: plain-SGD learning rate of the update on the context."""
+    steps: int = 1
+    """SGD steps on the context."""
+    contexts: int = 1
+    """k: contexts absorbed per update (the paper's multi-context study)."""
+    mode: Literal["batched", "sequential"] = "batched"
+    """With k contexts: `batched` takes inner.steps steps on their mean loss, `sequential` inner.steps steps on each
+    context in turn."""
+    lr_scales: Literal["none", "tensor", "factored"] = "none"
+    """Meta-learn the step's size (update/step_sizes.py). `none`: inner.lr everywhere; `tensor`: inner.lr times a
+    learned scale per tensor; `factored`: per entry, a learned scale per row times one per column of each matrix (one
+    per entry of a vector). The scales start at 1 (the plain step), train at train.lr_scales_lr and are saved with the
+    model (inner_lr_scales.safetensors), so every FT evaluation of it uses them. lora.variant=none only."""
+
+    # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
+    implementation: Literal["implicit", "explicit"] = "implicit"
+    """`implicit`: θ' as per-task low-rank terms (LoRA inner: per-task factors) added in forward hooks, many tasks per
+    pass (update/implicit.py, update/implicit_lora.py); `explicit`: a copy of the weights per task (update/inner.py),
+    the reference. Evaluation with steps > 1 always uses explicit, as implicit memory grows with steps × context
+    tokens."""
+
+    def __post_init__(self) -> None:
+        _require(self, "inner", at_least_one=("steps", "contexts"), non_negative=("lr",))
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = (
-        "nc",
-        "prompt",
-        "ft",
-        "ft_irrelevant",
-    )  # which modes to run, in order
-    split: Literal["test", "val", "meta", "warmup", "ood"] = (
-        "test"  # the triples evaluated: test for reported numbers, val for choosing settings, ood for held-out description families (data/partition.py)
-    )
-    limit: int = 0  # evaluate only the first N triples of the split; 0 = all
-    max_new_tokens: int = 24  # greedy decoding budget; answers stop earlier at a newline or EOS
-    batch_size: int = 16  # triples per batch in the modes that share weights (NC, Prompt)
-    pass_tokens: int = 1024  # implicit FT evaluation: the contexts absorbed together in one pass hold at most this many tokens (at least one context each); the pass keeps every context token's factors (~1.3 MB per token at SmolLM2-135M, ~3.7 MB resident with the step's transients), so memory follows it
+    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = ("nc", "prompt", "ft", "ft_irrelevant")
+    """Which modes to run, in order."""
+    split: Literal["test", "val", "meta", "warmup", "ood"] = "test"
+    """The triples evaluated: `test` for reported numbers, `val` for choosing settings, `ood` for held-out description
+    families (data/partition.py)."""
+    limit: int = 0
+    """Evaluate only the first N triples of the split; 0 = all."""
+    max_new_tokens: int = 24
+    """Greedy decoding budget; answers stop earlier at a newline or EOS."""
+
+    # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
+    batch_size: int = 16
+    """Triples per batch in the modes that share weights (NC, Prompt), and questions per pass of implicit FT
+    evaluation."""
+    pass_tokens: int = 1024
+    """Implicit FT evaluation: the contexts absorbed together in one pass hold at most this many tokens (at least one
+    context each). The pass keeps the factors of every context token, so its memory grows in proportion."""
+
+    def __post_init__(self) -> None:
+        _require(self, "eval", at_least_one=("max_new_tokens", "batch_size", "pass_tokens"), non_negative=("limit",))
 
 
 @dataclass(frozen=True)
 class WarmupConfig:
-    n_tasks: int = 0  # training triples for the format warm-up (0 = none); each is seen in Prompt and NC format
-    lr: float = 1e-5  # AdamW learning rate of the warm-up fine-tune
-    batch_size: int = 8  # sequences per optimiser step
+    n_tasks: int = 0
+    """Training triples for the format warm-up (0 = none); each is seen in Prompt and NC format."""
+    lr: float = 1e-5
+    """AdamW learning rate of the warm-up fine-tune."""
+    batch_size: int = 8
+    """Sequences per optimiser step."""
+
+    def __post_init__(self) -> None:
+        _require(self, "warmup", positive=("lr",), at_least_one=("batch_size",), non_negative=("n_tasks",))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    objective: Literal["lc", "lg"] = "lc"  # learn from conditioning (teacher KL) or from gold labels (NLL)
-    first_order: bool = False  # drop the second-order term of the inner step (cheaper ablation)
-    n_tasks: int = 0  # meta-training tasks to use (0 = every training triple); one epoch over them
-    epochs: int = 1  # passes over the tasks
-    batch_size: int = 4  # tasks per outer step; gradients are accumulated pass by pass, so memory stays flat
-    fsdp: bool = False  # under torchrun, shard weights, gradients and Adam state over the processes with FSDP2 (train/fsdp.py): for models whose training state does not fit one device; full rank and the implicit inner update only; one process ignores it
-    freeze_weights: bool = False  # meta-learn only inner.lr_scales: the weights stay the start model's, so NC and Prompt are unchanged by construction; the terms that do not involve the step (λ·L_LM, μ·Prompt, transfer) are then constant and skipped
-    lr_scales_lr: float = 1.0e-2  # outer Adam learning rate of inner.lr_scales' log-scales (Adam moves each by about this much per step, so a weight's 1e-5 would leave them at 1)
-    gradient_sinks: bool = True  # implicit inner update, full rank, unsharded: each use of a weight adds its meta-gradient to .grad at once instead of autograd summing the uses first (update/gradient_sinks.py), so passes after an outer step's first cost no extra copy of the weights; the same gradient, summed in another order
-    pass_tokens: int = 512  # implicit inner update: an outer step's tasks go through the model together in passes of at most this many context and query tokens (at least one task each); memory grows with it, not with batch_size
-    lr: float = 1e-5  # outer Adam learning rate
-    lr_schedule: Literal["constant", "cosine"] = "cosine"  # after `warmup_steps` of linear ramp-up
-    warmup_steps: int = 10  # linear learning-rate ramp at the start of meta-training
-    weight_decay: float = 0.0  # Adam(W) weight decay on the meta-parameters
-    clip_norm: float = 1.0  # global gradient-norm clip; 0 disables
-    lm_weight: float = 0.1  # λ: weight of the generic-text LM loss that preserves language modelling
-    prompt_weight: float = 0.0  # μ: weight of the same answer loss in Prompt mode at θ (c ⊕ q, no update), which keeps Prompt accuracy from eroding; 0 = the paper's objective
-    lm_corpus: str = "builtin"  # `builtin`, a text file path, or `wikitext:<dir>` for the tokenized release
-    lm_seq_len: int = 128  # tokens per generic-text chunk
-    val_every: int = 50  # outer steps between held-out FT evaluations; 0 disables
-    val_size: int = 50  # how many triples of the validation split (its first N) those evaluations read; 0 = all
-    ckpt_every: int = 100  # outer steps between resumable checkpoints; 0 = only at the end
-    log_every: int = 1  # outer steps between metrics.jsonl rows
-    max_skipped_share: float = 1.0  # the run fails, saving no model, when at least this share of its steps was skipped for a non-finite loss or gradient; 1.0 = only when every step was
-    log: tuple[
-        Literal["tensorboard", "wandb"], ...
-    ] = ()  # where the same rows also go besides metrics.jsonl (always written): TensorBoard event files in OUT/tensorboard/, a W&B run in OUT/wandb/ (offline unless WANDB_MODE=online); needs `pip install 'promptgd[logging]'`
-    seed: int = 0  # seeds data order and any sampling during training
+    objective: Literal["lc", "lg"] = "lc"
+    """Learn from conditioning (`lc`: KL to the teacher) or from gold labels (`lg`: NLL)."""
+    first_order: bool = False
+    """Drop the second-order term of the inner step: a cheaper ablation that changes the meta-gradient."""
+    n_tasks: int = 0
+    """Meta-training tasks to use (0 = every training triple)."""
+    epochs: int = 1
+    """Passes over the tasks."""
+    batch_size: int = 4
+    """Tasks per outer step. Gradients are accumulated pass by pass (train.pass_tokens), so memory does not grow with
+    it."""
+    freeze_weights: bool = False
+    """Meta-learn only inner.lr_scales. The weights stay the start model's, so NC and Prompt are unchanged by
+    construction; the terms that do not involve the step (λ·L_LM, μ·Prompt, transfer) are then constant and
+    skipped."""
+    lr_scales_lr: float = 1.0e-2
+    """Outer Adam learning rate of inner.lr_scales' log-scales. Adam moves each by about its learning rate per step,
+    so the weights' train.lr would leave the scales at 1; the default was chosen on SQuAD's validation split
+    (results/squad_smollm2_levers.md)."""
+    lr: float = 1e-5
+    """Outer Adam learning rate of the meta-parameters (the weights, or the LoRA factors)."""
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    """The learning rate's course after the linear ramp of train.warmup_steps."""
+    warmup_steps: int = 10
+    """Outer steps of linear learning-rate ramp at the start of meta-training."""
+    weight_decay: float = 0.0
+    """Adam(W) weight decay on the meta-parameters."""
+    clip_norm: float = 1.0
+    """Global gradient-norm clip; 0 disables it."""
+    lm_weight: float = 0.1
+    """λ: weight of the generic-text LM loss, which preserves language modelling."""
+    prompt_weight: float = 0.0
+    """μ: weight of the same answer loss in Prompt mode at θ (c ⊕ q, no update), which keeps Prompt accuracy from
+    eroding; 0 = the paper's objective."""
+    lm_corpus: str = "builtin"
+    """Generic text of the LM loss: `builtin`, a text file path, or `wikitext:<dir>` for the tokenized release."""
+    lm_seq_len: int = 128
+    """Tokens per generic-text chunk."""
+    val_every: int = 50
+    """Outer steps between FT and Prompt evaluations on the validation split (always one at the end); 0 disables them.
+    Not speed-only, although the trained model is the same: it sets which validation numbers metrics.jsonl holds, and
+    settings are chosen by those."""
+    val_size: int = 50
+    """How many triples of the validation split (its first N) those evaluations read; 0 = all. Not speed-only for the
+    same reason: it changes the validation numbers, though not the trained model."""
+    max_skipped_share: float = 1.0
+    """The run fails, saving no model, when at least this share of its steps was skipped for a non-finite loss or
+    gradient; 1.0 = only when every step was."""
+    seed: int = 0
+    """Seeds the data order and any sampling during training."""
+
+    # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
+    pass_tokens: int = 512
+    """Implicit inner update: an outer step's tasks go through the model together in passes of at most this many
+    (padded) context and query tokens, at least one task each. Memory grows with it, not with train.batch_size."""
+    gradient_sinks: bool = True
+    """Implicit inner update, full rank, unsharded: each use of a weight adds its meta-gradient to .grad at once
+    instead of autograd summing the uses first (update/gradient_sinks.py), so the passes after an outer step's first
+    cost no extra copy of the weights. The same gradient, summed in another order."""
+    fsdp: bool = False
+    """Under torchrun, shard weights, gradients and Adam state over the processes with FSDP2 (train/fsdp.py), for
+    models whose training state does not fit one device. Full rank and the implicit inner update only; a single
+    process ignores it."""
+    log: tuple[Literal["tensorboard", "wandb"], ...] = ()
+    """Where the rows of metrics.jsonl (always written) also go: TensorBoard event files in OUT/tensorboard/, a W&B
+    run in OUT/wandb/ (offline unless WANDB_MODE=online). Needs `pip install 'promptgd[logging]'`."""
+    log_every: int = 1
+    """Outer steps between metrics.jsonl rows; rows with validation numbers, and the last, are always written."""
+    ckpt_every: int = 100
+    """Outer steps between resumable checkpoints; 0 = only at the end. Resuming gives the uninterrupted run."""
+
+    def __post_init__(self) -> None:
+        _require(
+            self,
+            "train",
+            positive=("lr", "lr_scales_lr"),
+            at_least_one=("epochs", "batch_size", "pass_tokens", "log_every"),
+            non_negative=(
+                "n_tasks",
+                "warmup_steps",
+                "weight_decay",
+                "clip_norm",
+                "lm_weight",
+                "prompt_weight",
+                "val_every",
+                "val_size",
+                "ckpt_every",
+            ),
+        )
+        if self.lm_seq_len < 2:
+            raise ConfigError(f"train.lm_seq_len={self.lm_seq_len!r}: must be at least 2 (one token predicts the next)")
+        # Written with `not` so that NaN, for which every comparison is false, fails too.
+        if not 0 < self.max_skipped_share <= 1:
+            raise ConfigError(f"train.max_skipped_share={self.max_skipped_share!r}: must be in (0, 1]")
 
 
 @dataclass(frozen=True)
 class LoraConfig:
-    variant: Literal["none", "outer", "inner"] = (
-        "none"  # none: meta-learn every weight; outer: a LoRA delta, full inner step; inner: LoRA init, inner step on the factors
-    )
-    rank: int = 1  # r of every factored matrix (the paper uses 1)
-    alpha: float = 1.0  # delta = (alpha / rank) · B·A, as in PEFT
-    meta_learn_b: bool = True  # variant=inner: meta-learn B as well as A; false keeps B = 0 at θ, so NC and Prompt stay the start model's exactly and only the inner step writes B (along the input directions the meta-learnt A picks)
-    target_modules: tuple[str, ...] = (
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    )  # Linear layer names to factor
+    variant: Literal["none", "outer", "inner"] = "none"
+    """`none`: meta-learn every weight; `outer`: meta-learn a LoRA delta, with the full inner step; `inner`: meta-learn
+    a LoRA initialisation, with the inner step on its factors."""
+    rank: int = 1
+    """r of every factored matrix (the paper uses 1)."""
+    alpha: float = 1.0
+    """delta = (alpha / rank) · B·A, as in PEFT."""
+    meta_learn_b: bool = True
+    """variant=inner: meta-learn B as well as A. False keeps B = 0 at θ, so NC and Prompt stay the start model's
+    exactly and only the inner step writes B (along the input directions the meta-learnt A picks)."""
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    """Names of the Linear layers to factor."""
 
     @property
     def scale(self) -> float:
         return self.alpha / self.rank if self.rank else 0.0
 
+    def __post_init__(self) -> None:
+        _require(self, "lora", positive=("alpha",), non_negative=("rank",))
+        if not self.meta_learn_b and self.variant != "inner":
+            raise ConfigError(f"lora.meta_learn_b=false is for lora.variant=inner, got lora.variant={self.variant}")
+
 
 @dataclass(frozen=True)
 class TransferConfig:
-    mode: Literal["none", "sequential", "joint"] = (
-        "none"  # cross-task study (Table 3): sequential = meta-train on task, then ordinary fine-tune on `task_b`; joint = that fine-tuning loss on task_b inside every outer step
-    )
-    task_b: str = "reversal"  # the second task (registry name or `jsonl:<path>`); its train split is fine-tuned on, its test split measures transfer
-    n_tasks: int = 200  # task-B training triples for the ordinary fine-tune (each in Prompt and NC format)
-    lr: float = 3.0e-5  # sequential: AdamW learning rate of the fine-tune on task B
-    batch_size: int = 8  # sequences per fine-tuning batch (sequential step, or joint term per outer step)
-    weight: float = 1.0  # joint: weight of task B's fine-tuning loss in the outer loss
+    mode: Literal["none", "sequential", "joint"] = "none"
+    """Cross-task study (Table 3). `sequential`: meta-train on the task, then fine-tune ordinarily on task_b; `joint`:
+    that fine-tuning loss on task_b inside every outer step."""
+    task_b: str = "reversal"
+    """The second task (registry name or `jsonl:<path>`): its train split is fine-tuned on, its test split measures
+    transfer."""
+    n_tasks: int = 200
+    """Task-B training triples for the ordinary fine-tune, each in Prompt and NC format."""
+    lr: float = 3.0e-5
+    """sequential: AdamW learning rate of the fine-tune on task B."""
+    batch_size: int = 8
+    """Sequences per fine-tuning batch (the sequential step, or the joint term of each outer step)."""
+    weight: float = 1.0
+    """joint: weight of task B's fine-tuning loss in the outer loss."""
+
+    def __post_init__(self) -> None:
+        _require(self, "transfer", positive=("lr",), at_least_one=("batch_size",), non_negative=("n_tasks", "weight"))
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    objectives: tuple[Literal["lc", "lg"], ...] = (
-        "lc",
-    )  # `promptgd run` meta-trains one model per objective (lc, lg) and compares them
+    objectives: tuple[Literal["lc", "lg"], ...] = ("lc",)
+    """`promptgd run` meta-trains one model per objective (lc, lg) and compares them."""
 
 
 @dataclass(frozen=True)
@@ -168,9 +317,50 @@ class RunConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
+    def __post_init__(self) -> None:
+        """The settings of two sections that cannot run together (each section has checked its own already)."""
+        inner, train, lora = self.inner, self.train, self.lora
+        if self.transfer.mode == "sequential" and lora.variant != "none":
+            raise ConfigError(
+                "transfer.mode=sequential fine-tunes the full weights after meta-training; "
+                "use it with lora.variant=none"
+            )
+        if inner.lr_scales != "none" and lora.variant != "none":
+            raise ConfigError(f"inner.lr_scales is for lora.variant=none, got lora.variant={lora.variant}")
+        if train.freeze_weights and inner.lr_scales == "none":
+            raise ConfigError(
+                "train.freeze_weights=true meta-learns only inner.lr_scales: set inner.lr_scales=tensor or factored"
+            )
+        if inner.lr_scales != "none" and train.fsdp:
+            raise ConfigError("inner.lr_scales: not with train.fsdp=true (the learned scales are not sharded)")
+        if train.fsdp and (lora.variant != "none" or inner.implementation != "implicit"):
+            # A sharded model cannot be called on other weights (functional_call would hand its layers the shards), so
+            # θ' must never be materialised, and LoRA merges its factors into the weights in exactly such a call.
+            raise ConfigError(
+                f"train.fsdp=true needs lora.variant=none and inner.implementation=implicit, "
+                f"got lora.variant={lora.variant}, inner.implementation={inner.implementation}"
+            )
 
-class ConfigError(UserError, ValueError):
-    """A config key that does not exist or a value of the wrong type; the message names the key."""
+
+# The fields grouped last in their sections: they set how fast a run goes and how much memory it takes, never what it
+# computes beyond float rounding. Tests hold them to that: the implicit and explicit updates give the same logits,
+# meta-gradients and FT predictions, and FT evaluation passes of any size the same results (tests/test_implicit.py);
+# gradient sinks give autograd's gradient over several passes (tests/test_gradient_sinks.py); two processes, sharded
+# or not, train and evaluate what one does in other passes and batches (tests/test_distributed.py); a resumed run ends
+# where an uninterrupted one does (tests/test_train.py). The device changes only float rounding, and the logging
+# settings only where rows go and how many.
+SPEED_ONLY = (
+    "model.device",
+    "inner.implementation",
+    "eval.batch_size",
+    "eval.pass_tokens",
+    "train.pass_tokens",
+    "train.gradient_sinks",
+    "train.fsdp",
+    "train.log",
+    "train.log_every",
+    "train.ckpt_every",
+)
 
 
 def _check_value(value: Any, annotation: Any, key: str) -> Any:
@@ -261,66 +451,9 @@ def load_config(
     data = _merge(data, _dotted_to_nested(overrides or []))
     where = f"{path}: " if path is not None else ""
     try:
-        return _check_ranges(_build(RunConfig, data))
+        return _build(RunConfig, data)
     except ConfigError as e:
         raise ConfigError(f"{where}{e}") from None
-
-
-# Allowed values beyond their types, checked when a config is built: a bad value fails at once, naming its key,
-# instead of deep inside a run (a zero batch, a negative or NaN learning rate).
-POSITIVE = ("train.lr", "train.lr_scales_lr", "warmup.lr", "transfer.lr", "lora.alpha")
-AT_LEAST_ONE = (
-    "inner.steps", "inner.contexts", "eval.max_new_tokens", "eval.batch_size", "eval.pass_tokens", "warmup.batch_size", "train.epochs",
-    "train.batch_size", "train.pass_tokens", "train.log_every", "transfer.batch_size",
-)  # fmt: skip
-NON_NEGATIVE = (
-    "inner.lr", "task.n_train", "task.n_test", "task.n_val", "eval.limit", "warmup.n_tasks", "train.n_tasks", "train.warmup_steps",
-    "train.weight_decay", "train.clip_norm", "train.lm_weight", "train.prompt_weight", "train.val_every",
-    "train.val_size", "train.ckpt_every", "lora.rank", "transfer.n_tasks", "transfer.weight",
-)  # fmt: skip
-
-
-def _check_ranges(config: RunConfig) -> RunConfig:
-    def value(key: str):
-        section, name = key.split(".")
-        return getattr(getattr(config, section), name)
-
-    for keys, ok, wanted in (
-        (POSITIVE, lambda v: v > 0, "a finite number > 0"),
-        (AT_LEAST_ONE, lambda v: v >= 1, "at least 1"),
-        (NON_NEGATIVE, lambda v: v >= 0, "a finite number >= 0"),
-        (("train.lm_seq_len",), lambda v: v >= 2, "at least 2 (one token predicts the next)"),
-        (("train.max_skipped_share",), lambda v: 0 < v <= 1, "in (0, 1]"),
-    ):
-        for key in keys:
-            v = value(key)
-            if not (math.isfinite(v) and ok(v)):
-                raise ConfigError(f"{key}={v!r}: must be {wanted}")
-    train, lora = config.train, config.lora
-    if config.model.tf32 and config.model.dtype != "float32":
-        raise ConfigError(f"model.tf32=true is for float32 weights, got model.dtype={config.model.dtype}")
-    if config.transfer.mode == "sequential" and lora.variant != "none":
-        raise ConfigError(
-            "transfer.mode=sequential fine-tunes the full weights after meta-training; use it with lora.variant=none"
-        )
-    if not lora.meta_learn_b and lora.variant != "inner":
-        raise ConfigError(f"lora.meta_learn_b=false is for lora.variant=inner, got lora.variant={lora.variant}")
-    if config.inner.lr_scales != "none" and lora.variant != "none":
-        raise ConfigError(f"inner.lr_scales is for lora.variant=none, got lora.variant={lora.variant}")
-    if train.freeze_weights and config.inner.lr_scales == "none":
-        raise ConfigError(
-            "train.freeze_weights=true meta-learns only inner.lr_scales: set inner.lr_scales=tensor or factored"
-        )
-    if config.inner.lr_scales != "none" and train.fsdp:
-        raise ConfigError("inner.lr_scales: not with train.fsdp=true (the learned scales are not sharded)")
-    if train.fsdp and (lora.variant != "none" or config.inner.implementation != "implicit"):
-        # A sharded model cannot be called on other weights (functional_call would hand its layers the shards), so
-        # θ' must never be materialised, and LoRA merges its factors into the weights in exactly such a call.
-        raise ConfigError(
-            f"train.fsdp=true needs lora.variant=none and inner.implementation=implicit, "
-            f"got lora.variant={lora.variant}, inner.implementation={config.inner.implementation}"
-        )
-    return config
 
 
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
@@ -358,11 +491,11 @@ def dump_yaml(config: RunConfig) -> str:
 
 
 def from_dict(data: dict) -> RunConfig:
-    return _check_ranges(_build(RunConfig, data))
+    return _build(RunConfig, data)
 
 
 def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
-    return _check_ranges(_build(RunConfig, _merge(to_dict(config), _dotted_to_nested(overrides))))
+    return _build(RunConfig, _merge(to_dict(config), _dotted_to_nested(overrides)))
 
 
 __all__ = ["RunConfig", "ConfigError", "load_config", "dump_yaml", "from_dict", "with_overrides", "replace"]
