@@ -174,7 +174,7 @@ class TrainConfig:
     lr_scales_lr: float = 1.0e-2
     """Outer Adam learning rate of inner.lr_scales' log-scales. Adam moves each by about its learning rate per step,
     so the weights' train.lr would leave the scales at 1; the default was chosen on SQuAD's validation split
-    (results/squad_smollm2_levers.md)."""
+    (squad_smollm2_levers.md in results/)."""
     lr: float = 1e-5
     """Outer Adam learning rate of the meta-parameters (the weights, or the LoRA factors)."""
     lr_schedule: Literal["constant", "cosine"] = "cosine"
