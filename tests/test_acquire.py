@@ -247,7 +247,7 @@ def test_seeded_sample():
     assert a == acquire.seeded_sample(triples, 5, 1, "t train") and len(set(a)) == 5
     assert a != acquire.seeded_sample(triples, 5, 2, "t train")
     assert a != acquire.seeded_sample(triples, 5, 1, "t test")
-    with pytest.raises(ValueError, match="t train: asked for 21 triples, only 20 available"):
+    with pytest.raises(ValueError, match="task.n_train=21: t train: asked for 21 triples, only 20 available"):
         acquire.seeded_sample(triples, 21, 1, "t train")
     with pytest.raises(ValueError, match="use 0 for all"):
         acquire.seeded_sample(triples, -1, 1, "t train")
@@ -265,7 +265,7 @@ def test_seeded_context_sample_takes_whole_contexts():
     assert all(order[i] < order[i + 1] for i in range(9) if contexts[i] == contexts[i + 1])
     many = [Triple(f"paragraph {i // 4}", f"q{i}", " r") for i in range(400)]
     assert acquire.seeded_context_sample(many, 10, 1, "t test") != acquire.seeded_context_sample(many, 10, 2, "t test")
-    with pytest.raises(ValueError, match="t test: asked for 21 triples, 20 available"):
+    with pytest.raises(ValueError, match="task.n_test=21: t test: asked for 21 triples, only 20 available"):
         acquire.seeded_context_sample(triples, 21, 1, "t test")
 
 

@@ -100,3 +100,27 @@ def test_allocator_benchmark_compares_glibc_and_tcmalloc_on_identical_losses(tmp
     assert figures["losses_identical"] and figures["tcmalloc_step_speedup"] > 0 and figures["peak_rss_ratio"] > 0
     assert [r["allocator"] for r in figures["runs"]["system"] + figures["runs"]["tcmalloc"]] == ["system", "tcmalloc"]
     assert json.loads((tmp_path / "allocator.json").read_text()) == figures
+
+
+def test_gpu_rates_turns_a_calibrations_runs_into_a_rates_file(tmp_path):
+    """benchmarks/gpu_calibrate.sh's last step, on runs made as it makes them (tiny model, CPU)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "device.txt").write_text("a test CPU\n")
+    tiny = ["model.spec=tiny:llama", "model.device=cpu", "task.n_train=24", "task.n_test=4", "task.n_val=0"]
+    tiny += ["train.val_every=0", "train.lm_corpus=builtin", "train.lm_seq_len=32", "eval.max_new_tokens=4"]
+    cli = [sys.executable, "-m", "promptgd"]
+    subprocess.run([*cli, "train", *tiny, "train.n_tasks=12", "train.batch_size=2", "inner.contexts=2",
+                    "--out", str(runs / "train_full_k2__short")], cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*cli, "eval", *tiny, "--modes", "nc,ft", "--out", str(runs / "eval_short")],
+                   cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    measured = run_script(
+        "benchmarks/gpu_rates.py", "--runs", str(runs), "--base", "results/benchmarks/gpu_rates.json",
+        "--out", str(tmp_path / "gpu_rates.json"),
+    )  # fmt: skip
+    assert set(measured) == {"train/full_k2/short", "eval/nc/short", "eval/ft/short"}
+    rates = json.loads((tmp_path / "gpu_rates.json").read_text())
+    assert rates["device"] == "a test CPU" and rates["rates"]["train/full_k2/short"] == measured["train/full_k2/short"]
+    assert "a test CPU" in measured["eval/ft/short"]["basis"] and measured["eval/ft/short"]["seconds"] > 0
+    base = json.loads((ROOT / "results/benchmarks/gpu_rates.json").read_text())
+    assert rates["rates"]["train/full/long"] == base["rates"]["train/full/long"]  # not measured here: kept

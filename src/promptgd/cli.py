@@ -155,10 +155,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
+    from promptgd.reproduce.cost import Rates
     from promptgd.reproduce.runner import Reproduction, plan, run_reproduction
 
     work = args.work or f"runs/reproduce/{args.scale}"
-    rep = Reproduction(configs=Path(args.configs), work=Path(work), scale=args.scale, overrides=tuple(args.overrides))
+    rates = Rates(Path(args.rates)) if args.plan and args.scale == "paper" else None
+    rep = Reproduction(Path(args.configs), Path(work), args.scale, tuple(args.overrides), rates=rates)
     if args.plan:
         print(plan(args.name, rep))
         return
@@ -289,7 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plan",
         action="store_true",
-        help="only print which models would be trained or reused and which evaluations run or are cached",
+        help="only print which models would be trained or reused and which evaluations run or are cached; at "
+        "--scale paper also the data found, downloads, disk and an estimate of GPU hours and memory",
+    )
+    p.add_argument(
+        "--rates",
+        default="results/benchmarks/gpu_rates.json",
+        help="measured GPU rates per kind of work for --plan's estimate (benchmarks/gpu_calibrate.sh writes one)",
     )
     p.set_defaults(func=cmd_reproduce, config=None)
 

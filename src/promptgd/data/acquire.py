@@ -451,28 +451,41 @@ def ensure_processed(
     return manifest
 
 
-def seeded_sample(triples: list[Triple], n: int, seed: int, what: str) -> list[Triple]:
+def seeded_sample(triples: list[Triple], n: int, seed: int, what: str, key: str = "task.n_train") -> list[Triple]:
     """All triples in order when n == 0, else n drawn without replacement by a generator seeded by (what, seed).
 
-    `what` (e.g. "squad train") gives each task and split its own stream, so train and test draws are independent.
+    `what` (e.g. "squad train") gives each task and split its own stream, so train and test draws are independent;
+    `key` is the config key that asked for n, which a size the data cannot meet names.
     """
-    if n < 0:
-        raise ValueError(f"{what}: asked for {n} triples; use 0 for all")
+    _check_size(n, len(triples), what, key)
     if n == 0:
         return list(triples)
-    if n > len(triples):
-        raise ValueError(f"{what}: asked for {n} triples, only {len(triples)} available")
     return random.Random(f"{what}:{seed}").sample(triples, n)
 
 
-def seeded_context_sample(triples: list[Triple], n: int, seed: int, what: str) -> list[Triple]:
+class SampleSizeError(UserError, ValueError):
+    """A config asks for more triples than the data holds; the message names the key and what is available."""
+
+
+def _check_size(n: int, available: int, what: str, key: str) -> None:
+    if n < 0:
+        raise SampleSizeError(f"{key}={n}: {what}: asked for {n} triples; use 0 for all")
+    if n > available:
+        raise SampleSizeError(
+            f"{key}={n}: {what}: asked for {n} triples, only {available} available; ask for at most {available}, "
+            "or 0 for all"
+        )
+
+
+def seeded_context_sample(
+    triples: list[Triple], n: int, seed: int, what: str, key: str = "task.n_test"
+) -> list[Triple]:
     """n triples drawn a context at a time: distinct contexts in an order seeded by (what, seed), each with
     all its triples in file order, the last context cut to make n. All triples in order when n == 0.
 
     For evaluation: FT absorbs each distinct context once (see evaluate/evaluator.py), so a SQuAD test set
     of 500 questions over ~100 paragraphs costs ~100 inner updates instead of ~500."""
-    if n < 0 or n > len(triples):
-        raise ValueError(f"{what}: asked for {n} triples, {len(triples)} available; use 0 for all")
+    _check_size(n, len(triples), what, key)
     if n == 0:
         return list(triples)
     by_context: dict[str, list[Triple]] = {}
@@ -490,6 +503,15 @@ def shuffle_contexts(contexts: list[str], seed: int, what: str) -> None:
 
 # Imported on demand: those modules import this one.
 _TASK_MODULES = {"squad": "promptgd.data.squad", "wikitext": "promptgd.data.wikitext"}
+
+
+def processed_manifest(task: str) -> dict[str, Any] | None:
+    """The manifest of `task`'s processed triples under its current rule, or None when they are not on this machine
+    yet. Reads the manifest only: nothing is acquired, processed or downloaded (for `promptgd reproduce --plan`)."""
+    if task not in _TASK_MODULES:
+        raise KeyError(f"no data to fetch for task {task!r}; fetchable: {', '.join(sorted(_TASK_MODULES))}")
+    module = importlib.import_module(_TASK_MODULES[task])
+    return cached_manifest(task, module.RULE_VERSION, module.DEFAULT_RULE)
 
 
 def fetch(task: str, path: str | None = None) -> dict[str, Any]:

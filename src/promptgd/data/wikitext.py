@@ -200,5 +200,5 @@ def build_wikitext(n_train: int, n_test: int, seed: int) -> Splits:
     splits = acquire.read_processed(TASK)
     return Splits(
         train=acquire.seeded_sample(splits["train"], n_train, seed, f"{TASK} train"),
-        test=acquire.seeded_sample(splits["test"], n_test, seed, f"{TASK} test"),
+        test=acquire.seeded_sample(splits["test"], n_test, seed, f"{TASK} test", "task.n_test"),
     )

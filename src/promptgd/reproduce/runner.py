@@ -17,20 +17,23 @@ from pathlib import Path
 
 from promptgd import distributed
 from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
+from promptgd.data import acquire
 from promptgd.data.partition import Partition, load_partition
 from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import init_factors
-from promptgd.report.deviations import deviations_line
+from promptgd.report.deviations import PAPER_SIZES, deviations_line
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.export import TRAINING_LOGS, export_rows
 from promptgd.report.figure import bar_chart
 from promptgd.report.tables import gap_share
+from promptgd.reproduce.cost import DATA_DOWNLOADS, Rates, Work, estimate_lines, eval_key, train_key
 from promptgd.reproduce.experiments import (
     HELD_OUT_FAMILY_TASKS,
     MEASURE,
     PRESETS,
+    REAL_TEXT_TASKS,
     Column,
     Experiment,
     Model,
@@ -57,6 +60,7 @@ class Reproduction:
     scale: str
     overrides: tuple[str, ...] = ()  # dotted overrides applied to every config (after the experiment's own)
     progress: bool = True
+    rates: Rates | None = None  # what each kind of work costs on a GPU, for `--plan`'s estimate (reproduce/cost.py)
 
     def config(self, task: str, *overrides: str) -> RunConfig:
         preset, preset_overrides = PRESETS[self.scale][task]
@@ -69,7 +73,12 @@ class Reproduction:
         splits take seconds to build."""
         key = (cfg.task, cfg.warmup.n_tasks, cfg.train.n_tasks)  # all that load_partition reads
         if key not in self._partitions:
-            self._partitions[key] = load_partition(cfg)
+            try:
+                self._partitions[key] = load_partition(cfg)
+            except acquire.SampleSizeError as e:  # a preset asks for more triples than the data holds: name it
+                preset = PRESETS[self.scale].get(cfg.task.name, ("",))[0]
+                where = f"{self.configs / preset}" + (" with the command's overrides" if self.overrides else "")
+                raise acquire.SampleSizeError(f"{where}: {e}") from None
         return self._partitions[key]
 
     # ---- models ----------------------------------------------------------------------------------------
@@ -118,31 +127,51 @@ class Reproduction:
         write_text_atomically(run.config, dump_yaml(cfg))
         return str(run.model)
 
-    def model_status(self, model: Model) -> str:
-        """What `model_path` would do for `model`, without doing it (`promptgd reproduce --plan`)."""
+    def data_ready(self, task: str) -> bool:
+        """Whether `task`'s triples are on this machine (a generated task's always are): planning acquires nothing."""
+        return task not in REAL_TEXT_TASKS or acquire.processed_manifest(task) is not None
+
+    def model_plan(self, model: Model) -> tuple[str, Work | None]:
+        """What `model_path` would do for `model`, without doing it, and the work it would take (`--plan`)."""
         if model.kind == "start":
             cfg = self.config(model.task)
             if not cfg.warmup.n_tasks:
-                return f"{cfg.model.spec} as it is (no format warm-up)"
-            done = is_complete(RunDir(self.work / model.task).start_model)
-            return "built" if done else f"to build: format warm-up on {cfg.warmup.n_tasks} triples"
+                return f"{cfg.model.spec} as it is (no format warm-up)", None
+            if is_complete(RunDir(self.work / model.task).start_model):
+                return "built", None
+            work = Work(f"warm up {model.task}", 2 * cfg.warmup.n_tasks, self.rates_for("finetune"))  # 2 formats
+            return f"to build: format warm-up on {cfg.warmup.n_tasks} triples", work
         cfg = self.config(model.task, *model.overrides)
         run = RunDir(self.model_dir(model))
         if is_complete(run.model):
             if config_matches(run.config, cfg):
-                return "built"
-            return f"STOPS: {run.config} differs from the config asked for now; delete {run.root} to rebuild it"
+                return "built", None
+            return f"STOPS: {run.config} differs from the config asked for now; delete {run.root} to rebuild it", None
         if model.kind == "meta":
             checkpoint = resume_point(run.root)
             t = cfg.train
-            what = (
-                f"{t.objective.upper()} meta-training on {t.n_tasks or 'every meta'} tasks, outer batch {t.batch_size}"
-            )
+            n = self.meta_tasks(cfg)
+            what = f"{t.objective.upper()} meta-training on {n:,} tasks, outer batch {t.batch_size}"
             what += f", {cfg.inner.contexts} contexts per update" if cfg.inner.contexts > 1 else ""
-            return f"to finish: {what}, resuming from {checkpoint}" if checkpoint else f"to train: {what}"
+            work = Work(f"meta-train {model.key}", n, self.rates_for(train_key(cfg)))
+            return (f"to finish: {what}, resuming from {checkpoint}" if checkpoint else f"to train: {what}"), work
         if model.kind == "untrained_lora":
-            return "to build: fresh LoRA factors on the start model (no training)"
-        return f"to build: ordinary fine-tune of {model.source.key} on {cfg.transfer.n_tasks} {cfg.transfer.task_b} triples"
+            return "to build: fresh LoRA factors on the start model (no training)", None
+        n = cfg.transfer.n_tasks
+        work = Work(f"fine-tune {model.key}", 2 * n, self.rates_for("finetune"))
+        return f"to build: ordinary fine-tune of {model.source.key} on {n} {cfg.transfer.task_b} triples", work
+
+    def meta_tasks(self, cfg: RunConfig) -> int:
+        """How many tasks meta-training `cfg` takes: from the partition where the data is here, else from the paper's
+        training size less the warm-up and validation triples."""
+        if self.data_ready(cfg.task.name):
+            return len(self.partition(cfg).meta) * cfg.train.epochs
+        available = cfg.task.n_train or PAPER_SIZES[cfg.task.name][0]
+        pool = max(0, available - cfg.warmup.n_tasks - cfg.task.n_val)
+        return min(pool, cfg.train.n_tasks or pool) * cfg.train.epochs
+
+    def rates_for(self, key: str):
+        return self.rates.get(key) if self.rates is not None else None
 
     # ---- cells -----------------------------------------------------------------------------------------
     def _eval_setup(self, model: Model, column: Column, modes: list[str], path: str):
@@ -158,16 +187,25 @@ class Reproduction:
             cfg = with_overrides(cfg, [f"eval.limit={len(part.val)}"])
         return cfg, part, self._eval_dir(model, task, column)
 
-    def evaluation_status(self, model: Model, column: Column, modes: list[str]) -> str:
-        """What `evaluation` would do, without doing it (`promptgd reproduce --plan`)."""
+    def evaluation_plan(self, model: Model, column: Column, modes: list[str]) -> tuple[str, list[Work]]:
+        """What `evaluation` would do, without doing it, and the work it would take (`--plan`)."""
+        task = column.task or model.task
+        if not self.data_ready(task):
+            cfg = self.config(task, *column.overrides)
+            n = cfg.eval.limit or cfg.task.n_test or PAPER_SIZES[task][1]
+            if column.split in ("val", "meta"):
+                n = cfg.task.n_val
+            status = f"to run: {', '.join(modes)} on about {n:,} {column.split} triples, once the data is here"
+            return status, [Work(f"evaluate {task} {mode}", n, self.rates_for(eval_key(mode, task))) for mode in modes]
         cfg, part, out = self._eval_setup(model, column, modes, "not-loaded")  # the cache ignores model.spec
         cached = cached_modes(out, cfg)
         if missing := [m for m in modes if m not in cached]:
             n = len(part.split(cfg.eval.split)[: cfg.eval.limit or None])
-            return f"to run: {', '.join(missing)} on {n} {column.split} triples" + (
+            status = f"to run: {', '.join(missing)} on {n} {column.split} triples" + (
                 f" (kept: {', '.join(cached)})" if cached else ""
             )
-        return f"cached: {', '.join(cached)}"
+            return status, [Work(f"evaluate {task} {m}", n, self.rates_for(eval_key(m, task))) for m in missing]
+        return f"cached: {', '.join(cached)}", []
 
     def evaluation(self, model: Model, column: Column, modes: list[str]) -> Path:
         """Evaluate `model` as `column` asks (in at least `modes`); return the evaluation directory."""
@@ -293,22 +331,57 @@ def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[P
 
 
 def plan(name: str, rep: Reproduction) -> str:
-    """What `run_reproduction(name, rep, ...)` would build and evaluate, and what it would reuse: nothing is run."""
+    """What `run_reproduction(name, rep, ...)` would build and evaluate, what it would reuse, and (with `rep.rates`)
+    what the rest would cost: nothing is run and no data is acquired."""
     experiment = experiments(rep.scale)[name]
     models = needed_models(experiment)
     evaluations: dict[Path, tuple[Model, Column, list[str]]] = {}
     for _, column, model, modes in cells(experiment):
         task = column.task or model.task
         evaluations.setdefault(rep._eval_dir(model, task, column), (model, column, modes))
+    tasks = dict.fromkeys([m.task for m in models.values()] + [c.task for c in experiment.columns if c.task])
+    lines = [f"{name} ({rep.scale}), work directory {rep.work}", "", "data:"]
+    lines += [f"  {task}: {data_status(task)}" for task in tasks]
+    work: list[Work] = []
     width = max(len(k) for k in models)
-    lines = [f"{name} ({rep.scale}), work directory {rep.work}", "", "models:"]
-    lines += [f"  {key:<{width}}  {rep.model_status(model)}" for key, model in models.items()]
+    lines += ["", "models:"]
+    to_build = 0
+    for key, model in models.items():
+        status, item = rep.model_plan(model)
+        lines.append(f"  {key:<{width}}  {status}")
+        work += [item] if item else []
+        to_build += status.startswith("to ") and model.kind != "start"
     lines += ["", "evaluations:"]
     width = max(len(d.relative_to(rep.work).as_posix()) for d in evaluations)
     for directory, (model, column, modes) in evaluations.items():
-        status = rep.evaluation_status(model, column, modes)
+        status, items = rep.evaluation_plan(model, column, modes)
         lines.append(f"  {directory.relative_to(rep.work).as_posix():<{width}}  {status}")
+        work += items
+    if rep.rates is not None:
+        first_task = next(iter(tasks))
+        lines += ["", *estimate_lines(work, rep.rates, rep.config(first_task), to_build)]
     return "\n".join(lines)
+
+
+def data_status(task: str) -> str:
+    """Which data `task` would read (the processed triples' manifest), or what getting it takes."""
+    if task not in REAL_TEXT_TASKS:
+        return "generated (no download)"
+    manifest = acquire.processed_manifest(task)
+    if manifest is None:
+        return (
+            f"not on this machine yet: `promptgd data fetch {task} [--path DIR]` takes a local copy, else the hub's "
+            f"({DATA_DOWNLOADS[task]}); until then the sizes below are the paper's"
+        )
+    counts = manifest["counts"]
+    found = f"from {manifest['source']}: {counts['train']['kept']:,} training and {counts['test']['kept']:,} test triples"
+    if task == "wikitext" and counts["train"].get("from") != "train":
+        paper_train = PAPER_SIZES["wikitext"][0]
+        found += (
+            f"; NO WikiText-103 train split, so meta-training draws from the {counts['train']['from']} split "
+            f"(the paper meta-trains on {paper_train:,} triples of WikiText-103's train split)"
+        )
+    return found
 
 
 def run_reproduction(name: str, rep: Reproduction, out: Path, command: str) -> Path:
