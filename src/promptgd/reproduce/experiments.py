@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 TASKS = ("character_descriptions", "reversal", "squad", "wikitext")
-REAL_TEXT_TASKS = ("squad", "wikitext")  # acquired and processed (`promptgd data fetch`); the people tasks are generated
+# Acquired and processed (`promptgd data fetch`); the people tasks are generated.
+REAL_TEXT_TASKS = ("squad", "wikitext")
 SCALES = ("small", "paper")
 # Preset and extra overrides per (scale, task); paths are relative to the configs directory.
 # The small tables were measured with the quickstart preset at outer batch 1, 300 tasks; the quickstart later moved to

@@ -374,7 +374,9 @@ def data_status(task: str) -> str:
             f"({DATA_DOWNLOADS[task]}); until then the sizes below are the paper's"
         )
     counts = manifest["counts"]
-    found = f"from {manifest['source']}: {counts['train']['kept']:,} training and {counts['test']['kept']:,} test triples"
+    found = (
+        f"from {manifest['source']}: {counts['train']['kept']:,} training and {counts['test']['kept']:,} test triples"
+    )
     if task == "wikitext" and counts["train"].get("from") != "train":
         paper_train = PAPER_SIZES["wikitext"][0]
         found += (
