@@ -1,7 +1,7 @@
 """Meta-training and FT evaluation on glibc's allocator against tcmalloc (src/promptgd/malloc.py), same machine,
 same run: seconds per outer step, FT evaluation time, peak RSS, and whether the losses are bit-identical.
 
-    python benchmarks/allocator.py --out results/bench_allocator
+    python benchmarks/allocator.py --out results/benchmarks/bench_allocator
 
 Each allocator runs in fresh processes (a library can only be preloaded at process start), alternating
 glibc, tcmalloc, glibc, tcmalloc, … so that a drift in the machine's speed hits both. One process: LG meta-training

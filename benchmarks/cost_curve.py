@@ -2,7 +2,7 @@
 inner update (a copy of the weights per task) against the implicit one (update/implicit.py), with a plot.
 
     python benchmarks/cost_curve.py --lengths 32,128,512,1024 --batches 1,2,4,8 \
-        --corpus wikitext:../shared/data/wikitext-2 --out results/bench_cost_curve
+        --corpus wikitext:../shared/data/wikitext-2 --out results/benchmarks/bench_cost_curve
 
 Each point: B LG tasks whose contexts are exactly L tokens of generic text (--corpus), a 12-token query ⊕ answer;
 the outer loss of all B and its backward (no optimiser step), timed once after a warm-up at that length; seconds

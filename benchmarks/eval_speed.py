@@ -2,7 +2,7 @@
 (update/implicit.py: many contexts per pass), in one run: examples per second, whether the predictions are the
 same, and the cost of one FT evaluation relative to one plain forward+backward over the same tokens.
 
-    python benchmarks/eval_speed.py --model packaged:smollm2-135m --n 50 --out results/bench_eval_speed
+    python benchmarks/eval_speed.py --model packaged:smollm2-135m --n 50 --out results/benchmarks/bench_eval_speed
 
 One FT evaluation = the inner update on the context (forward+backward+SGD step into reused buffers), one
 forward over query ⊕ response that scores the response and checks greedy decoding against it, and as many

@@ -1,7 +1,7 @@
 """LoRA-inner meta-training speed, explicit inner update (factors merged into the weights per task) against the
 implicit one (update/implicit_lora.py: each task's factors applied by hooks, many tasks per pass), in one run.
 
-    python benchmarks/lora_inner_speed.py --batch-size 8 --out results/bench_lora_inner_speed
+    python benchmarks/lora_inner_speed.py --batch-size 8 --out results/benchmarks/bench_lora_inner_speed
 
 LG, second order, rank-1 factors on every projection (α 64, η 1e-2 as in the SQuAD levers), no LM term; the median
 of 3 outer steps after a warm-up step. Last line: one JSON object.

@@ -1,7 +1,7 @@
 """Cost of one meta-step relative to one plain forward+backward over the same tokens, and peak memory
 against the outer batch size.
 
-    python benchmarks/metastep.py --model packaged:smollm2-135m --out results/bench_metastep
+    python benchmarks/metastep.py --model packaged:smollm2-135m --out results/benchmarks/bench_metastep
     python benchmarks/metastep.py --model /tmp/llama1b --task jsonl:squad.jsonl --dtype bfloat16 --profile --out DIR
 
 (`/tmp/llama1b` from benchmarks/shaped_model.py; `--profile` first prints torch.profiler tables by operator.)

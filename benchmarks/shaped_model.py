@@ -2,7 +2,7 @@
 where its weights cannot be downloaded (the GPU machines here have no internet).
 
     python benchmarks/shaped_model.py --shape llama-3.2-1b --tokenizer DIR --out /tmp/llama-3.2-1b-shaped
-    python benchmarks/metastep.py --model /tmp/llama-3.2-1b-shaped --out results/bench_metastep_gpu
+    python benchmarks/metastep.py --model /tmp/llama-3.2-1b-shaped --out results/benchmarks/bench_metastep_gpu
 
 Time and memory depend only on shapes, not on the weights' values, so the numbers transfer to the real
 model; accuracies do not. The tokenizer is borrowed (any local HF tokenizer directory) and its ids must

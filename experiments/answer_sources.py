@@ -1,7 +1,7 @@
 """How often a mode's greedy answer (first line) occurs verbatim in the item's own context: whether FT answers are
 drawn from the absorbed paragraph, as Prompt answers are, or only from its topic. Reads committed prediction files.
 
-    python experiments/answer_sources.py results/squad_smollm2/base results/squad_smollm2/base-steps16
+    python experiments/answer_sources.py results/studies/squad_smollm2/base results/studies/squad_smollm2/base-steps16
 """
 
 from __future__ import annotations

@@ -24,6 +24,6 @@ for dir in "${dirs[@]}"; do promptgd export "$dir" --out "$out/$name/$(basename 
 python experiments/results_table.py \
   --title "Base SmolLM2-135M-Instruct (no warm-up, no meta-training): test people and held-out description families" \
   --command "experiments/base_eval.sh $root $out" \
-  --rows "results/$name/<task>-<split>/" \
+  --rows "results/studies/$name/<task>-<split>/" \
   "${dirs[@]}" > "$out/$name.md.partial"
 mv "$out/$name.md.partial" "$out/$name.md"

@@ -3,9 +3,9 @@ whether any content word of the gold continuation occurs in the context, then ea
 accuracy per group, and the share of the base model's Prompt − FT gap each row closes per group. Reads committed
 prediction files; no model is run.
 
-    python experiments/continuation_in_passage.py --base results/wikitext_smollm2/base \
-        results/wikitext_smollm2/lc results/wikitext_smollm2/lg results/wikitext_smollm2/lg-step-sizes \
-        --out results/wikitext_smollm2/continuation_in_passage
+    python experiments/continuation_in_passage.py --base results/studies/wikitext_smollm2/base \
+        results/studies/wikitext_smollm2/lc results/studies/wikitext_smollm2/lg results/studies/wikitext_smollm2/lg-step-sizes \
+        --out results/studies/wikitext_smollm2/continuation_in_passage
 
 A step on the passage can only make likelier what the passage holds; if the gains sit in the group whose
 continuation words are in the passage, what the step stores is those words. Writes OUT/continuation_in_passage.json

@@ -1,6 +1,6 @@
 """The η-scan table from experiments/eta_scan.sh's output: FT on the validation split per inner learning rate.
 
-    python experiments/eta_table.py OUT [--export results/NAME]
+    python experiments/eta_table.py OUT [--export results/studies/NAME]
 
 --export writes the row data (start-val/, ft-eta-<η>/: summary.json, config.yaml, predictions.jsonl.gz) for committing.
 """

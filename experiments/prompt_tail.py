@@ -3,7 +3,7 @@ passage's content: Prompt with the whole context, with only its last k words, an
 
     python experiments/prompt_tail.py configs/wikitext.yaml --model runs/eta_wikitext2/start/start_model \
         --words 2,4,8 --out runs/prompt_tail_wikitext [dotted overrides, e.g. eval.split=test]
-    # each condition's rows then: promptgd export runs/prompt_tail_wikitext/<condition> --out results/...
+    # each condition's rows then: promptgd export runs/prompt_tail_wikitext/<condition> --out results/studies/...
 
 On WikiText the query ("the") continues the sentence the context stops in, so Prompt sees the words right before
 the continuation, which a step on the passage does not hand to the query: if a few last words give most of Prompt's

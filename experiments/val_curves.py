@@ -1,7 +1,7 @@
 """Validation curves of meta-training runs: FT and Prompt on the validation split against the tasks seen.
 
-    python experiments/val_curves.py results/wikitext_smollm2_levers/lc_2000 results/wikitext_smollm2_levers/lg_2000 \
-        --metric nll --step0-ft 6.32 --step0-prompt 4.13 --out results/wikitext_smollm2_levers/val_curves
+    python experiments/val_curves.py results/studies/wikitext_smollm2_levers/lc_2000 results/studies/wikitext_smollm2_levers/lg_2000 \
+        --metric nll --step0-ft 6.32 --step0-prompt 4.13 --out results/studies/wikitext_smollm2_levers/val_curves
 
 Each RUN is a `promptgd train` directory (or its committed rows) with metrics.jsonl and config.yaml; tasks seen =
 outer step × train.batch_size. --step0-*: the start model's values on the same validation triples (metrics.jsonl

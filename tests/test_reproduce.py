@@ -233,8 +233,8 @@ def test_table1_lora_inner_rows_start_from_the_alpha_chosen_on_validation():
 @pytest.mark.parametrize("task", ["character_descriptions", "reversal"])
 def test_small_scale_trains_as_the_committed_small_tables_were_trained(task):
     """The quickstart preset moved on (batch 4, 640 tasks); `reproduce --scale small` must still build the models
-    whose rows results/*_small.md commit: every training setting of figure2's committed LC rows."""
-    committed = yaml.safe_load((RESULTS / "figure2_small" / task / "lc" / "eval" / "config.yaml").read_text())
+    whose rows results/paper/*_small.md commit: every training setting of figure2's committed LC rows."""
+    committed = yaml.safe_load((RESULTS / "paper" / "figure2_small" / task / "lc" / "eval" / "config.yaml").read_text())
     built = to_dict(Reproduction(CONFIGS, Path("unused"), "small").config(task, "train.objective=lc"))
     differing = {k: (built["train"][k], v) for k, v in committed["train"].items() if built["train"][k] != v}
     assert differing == {}

@@ -1,6 +1,6 @@
 """`model.tf32`: TF32 matrix products keep the second-order meta-gradient close to the exact one.
 
-On CUDA (`PROMPTGD_TEST_DEVICE=cuda`, results/tests_cuda/run.sh) this is the check the flag needs before use: the
+On CUDA (`PROMPTGD_TEST_DEVICE=cuda`, results/checks/tests_cuda/run.sh) this is the check the flag needs before use: the
 meta-gradient of a float32 model under TF32 against the float64 meta-gradient of the same weights, which
 tests/test_metagrad.py holds to central finite differences. On CPU TF32 does nothing and the same assertions hold
 with float32 rounding alone.
