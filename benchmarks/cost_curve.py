@@ -28,10 +28,12 @@ from promptgd.config import InnerConfig  # noqa: E402
 from promptgd.data.lm_corpus import read_corpus  # noqa: E402
 from promptgd.lm import TokenBatch  # noqa: E402
 from promptgd.models.loading import load_model  # noqa: E402
-from promptgd.models.parameterization import full_rank, implicit_update  # noqa: E402
+from promptgd.models.parameterization import full_rank  # noqa: E402
 from promptgd.objectives.meta_task import MetaTask  # noqa: E402
 from promptgd.run_dir import json_line, write_json  # noqa: E402
 from promptgd.train.metastep import meta_loss  # noqa: E402
+from promptgd.update.explicit import ExplicitUpdate  # noqa: E402
+from promptgd.update.step_sizes import StepSizes  # noqa: E402
 
 
 def tasks(tokenizer, text: str, length: int, count: int, device) -> list[MetaTask]:
@@ -106,14 +108,16 @@ def main() -> None:
     model, tokenizer = load_model(args.model, args.dtype, tf32=args.tf32)
     device = next(model.parameters()).device
     param = full_rank(model)
-    update = implicit_update(param, "implicit")
+    update, explicit = param.inner_update("implicit"), ExplicitUpdate()
     inner = InnerConfig(lr=1e-2)
     text = read_corpus(args.corpus)
 
     def run(batch: list[MetaTask], implicit: bool) -> None:
         passes = [MetaTask.merge(batch)] if implicit else batch
         for task in passes:
-            meta_loss(param.forward, param.fast(), task, inner, False, update if implicit else None).backward()
+            meta_loss(
+                param.forward, param.fast(), task, update if implicit else explicit, StepSizes(inner.lr), inner, False
+            ).backward()
         model.zero_grad(set_to_none=True)
 
     points = []

@@ -38,7 +38,10 @@ from promptgd.models.parameterization import full_rank
 from promptgd.objectives.lg import lg_task
 from promptgd.run_dir import json_line, write_json
 from promptgd.train.metastep import meta_loss
-from promptgd.train.trainer import MetaTrainer, peak_memory_mb
+from promptgd.train.metrics_log import peak_memory_mb
+from promptgd.train.trainer import MetaTrainer
+from promptgd.update.explicit import ExplicitUpdate
+from promptgd.update.step_sizes import StepSizes
 
 
 def timed(fn, repeats: int) -> float:
@@ -69,6 +72,7 @@ def step_functions(model_spec: str, dtype: str, task_name: str) -> Steps:
     device = next(model.parameters()).device
     task = lg_task(encoder, [triple], device)  # LC and LG share the meta-step; LG needs no teacher here
     param = full_rank(model)
+    update, step = ExplicitUpdate(), StepSizes(cfg.inner.lr)  # one task per step, as the paper's meta-step
 
     def plain():
         loss = lm_loss(param.forward, param.fast(), task.contexts[0]) + lm_loss(
@@ -78,7 +82,7 @@ def step_functions(model_spec: str, dtype: str, task_name: str) -> Steps:
         model.zero_grad(set_to_none=True)
 
     def meta(first_order: bool):
-        meta_loss(param.forward, param.fast(), task, cfg.inner, first_order).backward()
+        meta_loss(param.forward, param.fast(), task, update, step, cfg.inner, first_order).backward()
         model.zero_grad(set_to_none=True)
 
     tokens = task.contexts[0].n_tokens + task.queries.n_tokens

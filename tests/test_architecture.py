@@ -7,7 +7,7 @@ import promptgd
 
 # Top to bottom as in docs/commands.md's Layout; a module may import its own layer and the layers listed before it.
 LAYERS = ["errors", "malloc", "config", "lm", "distributed", "run_dir", "data", "report", "update", "models", "evaluate", "objectives", "train", "reproduce",
-          "memory", "cli", "__init__", "__main__"]  # fmt: skip
+          "api", "cli", "__init__", "__main__"]  # fmt: skip
 ROOT = Path(promptgd.__file__).parent
 
 

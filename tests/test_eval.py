@@ -9,9 +9,10 @@ from conftest import DEVICE, tiny_config
 from promptgd.cli import main
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple, write_jsonl
-from promptgd.evaluate import evaluator
 from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
+from promptgd.models.parameterization import full_rank
+from promptgd.update.explicit import ExplicitUpdate
 from promptgd.update.implicit import LowRankUpdate
 
 
@@ -123,22 +124,15 @@ def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch, impleme
         Triple(shared, "What did she write?", " the first program"),
     ]
     absorbed = []  # contexts the inner updates absorbed
-    if implementation == "explicit":
-        original_call = evaluator.Absorber.__call__
+    full_rank(model).inner_update(implementation)  # the implicit update's one probe runs here, uncounted
+    kind = ExplicitUpdate if implementation == "explicit" else LowRankUpdate
+    original_absorb = kind.absorb
 
-        def counted_call(self, contexts):
-            absorbed.extend(contexts)
-            return original_call(self, contexts)
+    def counted_absorb(self, forward, params, contexts, *args):
+        absorbed.extend(contexts)
+        return original_absorb(self, forward, params, contexts, *args)
 
-        monkeypatch.setattr(evaluator.Absorber, "__call__", counted_call)
-    else:
-        original_absorb = LowRankUpdate.absorb
-
-        def counted_absorb(self, forward, params, contexts, *args):
-            absorbed.extend(contexts.input_ids)
-            return original_absorb(self, forward, params, contexts, *args)
-
-        monkeypatch.setattr(LowRankUpdate, "absorb", counted_absorb)
+    monkeypatch.setattr(kind, "absorb", counted_absorb)
     cfg = tiny_config("eval.modes=ft,ft_irrelevant", "inner.lr=0.05", f"inner.implementation={implementation}")
     grouped = evaluate_model(model, tokenizer, triples, cfg, progress=False).records
     assert len(absorbed) == 4  # two distinct contexts, per mode

@@ -16,8 +16,10 @@ from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.train.metastep import meta_loss
 from promptgd.train.trainer import MetaTrainer
 from promptgd.update import gradient_sinks as sinks_module
+from promptgd.update.explicit import ExplicitUpdate
 from promptgd.update.gradient_sinks import gradient_sinks
 from promptgd.update.implicit import LowRankUpdate
+from promptgd.update.step_sizes import StepSizes
 from test_implicit import float64_model, passes
 from test_train import copy_tasks
 
@@ -31,7 +33,7 @@ def accumulated_grads(param, tasks, inner, first_order, update, sinks: bool, pro
     for task in tasks:
         params = param.fast()
         with gradient_sinks(param.model) if sinks else contextlib.nullcontext():
-            loss = meta_loss(param.forward, params, task, inner, first_order, update)
+            loss = meta_loss(param.forward, params, task, update, StepSizes(inner.lr), inner, first_order)
             prompt = answer_loss(
                 answer_logprobs(param.forward, params, task.prompts), task.target, task.contexts_per_task
             )
@@ -58,7 +60,7 @@ def test_sinks_give_autograds_gradient_and_the_explicit_one_over_several_passes(
 
     with_sinks = accumulated_grads(param, two_passes, inner, first_order, update, sinks=True)
     without = accumulated_grads(param, two_passes, inner, first_order, update, sinks=False)
-    explicit = accumulated_grads(param, alone, inner, first_order, None, sinks=False)
+    explicit = accumulated_grads(param, alone, inner, first_order, ExplicitUpdate(), sinks=False)
     assert_close(with_sinks, without)
     assert_close(with_sinks, explicit)
     assert all(g.abs().sum() > 0 for g in with_sinks.values())
@@ -116,7 +118,7 @@ def test_the_context_pass_computes_no_weight_gradient(monkeypatch):
 
     monkeypatch.setattr(sinks_module._TwoWayLinear, "backward", staticmethod(counting))
     with gradient_sinks(model):
-        loss = meta_loss(param.forward, param.fast(), task, InnerConfig(lr=0.1), False, update)
+        loss = meta_loss(param.forward, param.fast(), task, update, StepSizes(0.1), InnerConfig(lr=0.1), False)
     inner_backward = [weight_grad for recording, weight_grad in computed if recording]  # create_graph: the context's
     assert inner_backward and not any(inner_backward)
     computed.clear()

@@ -17,14 +17,15 @@ from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors, lora_inner, lora_outer
-from promptgd.models.parameterization import full_rank, implicit_update
+from promptgd.models.parameterization import full_rank
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
 from promptgd.train.metastep import meta_loss
+from promptgd.update.explicit import ExplicitUpdate, inner_update
 from promptgd.update.implicit import LowRankUpdate, UnsupportedModule
 from promptgd.update.implicit_lora import LoraTaskUpdate
-from promptgd.update.inner import inner_update
+from promptgd.update.step_sizes import StepSizes
 
 pytestmark = pytest.mark.usefixtures("float64_exact")
 
@@ -51,18 +52,23 @@ def rows(tokenizer, texts: list[str]) -> TokenBatch:
     return TokenBatch.from_lists([tokenizer(t)["input_ids"] for t in texts], tokenizer.pad_token_id, device=DEVICE)
 
 
+def one_each(tokenizer, texts: list[str]) -> list[TokenBatch]:
+    """Contexts as the inner updates take them: one batch each."""
+    return [rows(tokenizer, [t]) for t in texts]
+
+
 def assert_same_logits(model, tokenizer, params, forward, contexts, queries, k, steps, mode):
     """Implicit logits of every task's k queries == the logits after that task's own explicit update."""
     update = LowRankUpdate(model, list(params))
     n_tasks = len(contexts) // k
-    updates = update.absorb(forward, params, rows(tokenizer, contexts), n_tasks, LR, steps, mode)
+    updates = update.absorb(forward, params, one_each(tokenizer, contexts), n_tasks, StepSizes(LR), steps, mode)
     batch = rows(tokenizer, queries)
-    adapted = update.adapted(forward, updates, torch.arange(len(queries), device=DEVICE) // k)
-    implicit = adapted(params, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    adapted, shared = update.adapted(forward, params, updates, torch.arange(len(queries), device=DEVICE) // k)
+    implicit = adapted(shared, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     moved = 0.0
     for task in range(n_tasks):
         own = [rows(tokenizer, [c]) for c in contexts[task * k : (task + 1) * k]]
-        explicit = inner_update(forward, params, own, LR, steps, mode)
+        explicit = inner_update(forward, params, own, StepSizes(LR), steps, mode)
         for row in range(task * k, (task + 1) * k):
             mine = batch.rows([row])
             reference = forward(explicit, input_ids=mine.input_ids, attention_mask=mine.attention_mask).logits[0]
@@ -122,7 +128,7 @@ def test_an_unsupported_module_is_named_and_the_explicit_update_is_used():
         LowRankUpdate(gpt2, [n for n, _ in gpt2.named_parameters()])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert implicit_update(full_rank(gpt2), "implicit") is None
+        assert isinstance(full_rank(gpt2).inner_update("implicit"), ExplicitUpdate)
     assert "c_attn" in str(caught[0].message) and "explicit" in str(caught[0].message)
 
 
@@ -153,9 +159,13 @@ def test_implicit_meta_gradient_is_the_explicit_one_and_matches_central_differen
     trainable = list(param.trainable.values())
 
     explicit = torch.autograd.grad(
-        sum(meta_loss(param.forward, param.fast(), t, inner, first_order) for t in alone), trainable
+        sum(
+            meta_loss(param.forward, param.fast(), t, ExplicitUpdate(), StepSizes(inner.lr), inner, first_order)
+            for t in alone
+        ),
+        trainable,
     )
-    implicit_loss = meta_loss(param.forward, param.fast(), merged, inner, first_order, update)
+    implicit_loss = meta_loss(param.forward, param.fast(), merged, update, StepSizes(inner.lr), inner, first_order)
     implicit = torch.autograd.grad(implicit_loss, trainable)
     scale = max(float(g.abs().max()) for g in explicit)
     assert max(float((a - b).abs().max()) for a, b in zip(implicit, explicit)) < 1e-10 * max(scale, 1.0)
@@ -176,7 +186,7 @@ def test_implicit_meta_gradient_is_the_explicit_one_and_matches_central_differen
     else:
 
         def loss_now():
-            return meta_loss(param.forward, param.fast(), merged, inner, False, update)
+            return meta_loss(param.forward, param.fast(), merged, update, StepSizes(inner.lr), inner, False)
 
     def loss_at(values):
         with torch.no_grad():
@@ -247,9 +257,10 @@ def test_ft_evaluation_absorbs_several_steps_with_the_explicit_update(steps, mon
 
 def test_ft_evaluation_passes_are_bounded_by_context_tokens_with_the_same_results(monkeypatch, triples):
     calls = []
-    real_absorb = LowRankUpdate.absorb
-    monkeypatch.setattr(LowRankUpdate, "absorb", lambda *a, **k: calls.append(a[3].n_tokens) or real_absorb(*a, **k))
     model, tokenizer = load_model("tiny:llama", device=DEVICE)
+    full_rank(model).inner_update("implicit")  # the update's one probe of the model runs here, uncounted
+    real_absorb = LowRankUpdate.absorb
+    monkeypatch.setattr(LowRankUpdate, "absorb", lambda *a, **k: calls.append(len(a[3])) or real_absorb(*a, **k))
     results = {}
     for budget in (1024, 1):  # all three contexts in one pass; one context per pass
         calls.clear()
@@ -273,16 +284,20 @@ def lora_inner_param(model, rank: int = 2):
 def test_lora_inner_implicit_update_gives_the_explicit_updates_logits(steps, mode, k):
     model, tokenizer = float64_model()
     param = lora_inner_param(model)
-    update = implicit_update(param, "implicit")
+    update = param.inner_update("implicit")
     assert isinstance(update, LoraTaskUpdate)
     n_tasks = len(CONTEXTS) // k
-    updates = update.absorb(param.forward, param.fast(), rows(tokenizer, CONTEXTS), n_tasks, LR, steps, mode)
+    updates = update.absorb(
+        param.forward, param.fast(), one_each(tokenizer, CONTEXTS), n_tasks, StepSizes(LR), steps, mode
+    )
     batch = rows(tokenizer, QUERIES)
-    adapted = update.adapted(param.forward, updates, torch.arange(len(QUERIES), device=DEVICE) // k)
-    implicit = adapted(param.fast(), input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    adapted, shared = update.adapted(
+        param.forward, param.fast(), updates, torch.arange(len(QUERIES), device=DEVICE) // k
+    )
+    implicit = adapted(shared, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     for task in range(n_tasks):
         own = [rows(tokenizer, [c]) for c in CONTEXTS[task * k : (task + 1) * k]]
-        explicit = inner_update(param.forward, param.fast(), own, LR, steps, mode)
+        explicit = inner_update(param.forward, param.fast(), own, StepSizes(LR), steps, mode)
         for row in range(task * k, (task + 1) * k):
             mine = batch.rows([row])
             reference = param.forward(explicit, input_ids=mine.input_ids, attention_mask=mine.attention_mask).logits
@@ -294,15 +309,19 @@ def test_lora_inner_implicit_update_gives_the_explicit_updates_logits(steps, mod
 def test_lora_inner_implicit_meta_gradient_is_the_explicit_one(first_order):
     model, tokenizer = float64_model("tiny:llama-1l")
     param = lora_inner_param(model, rank=1)
-    update = implicit_update(param, "implicit")
+    update = param.inner_update("implicit")
     inner = InnerConfig(lr=2.0, contexts=2)
     alone, merged = passes(tokenizer, k=2)
     trainable = list(param.trainable.values())
     explicit = torch.autograd.grad(
-        sum(meta_loss(param.forward, param.fast(), t, inner, first_order) for t in alone), trainable
+        sum(
+            meta_loss(param.forward, param.fast(), t, ExplicitUpdate(), StepSizes(inner.lr), inner, first_order)
+            for t in alone
+        ),
+        trainable,
     )
     implicit = torch.autograd.grad(
-        meta_loss(param.forward, param.fast(), merged, inner, first_order, update), trainable
+        meta_loss(param.forward, param.fast(), merged, update, StepSizes(inner.lr), inner, first_order), trainable
     )
     scale = max(float(g.abs().max()) for g in explicit)
     assert scale > 0

@@ -12,7 +12,8 @@ from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.train.metastep import meta_loss
-from promptgd.update.inner import inner_update
+from promptgd.update.explicit import ExplicitUpdate, inner_update
+from promptgd.update.step_sizes import StepSizes
 
 pytestmark = pytest.mark.usefixtures("float64_exact")
 
@@ -51,7 +52,7 @@ def test_meta_gradient_matches_central_differences(setup, objective, first_order
     forward = functional_forward(model)
     params = dict(model.named_parameters())
     inner = InnerConfig(lr=ETA)
-    loss = meta_loss(forward, params, task, inner, first_order)
+    loss = meta_loss(forward, params, task, ExplicitUpdate(), StepSizes(ETA), inner, first_order)
     grads = torch.autograd.grad(loss, list(params.values()))
 
     if first_order:
@@ -65,7 +66,7 @@ def test_meta_gradient_matches_central_differences(setup, objective, first_order
 
         def f(p):
             leaves = {k: v.detach().requires_grad_() for k, v in p.items()}
-            return meta_loss(forward, leaves, task, inner, first_order=False).detach()
+            return meta_loss(forward, leaves, task, ExplicitUpdate(), StepSizes(ETA), inner, first_order=False).detach()
 
     g = torch.Generator().manual_seed(0)
     for _ in range(3):
@@ -81,10 +82,12 @@ def test_second_order_term_matters_at_this_eta(setup):
     model, tasks = setup
     forward, params = functional_forward(model), dict(model.named_parameters())
     full = torch.autograd.grad(
-        meta_loss(forward, params, tasks["lc"], InnerConfig(lr=ETA), False), list(params.values())
+        meta_loss(forward, params, tasks["lc"], ExplicitUpdate(), StepSizes(ETA), InnerConfig(lr=ETA), False),
+        list(params.values()),
     )
     first = torch.autograd.grad(
-        meta_loss(forward, params, tasks["lc"], InnerConfig(lr=ETA), True), list(params.values())
+        meta_loss(forward, params, tasks["lc"], ExplicitUpdate(), StepSizes(ETA), InnerConfig(lr=ETA), True),
+        list(params.values()),
     )
     difference = sum((a - b).norm() ** 2 for a, b in zip(full, first)).sqrt()
     assert difference > 1e-3 * sum(a.norm() ** 2 for a in full).sqrt()
@@ -94,7 +97,10 @@ def test_lc_with_zero_eta_is_plain_distillation_without_context(setup):
     model, tasks = setup
     task = tasks["lc"]
     forward, params = functional_forward(model), dict(model.named_parameters())
-    meta = torch.autograd.grad(meta_loss(forward, params, task, InnerConfig(lr=0.0), False), list(params.values()))
+    meta = torch.autograd.grad(
+        meta_loss(forward, params, task, ExplicitUpdate(), StepSizes(0.0), InnerConfig(lr=0.0), False),
+        list(params.values()),
+    )
     plain = torch.autograd.grad(
         answer_loss(answer_logprobs(forward, params, task.queries), task.target, 1), list(params.values())
     )
@@ -106,6 +112,6 @@ def test_inner_update_sequential_k1_equals_batched_k1(setup):
     model, tasks = setup
     forward, params = functional_forward(model), dict(model.named_parameters())
     contexts = tasks["lc"].contexts
-    a = inner_update(forward, params, contexts, 0.1, steps=2, mode="batched")
-    b = inner_update(forward, params, contexts, 0.1, steps=2, mode="sequential")
+    a = inner_update(forward, params, contexts, StepSizes(0.1), steps=2, mode="batched")
+    b = inner_update(forward, params, contexts, StepSizes(0.1), steps=2, mode="sequential")
     assert all(torch.equal(a[k], b[k]) for k in a)

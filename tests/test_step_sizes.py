@@ -14,8 +14,8 @@ from promptgd.models.parameterization import LR_SCALES, full_rank, with_lr_scale
 from promptgd.train.metastep import meta_loss
 from promptgd.train.recipe import run_train
 from promptgd.train.trainer import MetaTrainer
+from promptgd.update.explicit import ExplicitUpdate, inner_update
 from promptgd.update.implicit import LowRankUpdate
-from promptgd.update.inner import inner_update
 from promptgd.update.step_sizes import FILE, StepSizes
 from test_implicit import CONTEXTS, QUERIES, float64_model, passes, rows
 from test_train import copy_tasks
@@ -41,9 +41,9 @@ def test_zero_log_scales_take_the_plain_step():
     step = param.step_size(InnerConfig(lr=LR, lr_scales="factored"))
     contexts = [rows(tokenizer, [CONTEXTS[0]])]
     learned = inner_update(param.forward, param.fast(), contexts, step)
-    plain = inner_update(param.forward, param.fast(), contexts, LR)
+    plain = inner_update(param.forward, param.fast(), contexts, StepSizes(LR))
     assert all(torch.allclose(learned[k], plain[k], rtol=0, atol=1e-15) for k in plain)
-    assert param.step_size(InnerConfig(lr=LR, lr_scales="none")) == LR  # the override asks for the plain step
+    assert param.step_size(InnerConfig(lr=LR, lr_scales="none")) == StepSizes(LR)  # the override: the plain step
 
 
 @pytest.mark.parametrize("kind", ["tensor", "factored"])
@@ -54,17 +54,16 @@ def test_implicit_step_with_learned_sizes_gives_the_explicit_logits(kind, steps)
     step = param.step_size(InnerConfig(lr=LR, lr_scales=kind))
     params = param.fast()
     update = LowRankUpdate(model, list(params))
-    updates = update.absorb(param.forward, params, rows(tokenizer, CONTEXTS), len(CONTEXTS), step, steps)
+    updates = update.absorb(param.forward, params, [rows(tokenizer, [c]) for c in CONTEXTS], len(CONTEXTS), step, steps)
     batch = rows(tokenizer, QUERIES)
-    implicit = update.adapted(param.forward, updates, torch.arange(len(QUERIES), device=DEVICE))(
-        params, input_ids=batch.input_ids, attention_mask=batch.attention_mask
-    ).logits
+    adapted, shared = update.adapted(param.forward, params, updates, torch.arange(len(QUERIES), device=DEVICE))
+    implicit = adapted(shared, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     moved = 0.0
     for task, context in enumerate(CONTEXTS):
         mine = batch.rows([task])
         real = mine.attention_mask[0].bool()
         logits = {}
-        for name, lr in (("learned", step), ("plain", LR)):
+        for name, lr in (("learned", step), ("plain", StepSizes(LR))):
             adapted = inner_update(param.forward, params, [rows(tokenizer, [context])], lr, steps)
             logits[name] = param.forward(adapted, input_ids=mine.input_ids, attention_mask=mine.attention_mask)
             logits[name] = logits[name].logits[0][real]
@@ -87,8 +86,8 @@ def test_meta_gradient_of_the_scales_matches_central_differences(kind, steps, fi
     def loss(implicit: bool, order: bool):
         step = param.step_size(inner)
         if implicit:
-            return meta_loss(param.forward, param.fast(), merged, inner, order, update, step)
-        return sum(meta_loss(param.forward, param.fast(), t, inner, order, None, step) for t in alone)
+            return meta_loss(param.forward, param.fast(), merged, update, step, inner, order)
+        return sum(meta_loss(param.forward, param.fast(), t, ExplicitUpdate(), step, inner, order) for t in alone)
 
     implicit = torch.autograd.grad(loss(True, first_order), scales)
     explicit = torch.autograd.grad(loss(False, first_order), scales)

@@ -17,6 +17,8 @@ from promptgd.models.loading import load_model, set_tf32
 from promptgd.objectives.lc import lc_task, teacher_answers
 from promptgd.objectives.lg import lg_task
 from promptgd.train.metastep import meta_loss
+from promptgd.update.explicit import ExplicitUpdate
+from promptgd.update.step_sizes import StepSizes
 
 # Large enough that the second-order term is a sizeable part of the meta-gradient (test_metagrad.py checks that
 # at this η), so TF32's error in differentiating the inner step is measured, not hidden behind the first-order part.
@@ -40,7 +42,7 @@ def _meta_gradient(model, objective: str, triples) -> torch.Tensor:
         task = lc_task(forward, teacher_params, encoder, triples, answers, DEVICE)
     else:
         task = lg_task(encoder, triples, DEVICE)
-    loss = meta_loss(forward, params, task, InnerConfig(lr=ETA), first_order=False)
+    loss = meta_loss(forward, params, task, ExplicitUpdate(), StepSizes(ETA), InnerConfig(lr=ETA), first_order=False)
     return torch.cat([g.flatten().double() for g in torch.autograd.grad(loss, list(params.values()))])
 
 

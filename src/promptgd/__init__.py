@@ -7,8 +7,8 @@ from importlib import import_module
 _API = {
     "Triple": "promptgd.data.triples",
     "load_model": "promptgd.models.loading",
-    "absorb": "promptgd.memory",
-    "ask": "promptgd.memory",
+    "absorb": "promptgd.api",
+    "ask": "promptgd.api",
 }
 __all__ = list(_API)
 
@@ -17,7 +17,7 @@ def __getattr__(name: str):
     if name not in _API:
         raise AttributeError(f"module 'promptgd' has no attribute {name!r}")
     value = getattr(import_module(_API[name]), name)
-    # Bound here, as the eager import it replaces did. (The functions live in promptgd.memory, not in a module named
+    # Bound here, as the eager import it replaces did. (The functions live in promptgd.api, not in a module named
     # like them: importing such a module binds it to the package attribute the function is looked up by.)
     globals()[name] = value
     return value

@@ -107,7 +107,7 @@ def _model_and_param(spec: str, device: str):
 
 
 def cmd_absorb(args: argparse.Namespace) -> None:
-    from promptgd.memory import absorb
+    from promptgd.api import absorb
     from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 
     texts = [Path(p).read_text(encoding="utf-8") for p in args.context]
@@ -131,7 +131,7 @@ def cmd_absorb(args: argparse.Namespace) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    from promptgd.memory import ask
+    from promptgd.api import ask
 
     model, tokenizer, param = _model_and_param(args.model, args.device)
     print(ask(model, tokenizer, args.question, args.max_new_tokens, param))

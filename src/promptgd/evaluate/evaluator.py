@@ -27,9 +27,7 @@ from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import Forward, Params, TokenBatch
-from promptgd.update.implicit import LowRankUpdate
-from promptgd.update.implicit_lora import LoraTaskUpdate
-from promptgd.update.inner import inner_update
+from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
 MODES = ("nc", "prompt", "ft", "ft_irrelevant")
@@ -55,14 +53,13 @@ def evaluate(
     inner_cfg: InnerConfig,
     format_cfg: FormatConfig,
     device: torch.device,
+    update: InnerUpdate,
+    step: StepSizes,
     progress: bool = True,
-    update: LowRankUpdate | LoraTaskUpdate | None = None,
-    lr: float | StepSizes | None = None,
 ) -> EvalResult:
-    """`update`: the implicit inner update (update/implicit.py), which answers the triples of many contexts in one
-    batch; None: the explicit one, a copy of the weights per context. `lr`: the inner step's size, inner_cfg.lr when
-    None, or a meta-learned one (update/step_sizes.py)."""
-    lr = inner_cfg.lr if lr is None else lr
+    """`update`: the inner update FT applies (update/explicit.py); an implicit one answers the triples of many
+    contexts in one batch. `step`: the inner step's size, inner_cfg.lr everywhere or meta-learned
+    (update/step_sizes.py)."""
     unknown = set(eval_cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
@@ -81,7 +78,7 @@ def evaluate(
         # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
         # gathered records are that process's.
         for batches, make_answerer in distributed.share(
-            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, lr, device, update)
+            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, device, update)
         ):
             answerer = make_answerer()
             for indices in batches:
@@ -110,25 +107,12 @@ Answerer = Callable[[list[int]], tuple[Forward, Params]]  # triple indices -> th
 Unit = tuple[list[list[int]], Callable[[], Answerer]]  # batches of triple indices, and a function that prepares them
 
 
-def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, lr, device, update) -> list[Unit]:
+def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, device, update) -> list[Unit]:
     """The work of one mode: batches of triple indices and a function giving what answers them. The inner update,
     the expensive part, runs only when the unit's owner calls that function."""
     n, size = len(triples), eval_cfg.batch_size
     if mode in ("nc", "prompt"):
         return [([batch], lambda: lambda _: (forward, params)) for batch in _batches(list(range(n)), size)]
-    # Absorptions: (the triples answered, the triples whose contexts one inner update absorbs for them).
-    k = inner_cfg.contexts
-    if k == 1:
-        groups = _group_by_context(triples)
-        # The control takes the next group's context (wrapping), never the group's own.
-        absorptions = [
-            (indices, [indices[0] if mode == "ft" else groups[(g + 1) % len(groups)][0]])
-            for g, indices in enumerate(groups)
-        ]
-    else:
-        chunks = [list(range(start, min(start + k, n))) for start in range(0, n, k)]
-        absorptions = [(c, c if mode == "ft" else [(i + k) % n for i in c]) for c in chunks]  # control: next group's
-
     encoded: dict[int, list[int]] = {}  # each context tokenized once: pass sizes and the passes read it
 
     def context_ids(j: int) -> list[int]:
@@ -136,53 +120,61 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, lr, dev
             encoded[j] = encoder.context(triples[j])
         return encoded[j]
 
-    def context(j: int) -> TokenBatch:
-        return TokenBatch.from_lists([context_ids(j)], encoder.tokenizer.pad_token_id, device=device)
-
-    if update is None:
-        absorb = Absorber(forward, params, inner_cfg, lr)
-
-        def explicit(sources: list[int]) -> Callable[[], Answerer]:
-            def prepare() -> Answerer:
-                adapted = absorb([context(j) for j in sources])
-                return lambda _: (forward, adapted)
-
-            return prepare
-
-        return [(_batches(answered, size), explicit(sources)) for answered, sources in absorptions]
-
-    def implicit(group: list[tuple[list[int], list[int]]]) -> Callable[[], Answerer]:
+    def absorbing(group: list[tuple[list[int], list[int]]]) -> Callable[[], Answerer]:
         task_of = {i: t for t, (answered, _) in enumerate(group) for i in answered}
 
         def prepare() -> Answerer:
+            contexts = [
+                TokenBatch.from_lists([context_ids(j)], encoder.tokenizer.pad_token_id, device=device)
+                for _, sources in group
+                for j in sources
+            ]
             with torch.enable_grad():
                 leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
-                contexts = TokenBatch.concat([context(j) for _, sources in group for j in sources])
-                updates = update.absorb(forward, leaves, contexts, len(group), lr, inner_cfg.steps, inner_cfg.mode)
-            return lambda indices: (
-                update.adapted(forward, updates, torch.tensor([task_of[i] for i in indices], device=device)),
-                params,
+                absorbed = update.absorb(forward, leaves, contexts, len(group), step, inner_cfg.steps, inner_cfg.mode)
+            return lambda indices: update.adapted(
+                forward, params, absorbed, torch.tensor([task_of[i] for i in indices], device=device)
             )
 
         return prepare
 
-    # Many absorptions per pass, up to eval.batch_size questions and eval.pass_tokens context tokens (the pass keeps
-    # every context token's factors: 16 SQuAD paragraphs in one pass held 12.7 GB at SmolLM2-135M), each batch one
-    # pass; an absorption with more questions or tokens than that is a pass of its own. A pass holds absorptions of
-    # equal k.
+    passes = _passes(_absorptions(mode, triples, inner_cfg.contexts), context_ids, eval_cfg, update.tasks_per_pass)
+    return [(_batches([i for answered, _ in group for i in answered], size), absorbing(group)) for group in passes]
+
+
+def _absorptions(mode: str, triples: list[Triple], k: int) -> list[tuple[list[int], list[int]]]:
+    """(the triples answered, the triples whose contexts one inner update absorbs for them), in order. With k = 1,
+    triples that share a context share its update; the control (ft_irrelevant) takes the next group's contexts."""
+    n = len(triples)
+    if k == 1:
+        groups = _group_by_context(triples)
+        return [
+            (indices, [indices[0] if mode == "ft" else groups[(g + 1) % len(groups)][0]])
+            for g, indices in enumerate(groups)
+        ]
+    chunks = [list(range(start, min(start + k, n))) for start in range(0, n, k)]
+    return [(c, c if mode == "ft" else [(i + k) % n for i in c]) for c in chunks]
+
+
+def _passes(absorptions, context_ids, eval_cfg: EvalConfig, tasks_per_pass: int | None) -> list[list[tuple]]:
+    """Absorptions grouped into passes, up to eval.batch_size questions and eval.pass_tokens context tokens (a pass
+    keeps every context token's factors: 16 SQuAD paragraphs in one pass held 12.7 GB at SmolLM2-135M) and
+    `tasks_per_pass` absorptions (the explicit update: one); each batch one pass. An absorption with more questions or
+    tokens than that is a pass of its own. A pass holds absorptions of equal k."""
     passes: list[list[tuple[list[int], list[int]]]] = []
     questions = tokens = 0  # in the last pass
     for answered, sources in absorptions:
         more_tokens = sum(len(context_ids(j)) for j in sources)
         last = passes[-1] if passes else []
-        fits = questions + len(answered) <= size and tokens + more_tokens <= eval_cfg.pass_tokens
+        fits = questions + len(answered) <= eval_cfg.batch_size and tokens + more_tokens <= eval_cfg.pass_tokens
+        fits = fits and (tasks_per_pass is None or len(last) < tasks_per_pass)
         if last and fits and len(last[0][1]) == len(sources):
             last.append((answered, sources))
             questions, tokens = questions + len(answered), tokens + more_tokens
         else:
             passes.append([(answered, sources)])
             questions, tokens = len(answered), more_tokens
-    return [(_batches([i for answered, _ in group for i in answered], size), implicit(group)) for group in passes]
+    return passes
 
 
 def _batches(indices: list[int], size: int) -> list[list[int]]:
@@ -195,22 +187,6 @@ def _group_by_context(triples: list[Triple]) -> list[list[int]]:
     for i, triple in enumerate(triples):
         groups.setdefault(triple.context, []).append(i)
     return list(groups.values())
-
-
-class Absorber:
-    """The explicit inner update for evaluation: no graph kept, `params` untouched, θ' written into one set of
-    buffers reused for every triple (the returned dict is overwritten by the next call)."""
-
-    def __init__(self, forward: Forward, params: Params, inner_cfg: InnerConfig, lr: float | StepSizes):
-        self.forward, self.params, self.inner_cfg, self.lr = forward, params, inner_cfg, lr
-        self.buffers = {name: torch.empty_like(p).requires_grad_() for name, p in params.items()}
-
-    def __call__(self, contexts: list[TokenBatch]) -> Params:
-        cfg = self.inner_cfg
-        with torch.enable_grad():
-            leaves = {name: p.detach().requires_grad_() for name, p in self.params.items()}
-            adapted = inner_update(self.forward, leaves, contexts, self.lr, cfg.steps, cfg.mode, out=self.buffers)
-        return {name: p.detach() for name, p in adapted.items()}
 
 
 def _record(mode: str, index: int, triple: Triple, generation: str, nll: float, token_accuracy: float) -> dict:

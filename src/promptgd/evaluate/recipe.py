@@ -14,7 +14,7 @@ from promptgd.errors import UserError
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
-from promptgd.models.parameterization import Parameterization, full_rank, implicit_update, with_lr_scales
+from promptgd.models.parameterization import Parameterization, full_rank, with_lr_scales
 from promptgd.models.update_recipe import RECIPE_FILE
 from promptgd.report.tables import mode_table
 from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
@@ -35,13 +35,13 @@ def evaluate_model(
         params = {name: p.detach() for name, p in param.fast().items()}
     device = next(param.model.parameters()).device
     # Several inner steps are absorbed with the explicit update: the implicit one keeps every step's per-task factors
-    # and runs all earlier steps' terms in each step's forward (measured, SmolLM2-135M: +1.9 GB of memory per step for
-    # eight 113-token WikiText passages; 16 passages at 4 steps went past 24 GB), whereas the explicit update holds
-    # one copy of the weights per absorption whatever the number of steps.
-    update = implicit_update(param, cfg.inner.implementation if cfg.inner.steps == 1 else "explicit")
-    lr = param.step_size(cfg.inner, detach=True)
+    # and runs all earlier steps' terms in each step's forward (its memory grows with steps × context tokens),
+    # whereas the explicit update holds one copy of the weights per absorption whatever the number of steps.
+    implementation = cfg.inner.implementation if cfg.inner.steps == 1 else "explicit"
+    update = param.inner_update(implementation, reuse_buffers=True)
+    step = param.step_size(cfg.inner, detach=True)
     return evaluate(
-        param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, progress, update, lr
+        param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, update, step, progress
     )
 
 

@@ -1,18 +1,22 @@
-"""What the outer optimiser trains and how it becomes the parameter dict the inner step updates.
+"""What the outer optimiser trains, how it becomes the parameter dict the inner step updates, and which inner update
+(update/) applies to it.
 
-The meta-step only ever sees `fast()` and `forward`; full-rank and LoRA meta-learning differ only here.
+The meta-step only ever sees `fast()`, `forward` and `inner_update()`; full-rank and LoRA meta-learning differ only
+here.
 """
 
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from promptgd.config import InnerConfig
-from promptgd.lm import Params, functional_forward
+from promptgd.lm import Params, TokenBatch, functional_forward
+from promptgd.update.explicit import ExplicitUpdate, InnerUpdate
 from promptgd.update.implicit import LowRankUpdate, UnsupportedModule
 from promptgd.update.implicit_lora import LoraTaskUpdate
 from promptgd.update.step_sizes import Kind, StepSizes, init_log_scales
@@ -38,12 +42,36 @@ class Parameterization:
         default_factory=dict
     )  # meta-learned log step sizes of the inner update (update/step_sizes.py), keyed by fast()'s names; {}: one η
 
-    def step_size(self, inner: InnerConfig, detach: bool = False) -> float | StepSizes:
+    def step_size(self, inner: InnerConfig, detach: bool = False) -> StepSizes:
         """What the inner update multiplies gradients by: inner.lr, times the learned scales unless there are none or
         inner.lr_scales=none asks for the plain step (`detach`: the scales as constants, for evaluation)."""
         if not self.lr_scales or inner.lr_scales == "none":
-            return inner.lr
+            return StepSizes(inner.lr)
         return StepSizes(inner.lr, {k: v.detach() if detach else v for k, v in self.lr_scales.items()})
+
+    def inner_update(self, implementation: str, reuse_buffers: bool = False) -> InnerUpdate:
+        """The inner update for this parameterization (inner.implementation): the implicit one that fits it, or the
+        explicit one when asked for, when the implicit form does not cover the model, or when the implicit update
+        disagrees with the explicit one on a probe (each of the last two said in a warning). `reuse_buffers`: an
+        explicit update for evaluation, which writes every θ' into one set of buffers."""
+        if implementation == "explicit" or self.to_model is not _identity and self.lora_inner_scale is None:
+            return ExplicitUpdate(reuse_buffers)  # a dict the model runs only through to_model, not LoRA-inner's
+        try:
+            if self.lora_inner_scale is not None:
+                update = LoraTaskUpdate(self.model, list(self.fast()), self.lora_inner_scale)
+            else:
+                update = LowRankUpdate(self.model, list(self.fast()))
+        except UnsupportedModule as e:
+            warnings.warn(f"inner.implementation=implicit: {e}; using the explicit update", stacklevel=2)
+            return ExplicitUpdate(reuse_buffers)
+        if not self.sharded and not _agrees_with_explicit(self, update):
+            warnings.warn(
+                f"inner.implementation=implicit: on a probe context the implicit update of {type(self.model).__name__} "
+                "differs from the explicit one (a weight used outside its own module?); using the explicit update",
+                stacklevel=2,
+            )
+            return ExplicitUpdate(reuse_buffers)
+        return update
 
     def forward(self, params: Params, **kwargs):
         """Run the model on a dict shaped like fast()'s."""
@@ -78,20 +106,35 @@ def with_lr_scales(
     return replace(param, trainable={**trainable, **{LR_SCALES + k: v for k, v in scales.items()}}, lr_scales=scales)
 
 
-def implicit_update(param: Parameterization, implementation: str) -> LowRankUpdate | LoraTaskUpdate | None:
-    """The implicit inner update for `param` (inner.implementation=implicit), or None for the explicit one.
+# The probe's verdict per model and parameter set: it costs one explicit and one implicit step on a short context.
+_PROBED: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[str, ...], bool]] = weakref.WeakKeyDictionary()
+PROBE_TOLERANCE = 1e-2  # of the logits' move under the update: float rounding is far below it, a lost term far above
 
-    Full rank and LoRA-outer update the model's weights (update/implicit.py); LoRA-inner updates its factors
-    (update/implicit_lora.py). A model with a module the implicit form does not cover falls back to the explicit
-    update, saying which."""
-    if implementation == "explicit":
-        return None
-    try:
-        if param.lora_inner_scale is not None:
-            return LoraTaskUpdate(param.model, list(param.fast()), param.lora_inner_scale)
-        if param.to_model is not _identity:
-            return None
-        return LowRankUpdate(param.model, list(param.fast()))
-    except UnsupportedModule as e:
-        warnings.warn(f"inner.implementation=implicit: {e}; using the explicit update", stacklevel=2)
-        return None
+
+@torch.no_grad()
+def _agrees_with_explicit(param: Parameterization, update: InnerUpdate) -> bool:
+    """Whether `update` moves the logits of a probe query as the explicit update does, after one step on a probe
+    context: the run-time check of what the implicit form assumes (every updated weight is used only through its
+    own module's forward), which no inspection of the modules can prove."""
+    key = tuple(param.fast())
+    verdicts = _PROBED.setdefault(param.model, {})
+    if key not in verdicts:
+        verdicts[key] = _probe_disagreement(param, update) <= PROBE_TOLERANCE
+    return verdicts[key]
+
+
+def _probe_disagreement(param: Parameterization, update: InnerUpdate) -> float:
+    """max |implicit − explicit logits| / max |explicit − base logits| on a 16-token context and an 8-token query."""
+    device = next(param.model.parameters()).device
+    context = TokenBatch.from_lists([list(range(1, 17))], 0, device=device)
+    query = TokenBatch.from_lists([list(range(17, 25))], 0, device=device)
+    step, inputs = StepSizes(1e-2), {"input_ids": query.input_ids, "attention_mask": query.attention_mask}
+    with torch.enable_grad():
+        params = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
+        explicit = ExplicitUpdate().absorb(param.forward, params, [context], 1, step)
+        implicit = update.absorb(param.forward, params, [context], 1, step)
+    base = param.forward(params, **inputs).logits
+    moved = (param.forward(explicit, **inputs).logits - base).abs().max()
+    forward, shared = update.adapted(param.forward, params, implicit, torch.zeros(1, dtype=torch.long, device=device))
+    off = (forward(shared, **inputs).logits - param.forward(explicit, **inputs).logits).abs().max()
+    return float(off / moved) if moved > 0 else 0.0

@@ -18,3 +18,19 @@ def lg_task(encoder: Encoder, triples: list[Triple], device) -> MetaTask:
         prompts=TokenBatch.answered([encoder.prompt(t) for t in triples], answers, pad, device),
         target=queries.input_ids[queries.loss_mask.bool()],
     )
+
+
+class LGObjective:
+    """LG's tasks: the gold responses are the targets, so there is nothing to decode or to checkpoint."""
+
+    def __init__(self, encoder: Encoder, device):
+        self.encoder, self.device = encoder, device
+
+    def tasks(self, triples: list[Triple], batch: list[int], groups: list[list[int]]) -> list[MetaTask]:
+        return [lg_task(self.encoder, [triples[i] for i in g], self.device) for g in groups]
+
+    def state_dict(self) -> dict:
+        return {"teacher_answers": {}}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

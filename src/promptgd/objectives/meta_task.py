@@ -33,3 +33,25 @@ class MetaTask:
             target=torch.cat([t.target for t in tasks]),
             n_tasks=sum(t.n_tasks for t in tasks),
         )
+
+
+def into_passes(tasks: list[MetaTask], tasks_per_pass: int | None, pass_tokens: int) -> list[list[MetaTask]]:
+    """Consecutive tasks grouped into passes of at most `tasks_per_pass` tasks (None: any number) whose context and
+    query tokens, padded, stay within `pass_tokens` (at least one task a pass)."""
+    if tasks_per_pass == 1:
+        return [[task] for task in tasks]
+    groups, current = [], []
+    for task in tasks:
+        candidate = current + [task]
+        contexts = [c for t in candidate for c in t.contexts]
+        if current and padded_tokens(contexts) + padded_tokens([t.queries for t in candidate]) > pass_tokens:
+            groups.append(current)
+            candidate = [task]
+        current = candidate
+    groups.append(current)
+    return groups
+
+
+def padded_tokens(batches: list[TokenBatch]) -> int:
+    """Token slots of `batches` padded into one batch: what a pass costs in memory and time."""
+    return sum(len(b.input_ids) for b in batches) * max(b.input_ids.shape[1] for b in batches)

@@ -295,7 +295,7 @@ def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[P
     (warmup_seconds.json, train_seconds.json, an evaluation's summary.json), whichever invocation made it: the
     command's own wall time leaves out what earlier invocations built. A part made while its job was stopped
     (SIGSTOP) counts the stop."""
-    warmups, trainings, evaluated, uncounted, unrecorded = 0.0, {}, 0.0, 0, []
+    warmups, trainings, evaluated, unrecorded = 0.0, {}, 0.0, []
     for key, model in needed_models(experiment).items():
         if model.kind == "untrained_lora" or (model.kind == "start" and not rep.config(model.task).warmup.n_tasks):
             continue  # nothing was trained
@@ -303,14 +303,12 @@ def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[P
             recorded = rep.work / model.task / "warmup_seconds.json"
         else:
             recorded = rep.model_dir(model) / "train_seconds.json"
-        if not recorded.is_file():  # made by code from before the file was written
+        if not recorded.is_file():
             unrecorded.append(key)
         elif model.kind == "start":
             warmups += json.loads(recorded.read_text())["seconds"]
         else:
-            timing = json.loads(recorded.read_text())
-            trainings[key] = timing["seconds"]
-            uncounted += timing.get("uncounted_steps", 0)
+            trainings[key] = json.loads(recorded.read_text())["seconds"]
     for directory in evaluations:
         evaluated += sum(json.loads((directory / "summary.json").read_text())["seconds"].values())
     total = warmups + sum(trainings.values()) + evaluated
@@ -319,11 +317,6 @@ def recorded_time(rep: Reproduction, experiment: Experiment, evaluations: list[P
         "Time its parts took when they were made (recorded beside each; a part made while its job was stopped counts "
         f"the stop): format warm-ups {warmups / 60:.1f} min, training {sum(trainings.values()) / 60:.1f} min"
         + (f" ({each})" if each else "")
-        + (
-            f", not counting {uncounted} steps made before a resume by code that did not record them"
-            if uncounted
-            else ""
-        )
         + f", evaluations {evaluated / 60:.1f} min; **{total / 60:.1f} min** in all"
         + (f" (no time recorded for {', '.join(unrecorded)})" if unrecorded else "")
         + "."

@@ -70,3 +70,27 @@ def _fsync_dir(directory: Path) -> None:
     for path in directory.iterdir():
         with path.open("rb") as f:
             os.fsync(f.fileno())
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, names: list[str], whole) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state as `adam/<parameter name>/<key>` tensors (`names` in the optimiser's parameter
+    order); `whole` makes a sharded tensor whole, so a checkpoint resumes under any world size."""
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"adam/{names[index]}/{key}"] = whole(value)
+    return tensors
+
+
+def optimizer_state(tensors: dict[str, torch.Tensor], params: dict[str, torch.Tensor], like) -> dict[int, dict]:
+    """The optimiser state dict's `state` from `optimizer_tensors`' form; `like(whole, param)` splits a tensor as its
+    parameter is. Adam's `step` counters stay where safetensors put them (CPU), where non-capturable Adam reads them
+    without a sync; the optimiser moves the moments to their parameter's device itself."""
+    state = {}
+    for index, (name, param) in enumerate(params.items()):
+        keys = [k for k in tensors if k.startswith(f"adam/{name}/")]
+        if keys:
+            state[index] = {
+                k.rsplit("/", 1)[1]: tensors[k] if k.endswith("/step") else like(tensors[k], param) for k in keys
+            }
+    return state

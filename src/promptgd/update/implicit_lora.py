@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
-from promptgd.update.implicit import TaskRows, UnsupportedModule, step_schedule
+from promptgd.update.explicit import Mode
+from promptgd.update.implicit import TaskRows, UnsupportedModule, one_row_each, step_schedule
+from promptgd.update.step_sizes import StepSizes
 
 
 @dataclass
@@ -29,7 +30,10 @@ class TaskFactors:
 
 
 class LoraTaskUpdate:
-    """The implicit inner update of a LoRA-inner parameterization: `names` are its `<module>.lora_A/B` factors."""
+    """The implicit inner update of a LoRA-inner parameterization, an `InnerUpdate` (update/explicit.py): `names` are
+    its `<module>.lora_A/B` factors."""
+
+    tasks_per_pass = None
 
     def __init__(self, model: torch.nn.Module, names: list[str], scale: float):
         modules = sorted({name.rsplit(".", 1)[0] for name in names})
@@ -45,14 +49,17 @@ class LoraTaskUpdate:
         self,
         forward: Forward,
         params: Params,
-        contexts: TokenBatch,
+        contexts: list[TokenBatch],
         n_tasks: int,
-        lr: float,
+        step: StepSizes,
         steps: int = 1,
-        mode: Literal["batched", "sequential"] = "batched",
+        mode: Mode = "batched",
         create_graph: bool = False,
     ) -> TaskFactors:
-        """As update/implicit.py's `absorb`: `contexts` rows task-major, k per task; `params` the shared factors."""
+        """As update/implicit.py's `absorb`: `contexts` task-major, k per task; `params` the shared factors."""
+        if not step.uniform:
+            raise ValueError("LoRA-inner's update takes the plain step (inner.lr_scales is for full rank)")
+        contexts, lr = one_row_each(contexts), step.lr
         current = TaskFactors(n_tasks, {})  # no step yet: every task has the shared factors
         for selected, weight, row_task in step_schedule(contexts.input_ids.shape[0], n_tasks, steps, mode):
             batch = contexts.rows(selected)
@@ -78,15 +85,18 @@ class LoraTaskUpdate:
             current = TaskFactors(n_tasks, {**current.factors, **moved})
         return current
 
-    def adapted(self, forward: Forward, updates: TaskFactors, row_task: torch.Tensor) -> Forward:
-        """`forward` with row i computed with the factors of task `row_task[i]` (rows grouped by task)."""
+    def adapted(
+        self, forward: Forward, params: Params, updates: TaskFactors, row_task: torch.Tensor
+    ) -> tuple[Forward, Params]:
+        """`forward` with row i computed with the factors of task `row_task[i]` (rows grouped by task), and the shared
+        factors it runs on."""
         rows = TaskRows(row_task, updates.n_tasks)
 
         def run(params: Params, **kwargs):
             with self._hooked(params, updates, rows, None):
                 return forward(params, **kwargs)
 
-        return run
+        return run, params
 
     @contextmanager
     def _hooked(self, params: Params, updates: TaskFactors, rows: TaskRows, calls: dict | None) -> Iterator[None]:

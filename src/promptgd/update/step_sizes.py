@@ -19,7 +19,7 @@ scales only through η, and ∇L_LM(c; θ) does not depend on them), so it costs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -55,20 +55,29 @@ def init_log_scales(params: Params, kind: Kind) -> dict[str, torch.nn.Parameter]
 
 @dataclass(frozen=True)
 class StepSizes:
-    """lr times the learned scales: what the inner update multiplies each tensor's gradient by."""
+    """lr times the learned scales: what the inner update multiplies each tensor's gradient by. Without scales it is
+    the plain step, lr everywhere (`uniform`), which the updates apply as one fused multiply-add."""
 
     lr: float
-    log_scales: dict[str, torch.Tensor]
+    log_scales: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def dense(self, name: str) -> torch.Tensor:
+    @property
+    def uniform(self) -> bool:
+        return not self.log_scales
+
+    def dense(self, name: str) -> float | torch.Tensor:
         """η for parameter `name`, broadcastable to its shape (the explicit update)."""
+        if self.uniform:
+            return self.lr
         if name in self.log_scales:
             return self.lr * self.log_scales[name].exp()
         return self.lr * self.log_scales[name + ROWS].exp().unsqueeze(1) * self.log_scales[name + COLS].exp()
 
-    def factors(self, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def factors(self, name: str) -> tuple[float | torch.Tensor, torch.Tensor | None]:
         """(η's row factor, its column factor or None) for parameter `name`: η = rows[:, None] · cols[None, :] for a
         factored matrix; otherwise `rows` is η itself (a scalar, or one per entry of a vector) and cols None."""
+        if self.uniform:
+            return self.lr, None
         if name in self.log_scales:
             return self.lr * self.log_scales[name].exp(), None
         return self.lr * self.log_scales[name + ROWS].exp(), self.log_scales[name + COLS].exp()

@@ -1,4 +1,4 @@
-"""Using a meta-trained model as a memory: absorb texts into the weights, then ask questions.
+"""The user API: absorb texts into a model's weights, then ask it questions.
 
 promptgd absorb --model runs/y/model --context notes.txt --out updated/
 promptgd ask --model updated/ "Who was the first person to walk on Mars?"
@@ -15,7 +15,6 @@ from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import TokenBatch
 from promptgd.models.parameterization import Parameterization, full_rank
 from promptgd.models.update_recipe import inner_config
-from promptgd.update.inner import inner_update
 
 
 def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> list[TokenBatch]:
@@ -40,23 +39,22 @@ def absorb(
     """Return a copy of `model` after the inner update on `texts` (the input model is left untouched).
 
     `inner` defaults to the step the model was meta-trained with (its update recipe, read by `load_model`), or
-    the library defaults for a model without one.
-
-    `param` selects what the update moves (default: every weight; a LoRA-inner parameterization moves only
-    its factors, and the returned model has the updated delta merged in)."""
+    the library defaults for a model without one. `param` selects what the update moves, and must be a
+    parameterization of `model` itself (default: every weight; a LoRA-inner one moves only its factors, and the
+    returned model has the updated delta merged in). The update is the explicit one: a text longer than `max_tokens`
+    is absorbed as consecutive chunks that count as one context."""
     if not texts:
         raise ValueError("absorb: no texts given")
-    inner = inner or inner_config(getattr(model, "update_recipe", None))
     param = param or full_rank(model)
+    if param.model is not model:
+        raise ValueError("absorb: `param` is a parameterization of another model than `model`")
+    inner = inner or inner_config(getattr(model, "update_recipe", None))
     device = next(model.parameters()).device
     leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
-    adapted = inner_update(
-        param.forward,
-        leaves,
-        context_batches(tokenizer, texts, max_tokens, device),
-        param.step_size(inner, detach=True),
-        inner.steps,
-        inner.mode,
+    contexts = context_batches(tokenizer, texts, max_tokens, device)
+    update = param.inner_update("explicit")
+    adapted = update.absorb(
+        param.forward, leaves, contexts, 1, param.step_size(inner, detach=True), inner.steps, inner.mode
     )
     updated = copy.deepcopy(model)
     with torch.no_grad():

@@ -1,0 +1,117 @@
+"""The inner update θ' = θ − η ∇θ L_LM(c; θ), materialised: a copy of the weights per task. The reference that the
+implicit updates (update/implicit.py, update/implicit_lora.py) equal; applied functionally, so the model object is
+never mutated.
+
+A `Forward` maps (parameter dict, model keyword arguments) to the model's output. Full-rank meta-learning
+passes the model's own parameters; LoRA variants pass a dict whose tensors are built from LoRA factors.
+
+Every inner update, this one and the implicit ones, has the same two methods (`InnerUpdate`):
+- `absorb(forward, params, contexts, n_tasks, step, steps, mode, create_graph)` takes the inner step of `n_tasks`
+  tasks whose contexts are `contexts` (task-major, k per task) and returns what the update is (here θ' itself);
+- `adapted(forward, params, absorbed, row_task)` gives the (forward, parameter dict) that computes row i of a batch
+  at θ' of task `row_task[i]`.
+With `create_graph` the update stays a differentiable function of `params` through the context's gradient (second
+order); without it that gradient is a constant, so dθ'/dθ = I (first order). `tasks_per_pass` is how many tasks
+one call can hold (None: as many as fit in memory).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import torch
+
+from promptgd.lm import Forward, Params, TokenBatch, lm_loss
+from promptgd.update.step_sizes import StepSizes
+
+Mode = Literal["batched", "sequential"]
+
+
+class InnerUpdate(Protocol):
+    tasks_per_pass: int | None
+
+    def absorb(
+        self,
+        forward: Forward,
+        params: Params,
+        contexts: list[TokenBatch],
+        n_tasks: int,
+        step: StepSizes,
+        steps: int = 1,
+        mode: Mode = "batched",
+        create_graph: bool = False,
+    ) -> object: ...
+
+    def adapted(
+        self, forward: Forward, params: Params, absorbed: object, row_task: torch.Tensor
+    ) -> tuple[Forward, Params]: ...
+
+
+def inner_update(
+    forward: Forward,
+    params: Params,
+    contexts: list[TokenBatch],
+    step: StepSizes,
+    steps: int = 1,
+    mode: Mode = "batched",
+    create_graph: bool = False,
+    out: Params | None = None,
+) -> Params:
+    """Plain SGD on the contexts' LM loss, over every tensor in `params` (all must require grad).
+
+    `step`: η per tensor entry (one η everywhere when uniform). `batched`: `steps` steps on the mean loss over all
+    contexts; `sequential`: `steps` steps on each context in turn. `out` (evaluation only, no graph): leaf tensors
+    shaped like `params` that receive θ' in place; on CPU, reusing them instead of allocating a fresh copy of the
+    weights per call halves the cost of FT evaluation.
+    """
+    if out is not None and create_graph:
+        raise ValueError("inner_update: `out` buffers hold no graph; they cannot be combined with create_graph")
+    schedule = [contexts] * steps if mode == "batched" else [[c] for c in contexts for _ in range(steps)]
+    adapted = params
+    for group in schedule:
+        loss = sum(lm_loss(forward, adapted, c) for c in group) / len(group)
+        grads = torch.autograd.grad(loss, list(adapted.values()), create_graph=create_graph)
+        if out is None:
+            adapted = {name: p - step.dense(name) * g for (name, p), g in zip(adapted.items(), grads)}
+            continue
+        with torch.no_grad():
+            for (name, p), g in zip(adapted.items(), grads):
+                if step.uniform:
+                    torch.add(p, g, alpha=-step.lr, out=out[name])
+                else:
+                    torch.sub(p, g * step.dense(name), out=out[name])
+        adapted = out
+    return adapted
+
+
+class ExplicitUpdate:
+    """θ' as a copy of the weights, one task per call. `reuse_buffers` (evaluation: no graph) writes every θ' into
+    one set of buffers, so a θ' is valid until the next `absorb`."""
+
+    tasks_per_pass = 1
+
+    def __init__(self, reuse_buffers: bool = False):
+        self.reuse_buffers = reuse_buffers
+        self.buffers: Params | None = None
+
+    def absorb(
+        self,
+        forward: Forward,
+        params: Params,
+        contexts: list[TokenBatch],
+        n_tasks: int,
+        step: StepSizes,
+        steps: int = 1,
+        mode: Mode = "batched",
+        create_graph: bool = False,
+    ) -> Params:
+        if n_tasks != 1:
+            raise ValueError("the explicit inner update takes one task at a time")
+        if self.reuse_buffers and self.buffers is None:
+            self.buffers = {name: torch.empty_like(p).requires_grad_() for name, p in params.items()}
+        return inner_update(forward, params, contexts, step, steps, mode, create_graph, self.buffers)
+
+    def adapted(
+        self, forward: Forward, params: Params, absorbed: Params, row_task: torch.Tensor
+    ) -> tuple[Forward, Params]:
+        return forward, absorbed
