@@ -28,6 +28,7 @@ TINY = [
     "task.n_train=40",
     "task.n_test=6",
     "task.n_val=8",
+    "eval.split=test",  # what `promptgd eval` must be told (cli.py): these tests read the tasks' test triples
     "eval.max_new_tokens=6",
     "eval.batch_size=4",
     "train.batch_size=2",

@@ -112,7 +112,7 @@ def test_gpu_rates_turns_a_calibrations_runs_into_a_rates_file(tmp_path):
     cli = [sys.executable, "-m", "promptgd"]
     subprocess.run([*cli, "train", *tiny, "train.n_tasks=12", "train.batch_size=2", "inner.contexts=2",
                     "--out", str(runs / "train_full_k2__short")], cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-    subprocess.run([*cli, "eval", *tiny, "--modes", "nc,ft", "--out", str(runs / "eval_short")],
+    subprocess.run([*cli, "eval", *tiny, "--split", "test", "--modes", "nc,ft", "--out", str(runs / "eval_short")],
                    cwd=ROOT, check=True, capture_output=True)  # fmt: skip
     measured = run_script(
         "benchmarks/gpu_rates.py", "--runs", str(runs), "--base", "results/benchmarks/gpu_rates.json",

@@ -83,6 +83,8 @@ def test_cli_eval_writes_the_documented_shapes(tmp_path, triples):
             "eval",
             f"model.device={DEVICE}",
             "eval.max_new_tokens=4",
+            "--split",
+            "test",
             "--model",
             "tiny:llama",
             "--task",

@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY
 from promptgd.cli import main
 from promptgd.run_dir import RunDir, config_matches, is_complete, json_text, locked, staged, write_json
-from promptgd.train.trainer import _logged_rows
+from promptgd.train.metrics_log import _logged_rows
 
 
 def test_a_staged_directory_appears_whole_or_not_at_all(tmp_path):

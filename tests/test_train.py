@@ -236,6 +236,8 @@ def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained
         "character_descriptions",
         "task.n_train=40",
         "task.n_test=3",
+        "--split",
+        "test",
         "--modes",
         "ft",
     ]

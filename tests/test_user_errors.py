@@ -117,3 +117,9 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_from_its_last_checkpoint(tm
     monkeypatch.setattr(checkpoint, "save_file", real_save)
     main([*argv[:-2], "--resume", "--out", str(out)])
     assert (out / "model").is_dir()
+
+
+def test_eval_asks_which_triples_instead_of_guessing_test(tmp_path, capsys):
+    common = [c for c in TINY if not c.startswith("eval.split=")]
+    line = one_line_error(capsys, ["eval", *common, "--out", str(tmp_path / "e")])
+    assert "--split val" in line and "--split test" in line and not (tmp_path / "e").exists()

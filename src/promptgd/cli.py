@@ -58,8 +58,12 @@ def _split_config_and_overrides(parser: argparse.ArgumentParser, args: argparse.
 def cmd_eval(args: argparse.Namespace) -> None:
     from promptgd.evaluate.recipe import run_eval
 
+    cfg = _config_with_recipe(args)
+    if args.split is None and not any(o.startswith("eval.split=") for o in args.overrides):
+        # Test triples are for a reported number, once its settings are chosen: they are asked for by name.
+        raise ConfigError("promptgd eval: say which triples, --split val (to choose settings) or --split test")
     with locked(Path(args.out)):
-        run_eval(_config_with_recipe(args), Path(args.out))
+        run_eval(cfg, Path(args.out))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -69,11 +73,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     out, cfg = Path(args.out), _config(args)
     with locked(out):
         if args.resume:  # from the last checkpoint; from the start if there is none yet; a finished run is kept
-            path = trained_or_resumed(cfg, out, lambda: load_partition(cfg), lambda: None)
+            path = trained_or_resumed(cfg, out, lambda: load_partition(cfg), lambda: None, stop_after=args.stop_after)
         else:
             RunDir(out).refuse_training_over()
-            path = run_train(cfg, out)
-    print(f"meta-trained model: {path}")
+            path = run_train(cfg, out, stop_after=args.stop_after)
+    if path is None:
+        print(f"stopped after {args.stop_after} steps with a checkpoint; `--resume` continues the run")
+    else:
+        print(f"meta-trained model: {path}")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -179,35 +186,35 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     print("\n".join(task_names()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promptgd", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _with_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="YAML preset (configs/*.yaml); dotted overrides such as "
+        "inner.lr=3e-4 eval.limit=50 may follow anywhere on the line",
+    )
 
-    def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "config",
-            nargs="?",
-            help="YAML preset (configs/*.yaml); dotted overrides such as "
-            "inner.lr=3e-4 eval.limit=50 may follow anywhere on the line",
-        )
 
+def _eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model in NC / Prompt / FT modes")
-    with_config(p)
+    _with_config(p)
     p.add_argument("--model", help="model spec (hub id, local dir, packaged:smollm2-135m, tiny:llama)")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--modes", help="comma-separated subset of nc,prompt,ft,ft_irrelevant")
     p.add_argument(
         "--split",
         choices=["test", "val", "meta", "warmup", "ood"],
-        help="which triples: test (reported numbers; the default), val (choosing settings), ood (held-out "
-        "description families of the people tasks); see data/partition.py",
+        help="which triples, asked for by name (or eval.split=): val to choose settings, test for a reported number "
+        "once they are chosen, ood for held-out description families of the people tasks; see data/partition.py",
     )
     p.add_argument("--limit", type=int, help="evaluate the first N triples of the split")
     p.add_argument("--out", required=True, help="directory for predictions.jsonl and summary.json")
     p.set_defaults(func=cmd_eval)
 
+
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="meta-train a model (LC or LG); saves an HF checkpoint at OUT/model")
-    with_config(p)
+    _with_config(p)
     p.add_argument("--model", help="model spec to start from")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl, model/)")
@@ -216,15 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue from the newest checkpoint that loads (from the start if none yet); a finished run is kept",
     )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop after this many more outer steps, with a checkpoint (the schedule stays the whole run's): a "
+        "setting compared on validation part-way continues with --resume",
+    )
     p.set_defaults(func=cmd_train)
 
+
+def _run_parser(sub) -> None:
     p = sub.add_parser("run", help="warm-up, base eval, meta-training per objective, eval, report")
-    with_config(p)
+    _with_config(p)
     p.add_argument("--model", help="model spec to start from")
     p.add_argument("--task", help="task name or jsonl:<path>")
     p.add_argument("--out", default=None, help="run directory (default runs/<preset name>)")
     p.set_defaults(func=cmd_run)
 
+
+def _data_parser(sub) -> None:
     p = sub.add_parser("data", help="data sets")
     data = p.add_subparsers(dest="data_command", required=True)
     p = data.add_parser("fetch", help="acquire and preprocess a real-text task's data; prints its manifest")
@@ -232,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", help="a local copy of the raw data (file or directory)")
     p.set_defaults(func=cmd_data_fetch, config=None)
 
+
+def _absorb_parser(sub) -> None:
     p = sub.add_parser("absorb", help="apply the inner update for some texts and save the updated model")
     p.add_argument("--model", required=True, help="a (meta-trained) model spec or run model directory")
     p.add_argument("--context", action="append", required=True, help="a UTF-8 text file to absorb (repeatable)")
@@ -246,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for the updated model (HF checkpoint)")
     p.set_defaults(func=cmd_absorb, config=None)
 
+
+def _ask_parser(sub) -> None:
     p = sub.add_parser("ask", help="answer a question greedily from a model")
     p.add_argument("--model", required=True)
     p.add_argument("question")
@@ -253,13 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_ask, config=None)
 
+
+def _report_parsers(sub) -> None:
     p = sub.add_parser(
         "diagnose", help="the paper's Tables 4 and 5 from an evaluation directory (needs nc, ft, ft_irrelevant)"
     )
     p.add_argument("eval_dir", help="a directory written by `promptgd eval` (holds predictions.jsonl)")
     p.add_argument("--out", required=True, help="directory for diagnostics.md")
     p.set_defaults(func=cmd_diagnose, config=None)
-
     p = sub.add_parser(
         "export",
         help="copy a `promptgd run` directory's rows, one `promptgd eval` directory as a row (summary, config, "
@@ -269,14 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         required=True,
-        help="destination, e.g. results/quickstart: one folder per row (base, lc, lg); for `eval` or `train`, the row",
+        help="destination, e.g. results/studies/quickstart: one folder per row (base, lc, lg); for `eval` or "
+        "`train`, the row",
     )
     p.add_argument("--replace", action="store_true", help="write over rows already exported to --out")
     p.set_defaults(func=cmd_export, config=None)
+    p = sub.add_parser("tasks", help="list task names")
+    p.set_defaults(func=cmd_tasks, config=None)
 
+
+def _reproduce_parser(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="one of the paper's results end to end: models, evaluations, results/<name>_<scale>.md and .png",
+        help="one of the paper's results end to end: models, evaluations, results/paper/<name>_<scale>.md and .png",
     )
     p.add_argument("name", choices=["figure2", "table1", "table2", "table3", "table4", "table5"])
     p.add_argument(
@@ -285,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="small",
         help="small: offline SmolLM2-135M presets (configs/), CPU hours; paper: configs/paper/ (Llama-3.2-1B, GPU)",
     )
-    p.add_argument("--out", default="results", help="directory for <name>_<scale>.md and .png")
+    p.add_argument("--out", default="results/paper", help="directory for <name>_<scale>.md and .png")
     p.add_argument("--work", help="models and evaluations, reused across experiments (default runs/reproduce/<scale>)")
     p.add_argument("--configs", default="configs", help="the presets directory")
     p.add_argument(
@@ -301,8 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_reproduce, config=None)
 
-    p = sub.add_parser("tasks", help="list task names")
-    p.set_defaults(func=cmd_tasks, config=None)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptgd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_eval_parser, _train_parser, _run_parser, _data_parser, _absorb_parser, _ask_parser):
+        add(sub)
+    _report_parsers(sub)
+    _reproduce_parser(sub)
     return parser
 
 

@@ -109,7 +109,7 @@ class InnerConfig:
     # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
     implementation: Literal["implicit", "explicit"] = "implicit"
     """`implicit`: θ' as per-task low-rank terms (LoRA inner: per-task factors) added in forward hooks, many tasks per
-    pass (update/implicit.py, update/implicit_lora.py); `explicit`: a copy of the weights per task (update/inner.py),
+    pass (update/implicit.py, update/implicit_lora.py); `explicit`: a copy of the weights per task (update/explicit.py),
     the reference. Evaluation with steps > 1 always uses explicit, as implicit memory grows with steps × context
     tokens."""
 
@@ -174,7 +174,7 @@ class TrainConfig:
     lr_scales_lr: float = 1.0e-2
     """Outer Adam learning rate of inner.lr_scales' log-scales. Adam moves each by about its learning rate per step,
     so the weights' train.lr would leave the scales at 1; the default was chosen on SQuAD's validation split
-    (squad_smollm2_levers.md in results/)."""
+    (results/studies/squad_smollm2_levers.md)."""
     lr: float = 1e-5
     """Outer Adam learning rate of the meta-parameters (the weights, or the LoRA factors)."""
     lr_schedule: Literal["constant", "cosine"] = "cosine"

@@ -2,10 +2,10 @@
 
 Why: every meta-step frees and re-allocates tensors of a parameter's size (weight gradients, the tied embedding's
 dense gradient, Adam's temporaries). glibc's malloc serves large blocks with mmap and returns them to the kernel
-when freed, so each step pays page faults to get the same memory back; tcmalloc keeps and reuses it. Measured on
-SmolLM2-135M (`benchmarks/allocator.py`, results/benchmarks.md): meta-steps about 1.4× faster and a lower peak RSS,
-with bit-identical losses. A library can only be preloaded at process start, hence one re-execution of the same
-command line (`__main__.py`) before anything heavy is imported.
+when freed, so each step pays page faults to get the same memory back; tcmalloc keeps and reuses it
+(`benchmarks/allocator.py` measures both; results/benchmarks/benchmarks.md, "The allocator"), with bit-identical
+losses. A library can only be preloaded at process start, hence one re-execution of the same command line
+(`__main__.py`) before anything heavy is imported.
 
 PROMPTGD_MALLOC=system keeps glibc's allocator. Install tcmalloc with `apt install libtcmalloc-minimal4` (Debian,
 Ubuntu); without it, and off Linux, the command runs as it is.

@@ -158,7 +158,7 @@ def _absorptions(mode: str, triples: list[Triple], k: int) -> list[tuple[list[in
 
 def _passes(absorptions, context_ids, eval_cfg: EvalConfig, tasks_per_pass: int | None) -> list[list[tuple]]:
     """Absorptions grouped into passes, up to eval.batch_size questions and eval.pass_tokens context tokens (a pass
-    keeps every context token's factors: 16 SQuAD paragraphs in one pass held 12.7 GB at SmolLM2-135M) and
+    keeps every context token's factors, so its memory grows with their number) and
     `tasks_per_pass` absorptions (the explicit update: one); each batch one pass. An absorption with more questions or
     tokens than that is a pass of its own. A pass holds absorptions of equal k."""
     passes: list[list[tuple[list[int], list[int]]]] = []

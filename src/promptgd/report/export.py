@@ -2,9 +2,9 @@
 `predictions.jsonl.gz`, so every number in a committed result file can be checked against its predictions.
 
     promptgd run configs/quickstart.yaml --out runs/quickstart
-    promptgd export runs/quickstart --out results/quickstart     # results/quickstart/{base,lc}/...
-    promptgd export runs/squad_test/ft_steps16 --out results/squad_smollm2/base-steps16   # one `promptgd eval`
-    promptgd export runs/sweep/mu1 --out results/sweep_quickstart/mu1   # one `promptgd train`: config and logs
+    promptgd export runs/quickstart --out results/studies/quickstart     # results/studies/quickstart/{base,lc}/...
+    promptgd export runs/squad_test/ft_steps16 --out results/studies/squad_smollm2/base-steps16   # one `promptgd eval`
+    promptgd export runs/sweep/mu1 --out results/studies/sweep_quickstart/mu1   # one `promptgd train`: config and logs
 
 `promptgd reproduce` writes its rows the same way, beside its markdown, with each model's training log.
 """

@@ -417,18 +417,9 @@ def report(
 ) -> str:
     headers = [c.header for c in experiment.columns]
     extra = _derived(experiment, values)
-    lines = [
-        f"# {experiment.title} — scale `{rep.scale}`",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        timing,
-        "",
-        "| model | " + " | ".join(headers + list(extra.get("", {}))) + " |",
-        "|---|" + "---:|" * (len(headers) + len(extra.get("", {}))),
-    ]
+    lines = [f"# {experiment.title} — scale `{rep.scale}`", "", "```bash", command, "```", "", timing, ""]
+    lines += ["| model | " + " | ".join(headers + list(extra.get("", {}))) + " |"]
+    lines += ["|---|" + "---:|" * (len(headers) + len(extra.get("", {})))]
     for label, row in values.items():
         cells = [f"{100 * row[h]:.1f}" if h in row else "–" for h in headers] + list(extra.get(label, {}).values())
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -448,21 +439,14 @@ def report(
         "",
         "Models (under the work directory; every config also takes the command's overrides):",
         "",
+        *_model_lines(experiment, rep),
+        "",
+        "Presets against the paper (each row adds the overrides listed beside it):",
+        "",
     ]
-    for label, model in experiment.rows:
-        tasks = [model.task] if model.task else [c.task for c in experiment.columns]
-        for task in dict.fromkeys(tasks):
-            preset, preset_overrides = PRESETS[rep.scale][task]
-            where = "start_model" if model.kind == "start" else model.name
-            source = f", fine-tuned from `{task}/{model.source.name}`" if model.source else ""
-            lines.append(
-                f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip()
-                + source
-            )
     tasks = dict.fromkeys(
         [m.task for _, m in experiment.rows if m.task] + [c.task for c in experiment.columns if c.task]
     )
-    lines += ["", "Presets against the paper (each row adds the overrides listed beside it):", ""]
     lines += [f"- {task}: {deviations_line(rep.config(task))}" for task in tasks]
     lines += [
         "",
@@ -473,6 +457,22 @@ def report(
         "",
     ]
     return "\n".join(lines)
+
+
+def _model_lines(experiment: Experiment, rep: Reproduction) -> list[str]:
+    """One line per row and task: where its model lives and the preset and overrides it was built with."""
+    lines = []
+    for label, model in experiment.rows:
+        tasks = [model.task] if model.task else [c.task for c in experiment.columns]
+        for task in dict.fromkeys(tasks):
+            preset, preset_overrides = PRESETS[rep.scale][task]
+            where = "start_model" if model.kind == "start" else model.name
+            source = f", fine-tuned from `{task}/{model.source.name}`" if model.source else ""
+            lines.append(
+                f"- {label}: `{task}/{where}` ← `configs/{preset}` {' '.join([*preset_overrides, *model.overrides])}".rstrip()
+                + source
+            )
+    return lines
 
 
 def _derived(experiment: Experiment, values: dict[str, dict[str, float]]) -> dict[str, dict[str, str]]:

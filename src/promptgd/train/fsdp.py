@@ -28,6 +28,18 @@ from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from promptgd import distributed
+from promptgd.config import ConfigError
+
+
+def check_shardable(implicit: bool, batch_size: int) -> None:
+    """What train.fsdp needs beyond the config: a model the implicit update covers (a sharded model cannot run on a
+    materialised θ'), and outer batches that give every rank as many tasks (each forward and backward is a collective)."""
+    if not implicit:
+        raise ConfigError("train.fsdp=true: the implicit inner update does not cover this model (see the warning)")
+    if batch_size % distributed.world():
+        raise ConfigError(
+            f"train.fsdp=true: train.batch_size={batch_size} must be a multiple of the {distributed.world()} processes"
+        )
 
 
 def shard(model: torch.nn.Module) -> None:

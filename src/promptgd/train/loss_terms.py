@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
+from promptgd import distributed
 from promptgd.config import RunConfig
 from promptgd.data.lm_corpus import LMCorpus
 from promptgd.data.supervised import SupervisedStream
 from promptgd.data.triples import Triple
-from promptgd.lm import Params, TokenBatch
+from promptgd.lm import Forward, Params, TokenBatch, lm_loss
 from promptgd.models.parameterization import Parameterization
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.meta_task import MetaTask
@@ -41,6 +42,23 @@ class BatchTerm:
     name: str
     weight: float
     batch: Callable[[int, torch.device], TokenBatch]  # (step, device) -> the rows its LM loss is the mean over
+
+    def backward(self, forward: Forward, fast: Callable[[], Params], step: int, sharded: bool) -> tuple[float, float]:
+        """Backward of weight × the mean LM loss over the step's batch, of which this rank takes its share; returns
+        (its part of that mean, its tokens), which summed over ranks give the whole batch's."""
+        params = fast()
+        batch = self.batch(step, next(iter(params.values())).device)
+        n = batch.input_ids.shape[0]
+        if sharded:  # each rank must join every FSDP2 forward and backward: all compute it, 1/world each
+            mine, share = batch, 1 / distributed.world()
+        else:
+            rows = distributed.share(list(range(n)))
+            if not rows:
+                return 0.0, 0
+            mine, share = batch.rows(rows), len(rows) / n
+        loss = lm_loss(forward, params, mine) * share
+        (self.weight * loss).backward()
+        return loss.item(), mine.n_tokens * share
 
 
 def pass_terms(cfg: RunConfig, param: Parameterization, update: InnerUpdate, first_order: bool) -> list[PassTerm]:

@@ -21,7 +21,9 @@ from promptgd.train.warmup import format_warmup
 from promptgd.update.step_sizes import save_log_scales
 
 
-def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True) -> Path:
+def trained_or_resumed(
+    cfg: RunConfig, out: Path, partition_fn, start_fn, progress: bool = True, stop_after: int | None = None
+) -> Path | None:
     """`out/model` if that run is complete (same config), else meta-train it, resuming from its last checkpoint
     if one exists; `partition_fn()` and `start_fn()` give the task's partition and the starting (model, tokenizer)
     and are called only when training (building SQuAD's splits or loading a model is wasted on a finished run);
@@ -30,9 +32,8 @@ def trained_or_resumed(cfg: RunConfig, out: Path, partition_fn, start_fn, progre
     if is_complete(run.model):
         require_config(run.config, cfg, "meta-training")
         return run.model
-    return run_train(
-        cfg, out, resume=resume_point(out) is not None, progress=progress, part=partition_fn(), start=start_fn()
-    )
+    resume = resume_point(out) is not None
+    return run_train(cfg, out, resume, progress, partition_fn(), start_fn(), stop_after)
 
 
 def resume_point(out: Path) -> str | None:
@@ -97,9 +98,11 @@ def run_train(
     progress: bool = True,
     part: Partition | None = None,
     start: tuple | None = None,
-) -> Path:
+    stop_after: int | None = None,
+) -> Path | None:
     """Meta-train and save the result to `out/model`; returns that path. With `transfer.mode` sequential the
-    saved model is the meta-trained one after the ordinary fine-tune on task B."""
+    saved model is the meta-trained one after the ordinary fine-tune on task B. `stop_after`: stop after that many
+    more steps with a checkpoint and no model (None returned) unless training ends first; a resume continues."""
     if resume or RunDir(out).config.is_file():  # a checkpoint or log of another config would mix two runs
         require_config(RunDir(out).config, cfg, "resume" if resume else "meta-training")
     part = part or load_partition(cfg)
@@ -127,7 +130,9 @@ def run_train(
     trainer = MetaTrainer(cfg, tokenizer, param, tasks, val, out, task_b)
     if resume:
         trainer.resume()
-    trainer.train(progress=progress)
+    trainer.train(progress=progress, stop_after=stop_after)
+    if trainer.step < trainer.total_steps:
+        return None
     started = time.perf_counter()
     with trainer.whole_model() as model:  # sharded (train.fsdp): gathered on every rank, saved by rank 0
         if cfg.transfer.mode == "sequential":

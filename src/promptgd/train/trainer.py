@@ -13,11 +13,10 @@ import torch
 from tqdm.auto import tqdm
 
 from promptgd import distributed
-from promptgd.config import ConfigError, RunConfig, dump_yaml, replace
+from promptgd.config import RunConfig, dump_yaml, replace
 from promptgd.data.encoding import Encoder
 from promptgd.errors import UserError
 from promptgd.evaluate.recipe import evaluate_model
-from promptgd.lm import lm_loss
 from promptgd.models.parameterization import Parameterization, full_rank
 from promptgd.objectives.lc import LCObjective
 from promptgd.objectives.lg import LGObjective
@@ -25,7 +24,7 @@ from promptgd.objectives.meta_task import MetaTask, into_passes
 from promptgd.run_dir import RunDir, write_text_atomically
 from promptgd.train import fsdp
 from promptgd.train.checkpoint import load_checkpoint, optimizer_state, optimizer_tensors, save_checkpoint
-from promptgd.train.loss_terms import BatchTerm, batch_terms, pass_terms
+from promptgd.train.loss_terms import batch_terms, pass_terms
 from promptgd.train.metrics_log import MetricsLog, peak_memory_mb
 from promptgd.train.outer_optimizer import data_order, outer_optimizer
 from promptgd.update.gradient_sinks import gradient_sinks
@@ -56,7 +55,7 @@ class MetaTrainer:
         self.update = param.inner_update(cfg.inner.implementation)
         self.sharded = t.fsdp and distributed.active()  # weights, gradients and Adam state split over the processes
         if self.sharded:
-            self._check_shardable()
+            fsdp.check_shardable(isinstance(self.update, LowRankUpdate), t.batch_size)
             self.whole = fsdp.WholeModel(param.model)  # made before sharding: the update probed the plain modules
             fsdp.shard(param.model)
             param = full_rank(param.model, sharded=True)
@@ -73,17 +72,6 @@ class MetaTrainer:
         self.optimizer, self.scheduler = outer_optimizer(param, t, self.total_steps)
         self.step = self.skipped = 0
         self.seconds = 0.0  # the loop's time to reach `step` over every invocation (a checkpoint carries it)
-
-    def _check_shardable(self) -> None:
-        """What train.fsdp needs beyond the config: a model the implicit update covers, and outer batches that give
-        every rank as many tasks (each FSDP2 forward and backward is a collective)."""
-        if not isinstance(self.update, LowRankUpdate):
-            raise ConfigError("train.fsdp=true: the implicit inner update does not cover this model (see the warning)")
-        if self.cfg.train.batch_size % distributed.world():
-            raise ConfigError(
-                f"train.fsdp=true: train.batch_size={self.cfg.train.batch_size} must be a multiple of the "
-                f"{distributed.world()} processes"
-            )
 
     # ---- one outer step -------------------------------------------------------------------------------
     def _passes(self, indices: list[int]) -> list[MetaTask]:
@@ -114,7 +102,9 @@ class MetaTrainer:
                 values[term.name] += loss.item()
                 tokens += term.tokens(task)
         for term in self.batch_terms:
-            values[term.name], batch_tokens = self._batch_term(term)
+            values[term.name], batch_tokens = term.backward(
+                self.param.forward, self.param.fast, self.step, self.sharded
+            )
             tokens += batch_tokens
         if not self.sharded:  # FSDP2 has already summed them, each rank holding its shard
             distributed.sum_gradients(self._trainable())
@@ -137,22 +127,6 @@ class MetaTrainer:
         # With frozen weights the outer backward goes only as far as the trainable tensors (the scales), so the
         # weights, which still require grad for the inner step, cost neither a gradient nor its graph walk.
         return list(self.param.trainable.values())
-
-    def _batch_term(self, term: BatchTerm) -> tuple[float, float]:
-        """Backward of weight × the mean LM loss over the term's batch, of which this rank takes its share; returns
-        (its part of that mean, its tokens), which summed over ranks give the whole batch's."""
-        batch = term.batch(self.step, self.device)
-        n = batch.input_ids.shape[0]
-        if self.sharded:  # each rank must join every FSDP2 forward and backward: all compute it, 1/world each
-            mine, share = batch, 1 / distributed.world()
-        else:
-            rows = distributed.share(list(range(n)))
-            if not rows:
-                return 0.0, 0
-            mine, share = batch.rows(rows), len(rows) / n
-        loss = lm_loss(self.param.forward, self.param.fast(), mine) * share
-        (term.weight * loss).backward()
-        return loss.item(), mine.n_tokens * share
 
     def _row(self, values: dict, grad_norm: float, lr: float, tokens: float, seconds: float) -> dict:
         weights = {term.name: term.weight for term in [*self.pass_terms, *self.batch_terms]}

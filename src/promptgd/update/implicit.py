@@ -7,7 +7,7 @@ that matrix; and a module that is elementwise affine in its 1-D parameters (RMSN
 gets per-task gradient vectors. Forward hooks add each row's own task's terms to every such module's output, so
 the rows of one padded batch can belong to different tasks and B tasks share one read of the weights.
 
-Exact: the terms are the explicit update's (update/inner.py), built from the same gradients. With `create_graph`
+Exact: the terms are the explicit update's (update/explicit.py), built from the same gradients. With `create_graph`
 the δ's and x's keep their graph and the meta-gradient flows through them as through the explicit θ' (second
 order); without it they are constants, so dθ'/dθ = I (first order). The requirement on the model: every updated
 parameter is used only through its own module's forward (true of HF causal LMs built from nn.Linear, nn.Embedding
@@ -276,7 +276,7 @@ def one_row_each(contexts: list[TokenBatch]) -> TokenBatch:
 
 def step_schedule(rows: int, n_tasks: int, steps: int, mode: str) -> list[tuple[list[int], float, list[int]]]:
     """The inner steps over context rows that are task-major (task b's k contexts are rows b·k … b·k+k−1), each as
-    (the rows it reads, the weight of each row's loss, the task of each of those rows), as update/inner.py takes
+    (the rows it reads, the weight of each row's loss, the task of each of those rows), as update/explicit.py takes
     them: `batched` takes `steps` steps on the mean loss of each task's k contexts, `sequential` `steps` steps on each
     context in turn."""
     if rows % n_tasks:

@@ -74,7 +74,7 @@ class LoraTaskUpdate:
                 x = calls[m][0]
                 shared = (params[f"{m}.lora_A"], params[f"{m}.lora_B"])
                 a, b = current.factors.get(m, shared)
-                if not create_graph:  # first order: the step's gradient is a constant, as in update/inner.py
+                if not create_graph:  # first order: the step's gradient is a constant, as in update/explicit.py
                     x, a, b = x.detach(), a.detach(), b.detach()
                 x_tasks = x.reshape(n_tasks, -1, x.shape[-1])  # [tasks, tokens, in]
                 d_tasks = delta.reshape(n_tasks, -1, delta.shape[-1])  # [tasks, tokens, out]

@@ -1,10 +1,9 @@
 """Meta-learned step sizes of the inner update: θ' = θ − η ⊙ ∇θ L_LM(c; θ), η one positive number per entry.
 
 The plain step uses one η for every weight, a compromise between tensors whose best steps differ by more than an
-order of magnitude (learned on SQuAD: 1.1× the plain step for norms, up to 22× for upper MLPs;
-results/squad_smollm2_levers.md §10). Here η is learned by the outer optimiser, as in Meta-SGD (Li et al.
-2017) and MAML++'s per-layer learning rates (Antoniou et al. 2019), as exp of log-scales that start at 0, so an
-untrained model takes exactly the plain step:
+order of magnitude (results/studies/squad_smollm2_levers.md §10 shows what was learned on SQuAD). Here η is learned
+by the outer optimiser, as in Meta-SGD (Li et al. 2017) and MAML++'s per-layer learning rates (Antoniou et al.
+2019), as exp of log-scales that start at 0, so an untrained model takes exactly the plain step:
 - `tensor`: η_p = lr · exp(s_p), one scale per updated tensor p;
 - `factored`: for a matrix, η_ij = lr · exp(r_i) · exp(c_j), a scale per row and per column (a weight's output and
   input directions); for a vector (a norm's weight, a bias), one scale per entry.
