@@ -10,10 +10,12 @@ from promptgd.cli import main
 from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple, write_jsonl
 from promptgd.evaluate.recipe import evaluate_model
-from promptgd.lm import TokenBatch, functional_forward, lm_loss
-from promptgd.models.parameterization import full_rank
-from promptgd.update.explicit import ExplicitUpdate
+from promptgd.lm import TokenBatch, functional_forward, lm_loss, sequence_losses
+from promptgd.models.loading import load_model
+from promptgd.models.parameterization import full_rank, with_lr_scales
+from promptgd.update.explicit import ExplicitUpdate, inner_update
 from promptgd.update.implicit import LowRankUpdate
+from promptgd.update.step_sizes import StepSizes
 
 
 def test_ft_leaves_parameters_bit_identical(tiny, triples):
@@ -146,3 +148,55 @@ def test_questions_sharing_a_context_share_one_update(tiny, monkeypatch, impleme
     irrelevant = {r["index"]: r for r in grouped if r["mode"] == "ft_irrelevant"}
     # Each group absorbs the other group's context, so question 0 sees "Rain falls." and question 1 the shared text.
     assert irrelevant[0]["nll"] != ft[0]["nll"] and irrelevant[1]["nll"] != ft[1]["nll"]
+
+
+def test_a_deliberately_oversized_multi_step_update_is_held_not_answered_in_degenerate_text(tiny, triples):
+    """η = 50 over 4 steps raises the context's own loss: unguarded, FT answers from the diverged weights (and says
+    so in diverged_share); guarded, the update stops before the first step that raised it, here the first, so FT
+    answers as the model does without an update."""
+    model, tokenizer = tiny
+    common = ("eval.modes=nc,ft", "inner.lr=50", "inner.steps=4")
+    unguarded = evaluate_model(model, tokenizer, triples, tiny_config(*common), progress=False)
+    guarded = evaluate_model(model, tokenizer, triples, tiny_config(*common, "inner.guard=stop"), progress=False)
+    assert unguarded.modes["ft"]["diverged_share"] == 1.0 and guarded.modes["ft"]["diverged_share"] == 0.0
+    nc = [r["prediction"] for r in guarded.records if r["mode"] == "nc"]
+    assert [r["prediction"] for r in guarded.records if r["mode"] == "ft"] == nc
+    assert [r["prediction"] for r in unguarded.records if r["mode"] == "ft"] != nc
+    assert "diverged_share" not in unguarded.modes["nc"]
+
+
+@pytest.mark.parametrize("guard", ["stop", "halve"])
+def test_a_guarded_update_keeps_every_step_that_lowers_the_context_loss(tiny, guard):
+    """At a small η no step raises the loss, so the guarded update is the unguarded one."""
+    model, tokenizer = tiny
+    forward, params = functional_forward(model), {k: v.detach().requires_grad_() for k, v in model.named_parameters()}
+    context = [TokenBatch.from_lists([tokenizer("Ada wrote the first program.")["input_ids"]], 0, device=DEVICE)]
+    plain = ExplicitUpdate().absorb(forward, params, context, 1, StepSizes(0.01), steps=3)
+    kept = ExplicitUpdate(guard=guard).absorb(forward, params, context, 1, StepSizes(0.01), steps=3)
+    assert all(torch.allclose(plain[k], kept[k], rtol=0, atol=1e-6) for k in plain)
+
+
+@pytest.mark.usefixtures("float64_exact")
+def test_multi_step_evaluation_with_learned_step_sizes_scores_the_explicit_update(triples):
+    """The path behind the SQuAD headline (several steps of learned sizes, explicit with reused buffers): each FT
+    answer's NLL is the NLL at θ' computed directly from `inner_update` (no buffers)."""
+    model, tokenizer = load_model("tiny:llama", dtype="float64", device=DEVICE)
+    model.set_attn_implementation("sdpa")
+    param = with_lr_scales(full_rank(model), "factored", freeze_weights=True)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for v in param.lr_scales.values():
+            v.copy_(0.3 * torch.randn(v.shape, generator=generator, dtype=v.dtype))
+    cfg = tiny_config("eval.modes=ft", "inner.lr=0.2", "inner.steps=3", "inner.lr_scales=factored")
+    records = evaluate_model(model, tokenizer, triples, cfg, progress=False, param=param).records
+    encoder, step = Encoder(tokenizer, cfg.format), param.step_size(cfg.inner, detach=True)
+    for record, triple in zip(records, triples):
+        leaves = {k: v.detach().requires_grad_() for k, v in param.fast().items()}
+        context = [TokenBatch.from_lists([encoder.context(triple)], tokenizer.pad_token_id, device=DEVICE)]
+        adapted = inner_update(param.forward, leaves, context, step, steps=3)
+        answered = TokenBatch.answered(
+            [encoder.query(triple)], [encoder.response(triple)], tokenizer.pad_token_id, DEVICE
+        )
+        with torch.no_grad():
+            nll = float(sequence_losses(param.forward, adapted, answered)[0])
+        assert record["nll"] == pytest.approx(nll, rel=1e-9, abs=1e-9)

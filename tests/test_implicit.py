@@ -1,6 +1,7 @@
 """The implicit inner update (per-task low-rank terms in forward hooks) is the explicit one, exactly: same logits,
 same FT predictions, same meta-gradient, in float64 on tiny models; unsupported modules are named."""
 
+import types
 import warnings
 
 import pytest
@@ -17,7 +18,7 @@ from promptgd.evaluate.recipe import evaluate_model
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
 from promptgd.models.loading import load_model
 from promptgd.models.lora import init_factors, lora_inner, lora_outer
-from promptgd.models.parameterization import full_rank
+from promptgd.models.parameterization import full_rank, with_lr_scales
 from promptgd.objectives.answer_loss import answer_logprobs, answer_loss
 from promptgd.objectives.lg import lg_task
 from promptgd.objectives.meta_task import MetaTask
@@ -57,18 +58,19 @@ def one_each(tokenizer, texts: list[str]) -> list[TokenBatch]:
     return [rows(tokenizer, [t]) for t in texts]
 
 
-def assert_same_logits(model, tokenizer, params, forward, contexts, queries, k, steps, mode):
-    """Implicit logits of every task's k queries == the logits after that task's own explicit update."""
-    update = LowRankUpdate(model, list(params))
+def assert_same_logits(model, tokenizer, params, forward, contexts, queries, k, steps, mode, step=None):
+    """Implicit logits of every task's k queries == the logits after that task's own explicit update (`step`: the
+    step sizes, the plain step of LR by default)."""
+    update, step = LowRankUpdate(model, list(params)), step or StepSizes(LR)
     n_tasks = len(contexts) // k
-    updates = update.absorb(forward, params, one_each(tokenizer, contexts), n_tasks, StepSizes(LR), steps, mode)
+    updates = update.absorb(forward, params, one_each(tokenizer, contexts), n_tasks, step, steps, mode)
     batch = rows(tokenizer, queries)
     adapted, shared = update.adapted(forward, params, updates, torch.arange(len(queries), device=DEVICE) // k)
     implicit = adapted(shared, input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     moved = 0.0
     for task in range(n_tasks):
         own = [rows(tokenizer, [c]) for c in contexts[task * k : (task + 1) * k]]
-        explicit = inner_update(forward, params, own, StepSizes(LR), steps, mode)
+        explicit = inner_update(forward, params, own, step, steps, mode)
         for row in range(task * k, (task + 1) * k):
             mine = batch.rows([row])
             reference = forward(explicit, input_ids=mine.input_ids, attention_mask=mine.attention_mask).logits[0]
@@ -111,14 +113,21 @@ def tiny_other(architecture: str, vocab: int):
     return model.to(DEVICE, torch.float64).eval()
 
 
+@pytest.mark.parametrize("sizes", ["plain", "factored"])
 @pytest.mark.parametrize("architecture", ["qwen2", "gpt_neox"])
-def test_other_architectures_update_implicitly_and_exactly(architecture, monkeypatch):
+def test_other_architectures_update_implicitly_and_exactly(architecture, sizes, monkeypatch):
     # Qwen2's RMSNorm, like Llama's, computes in float32 whatever the model's dtype (see conftest.float64_exact).
     monkeypatch.setattr(Qwen2RMSNorm, "forward", LlamaRMSNorm.forward)
     _, tokenizer = load_model("tiny:llama-1l")
     model = tiny_other(architecture, len(tokenizer))
+    param = with_lr_scales(full_rank(model), "factored", freeze_weights=False)
+    with torch.no_grad():  # every η different (biases, LayerNorm shifts, an untied head included)
+        generator = torch.Generator().manual_seed(0)
+        for v in param.lr_scales.values():
+            v.copy_(0.5 * torch.randn(v.shape, generator=generator, dtype=v.dtype))
+    step = param.step_size(InnerConfig(lr=LR, lr_scales=sizes if sizes == "factored" else "none"), detach=True)
     params = dict(model.named_parameters())
-    assert_same_logits(model, tokenizer, params, functional_forward(model), CONTEXTS, QUERIES, 1, 2, "batched")
+    assert_same_logits(model, tokenizer, params, functional_forward(model), CONTEXTS, QUERIES, 1, 2, "batched", step)
 
 
 def test_an_unsupported_module_is_named_and_the_explicit_update_is_used():
@@ -326,3 +335,40 @@ def test_lora_inner_implicit_meta_gradient_is_the_explicit_one(first_order):
     scale = max(float(g.abs().max()) for g in explicit)
     assert scale > 0
     assert max(float((a - b).abs().max()) for a, b in zip(implicit, explicit)) < 1e-10 * max(scale, 1.0)
+
+
+class HeadOutsideItsModule(torch.nn.Module):
+    """A causal LM whose output layer reuses the embedding matrix in the model's own forward (F.linear), outside any
+    module: the implicit update sees only the embedding's own use of that weight."""
+
+    def __init__(self, vocab: int = 64, dim: int = 16):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.mix = torch.nn.Linear(dim, dim)
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        hidden = torch.tanh(self.mix(self.embed(input_ids)))
+        return types.SimpleNamespace(logits=torch.nn.functional.linear(hidden, self.embed.weight))
+
+
+def test_a_weight_used_outside_its_module_is_caught_by_the_probe_and_the_explicit_update_is_used():
+    torch.manual_seed(0)
+    model = HeadOutsideItsModule().to(DEVICE).eval()
+    LowRankUpdate(model, [n for n, _ in model.named_parameters()])  # no inspection of the modules can tell
+    with pytest.warns(UserWarning, match="differs from the explicit one"):
+        update = full_rank(model).inner_update("implicit")
+    assert isinstance(update, ExplicitUpdate)
+
+
+def test_a_linear_subclass_with_its_own_parameters_or_forward_is_not_taken_for_a_linear():
+    class Gated(torch.nn.Linear):
+        def __init__(self):
+            super().__init__(4, 4)
+            self.gate = torch.nn.Parameter(torch.ones(4))
+
+        def forward(self, x):
+            return super().forward(x) * self.gate
+
+    model = torch.nn.Sequential(Gated())
+    with pytest.raises(UnsupportedModule, match=r"0 \(Gated\)"):
+        LowRankUpdate(model, [n for n, _ in model.named_parameters()])

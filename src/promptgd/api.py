@@ -52,7 +52,7 @@ def absorb(
     device = next(model.parameters()).device
     leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
     contexts = context_batches(tokenizer, texts, max_tokens, device)
-    update = param.inner_update("explicit")
+    update = param.inner_update("explicit", guard=inner.guard)
     adapted = update.absorb(
         param.forward, leaves, contexts, 1, param.step_size(inner, detach=True), inner.steps, inner.mode
     )

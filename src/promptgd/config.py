@@ -105,6 +105,11 @@ class InnerConfig:
     learned scale per tensor; `factored`: per entry, a learned scale per row times one per column of each matrix (one
     per entry of a vector). The scales start at 1 (the plain step), train at train.lr_scales_lr and are saved with the
     model (inner_lr_scales.safetensors), so every FT evaluation of it uses them. lora.variant=none only."""
+    guard: Literal["none", "stop", "halve"] = "none"
+    """What evaluation and `promptgd absorb` do when a step raises the loss of the contexts it was taken on (a
+    diverging update, which then answers in degenerate text): `none` keeps the step (the paper's update); `stop` goes
+    back to the iterate before it and stops; `halve` retakes it at half the size, up to five times, then stops. A
+    guarded update runs explicitly (update/explicit.py `guarded_update`); meta-training never guards."""
 
     # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
     implementation: Literal["implicit", "explicit"] = "implicit"

@@ -26,7 +26,7 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
-from promptgd.lm import Forward, Params, TokenBatch
+from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
 from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
@@ -93,7 +93,8 @@ def evaluate(
                     device=device,
                 )
                 for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
-                    mode_records.append(_record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy))
+                    record = _record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy)
+                    mode_records.append(record | ({"diverged": answerer.diverged[i]} if answerer.diverged else {}))
                 bar.update(len(indices) * distributed.world())
         bar.close()
         mode_records = sorted(distributed.gather(mode_records), key=lambda r: r["index"])
@@ -103,7 +104,15 @@ def evaluate(
     return EvalResult(records=records, modes=modes, seconds=seconds)
 
 
-Answerer = Callable[[list[int]], tuple[Forward, Params]]  # triple indices -> the model that answers them
+@dataclass
+class Answerer:
+    answer: Callable[[list[int]], tuple[Forward, Params]]  # triple indices -> the model that answers them
+    diverged: dict[int, bool]  # triple index -> whether its update raised its own context's loss; {} without an update
+
+    def __call__(self, indices: list[int]) -> tuple[Forward, Params]:
+        return self.answer(indices)
+
+
 Unit = tuple[list[list[int]], Callable[[], Answerer]]  # batches of triple indices, and a function that prepares them
 
 
@@ -112,7 +121,9 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, d
     the expensive part, runs only when the unit's owner calls that function."""
     n, size = len(triples), eval_cfg.batch_size
     if mode in ("nc", "prompt"):
-        return [([batch], lambda: lambda _: (forward, params)) for batch in _batches(list(range(n)), size)]
+        return [
+            ([batch], lambda: Answerer(lambda _: (forward, params), {})) for batch in _batches(list(range(n)), size)
+        ]
     encoded: dict[int, list[int]] = {}  # each context tokenized once: pass sizes and the passes read it
 
     def context_ids(j: int) -> list[int]:
@@ -132,9 +143,14 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, d
             with torch.enable_grad():
                 leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
                 absorbed = update.absorb(forward, leaves, contexts, len(group), step, inner_cfg.steps, inner_cfg.mode)
-            return lambda indices: update.adapted(
-                forward, params, absorbed, torch.tensor([task_of[i] for i in indices], device=device)
-            )
+
+            def answer(indices: list[int]) -> tuple[Forward, Params]:
+                rows = torch.tensor([task_of[i] for i in indices], device=device)
+                return update.adapted(forward, params, absorbed, rows)
+
+            owner = [t for t, (_, sources) in enumerate(group) for _ in sources]
+            rose = _raised_context_loss(forward, params, update, absorbed, contexts, owner, device)
+            return Answerer(answer, {i: rose[t] for t, (answered, _) in enumerate(group) for i in answered})
 
         return prepare
 
@@ -177,6 +193,19 @@ def _passes(absorptions, context_ids, eval_cfg: EvalConfig, tasks_per_pass: int 
     return passes
 
 
+@torch.no_grad()
+def _raised_context_loss(forward, params, update, absorbed, contexts, owner: list[int], device) -> list[bool]:
+    """Per absorbed task, whether its update raised the mean loss of its own contexts (a diverging update, which
+    answers in degenerate text): one forward at θ and one at θ' over the pass's contexts."""
+    batch = TokenBatch.concat(contexts)
+    rows = torch.tensor(owner, device=device)
+    before = sequence_losses(forward, params, batch)
+    after = sequence_losses(*update.adapted(forward, params, absorbed, rows), batch)
+    tasks = max(owner) + 1
+    total = lambda losses: torch.zeros(tasks, dtype=losses.dtype, device=device).index_add(0, rows, losses)  # noqa: E731
+    return (total(after) > total(before)).tolist()
+
+
 def _batches(indices: list[int], size: int) -> list[list[int]]:
     return [indices[start : start + size] for start in range(0, len(indices), size)]
 
@@ -209,8 +238,12 @@ def _record(mode: str, index: int, triple: Triple, generation: str, nll: float, 
 
 
 def _means(records: list[dict]) -> dict[str, float]:
+    """Each metric's mean over the records; for a mode with an update, also the share of its absorbed contexts whose
+    update diverged (`diverged_share`, over contexts, not questions)."""
     n = max(len(records), 1)
     mean = lambda key: sum(float(r[key]) for r in records) / n  # noqa: E731
+    diverged = {r["context"]: r["diverged"] for r in records if "diverged" in r}
+    shares = {"diverged_share": sum(diverged.values()) / len(diverged)} if diverged else {}
     return {
         "accuracy": mean("correct"),
         "exact_match": mean("exact_match"),
@@ -218,4 +251,4 @@ def _means(records: list[dict]) -> dict[str, float]:
         "f1": mean("f1"),
         "token_accuracy": mean("token_accuracy"),
         "nll": mean("nll"),
-    }
+    } | shares

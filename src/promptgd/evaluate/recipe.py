@@ -38,7 +38,7 @@ def evaluate_model(
     # and runs all earlier steps' terms in each step's forward (its memory grows with steps × context tokens),
     # whereas the explicit update holds one copy of the weights per absorption whatever the number of steps.
     implementation = cfg.inner.implementation if cfg.inner.steps == 1 else "explicit"
-    update = param.inner_update(implementation, reuse_buffers=True)
+    update = param.inner_update(implementation, reuse_buffers=True, guard=cfg.inner.guard)
     step = param.step_size(cfg.inner, detach=True)
     return evaluate(
         param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, update, step, progress

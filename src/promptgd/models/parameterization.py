@@ -49,13 +49,15 @@ class Parameterization:
             return StepSizes(inner.lr)
         return StepSizes(inner.lr, {k: v.detach() if detach else v for k, v in self.lr_scales.items()})
 
-    def inner_update(self, implementation: str, reuse_buffers: bool = False) -> InnerUpdate:
+    def inner_update(self, implementation: str, reuse_buffers: bool = False, guard: str = "none") -> InnerUpdate:
         """The inner update for this parameterization (inner.implementation): the implicit one that fits it, or the
-        explicit one when asked for, when the implicit form does not cover the model, or when the implicit update
-        disagrees with the explicit one on a probe (each of the last two said in a warning). `reuse_buffers`: an
-        explicit update for evaluation, which writes every θ' into one set of buffers."""
-        if implementation == "explicit" or self.to_model is not _identity and self.lora_inner_scale is None:
-            return ExplicitUpdate(reuse_buffers)  # a dict the model runs only through to_model, not LoRA-inner's
+        explicit one when asked for, when guarded (inner.guard), when the implicit form does not cover the model, or
+        when the implicit update disagrees with the explicit one on a probe (each of the last two said in a warning).
+        `reuse_buffers`: an explicit update for evaluation, which writes every θ' into one set of buffers."""
+        # A dict the model runs only through to_model (other than LoRA-inner's factors) is not one hooks can update.
+        hookable = self.to_model is _identity or self.lora_inner_scale is not None
+        if implementation == "explicit" or guard != "none" or not hookable:
+            return ExplicitUpdate(reuse_buffers, guard)
         try:
             if self.lora_inner_scale is not None:
                 update = LoraTaskUpdate(self.model, list(self.fast()), self.lora_inner_scale)

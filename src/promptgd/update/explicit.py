@@ -84,14 +84,50 @@ def inner_update(
     return adapted
 
 
+HALVINGS = 5  # `halve` gives up on a step after this many retakes (at 1/32 of its size) and stops there
+
+
+def guarded_update(
+    forward: Forward, params: Params, contexts: list[TokenBatch], step: StepSizes, steps: int, mode: Mode, guard: str
+) -> Params:
+    """`inner_update` (no graph) that never keeps a step which raises the loss of the contexts it was taken on:
+    `stop` returns the iterate before such a step; `halve` retakes it at half the size (up to HALVINGS times, then
+    stops). A step's loss after it is the next step's loss before it when both read the same contexts, so an
+    accepted step costs no extra forward in `batched` mode."""
+    schedule = [contexts] * steps if mode == "batched" else [[c] for c in contexts for _ in range(steps)]
+
+    def loss_at(adapted: Params, group: list[TokenBatch]) -> torch.Tensor:
+        return sum(lm_loss(forward, adapted, c) for c in group) / len(group)
+
+    current, known = params, None  # known: (group, its loss at `current`, with graph)
+    for group in schedule:
+        loss = known[1] if known is not None and known[0] is group else loss_at(current, group)
+        grads = torch.autograd.grad(loss, list(current.values()))
+        for halving in range(HALVINGS + 1):
+            size = 0.5**halving
+            moved = {
+                name: (p - size * step.dense(name) * g).detach().requires_grad_()
+                for (name, p), g in zip(current.items(), grads)
+            }
+            after = loss_at(moved, group)
+            if after <= loss:
+                current, known = moved, (group, after)
+                break
+            if guard == "stop":
+                return current
+        else:
+            return current
+    return current
+
+
 class ExplicitUpdate:
     """θ' as a copy of the weights, one task per call. `reuse_buffers` (evaluation: no graph) writes every θ' into
-    one set of buffers, so a θ' is valid until the next `absorb`."""
+    one set of buffers, so a θ' is valid until the next `absorb`; `guard` (inner.guard) guards it (`guarded_update`)."""
 
     tasks_per_pass = 1
 
-    def __init__(self, reuse_buffers: bool = False):
-        self.reuse_buffers = reuse_buffers
+    def __init__(self, reuse_buffers: bool = False, guard: str = "none"):
+        self.reuse_buffers, self.guard = reuse_buffers, guard
         self.buffers: Params | None = None
 
     def absorb(
@@ -107,6 +143,10 @@ class ExplicitUpdate:
     ) -> Params:
         if n_tasks != 1:
             raise ValueError("the explicit inner update takes one task at a time")
+        if self.guard != "none":
+            if create_graph:
+                raise ValueError("a guarded inner update is for evaluation: meta-training never guards")
+            return guarded_update(forward, params, contexts, step, steps, mode, self.guard)
         if self.reuse_buffers and self.buffers is None:
             self.buffers = {name: torch.empty_like(p).requires_grad_() for name, p in params.items()}
         return inner_update(forward, params, contexts, step, steps, mode, create_graph, self.buffers)
