@@ -36,3 +36,17 @@ def test_overrides_show_up_and_a_hub_revision_is_not_a_different_model():
         "2 epochs, not 1",
         "first-order meta-gradient; the paper differentiates through the inner step",
     ]
+
+
+def test_our_methods_are_named_as_ours_and_the_papers_variants_as_variants():
+    cfg = load_config(CONFIGS / "squad_step_sizes.yaml", ["inner.steps=8", "inner.guard=stop"])
+    found = deviations(cfg)
+    assert "8 inner SGD steps, not 1" in found
+    assert "learned step sizes (inner.lr_scales=factored; ours), not one η" in found
+    assert "weights frozen, only the step sizes meta-learned (ours)" in found
+    assert any(d.startswith("guarded inner steps (inner.guard=stop; ours)") for d in found)
+    lora = deviations(load_config(CONFIGS / "paper" / "squad.yaml", ["lora.variant=inner", "lora.meta_learn_b=false"]))
+    assert lora == [
+        "LoRA inner (rank 1, α 1, the inner step on the factors): the paper's Table 1 variant, not its full-rank method",
+        "LoRA B kept at 0 at θ (ours)",
+    ]

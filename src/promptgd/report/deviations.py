@@ -42,12 +42,35 @@ def deviations(cfg: RunConfig) -> list[str]:
         found.append(f"Prompt-mode term μ = {cfg.train.prompt_weight:g}, not in the paper's objective")
     if cfg.train.first_order:
         found.append("first-order meta-gradient; the paper differentiates through the inner step")
+    found += _our_methods(cfg)
     if cfg.task.name in PAPER_SIZES:
         paper_train, paper_test = PAPER_SIZES[cfg.task.name]
         if cfg.task.n_train and cfg.task.n_train != paper_train:
             found.append(f"{cfg.task.n_train} training triples drawn, the paper has {paper_train}")
         if cfg.task.n_test and cfg.task.n_test != paper_test:
             found.append(f"{cfg.task.n_test} test triples, the paper has {paper_test}")
+    return found
+
+
+def _our_methods(cfg: RunConfig) -> list[str]:
+    """What the run adds to or changes in the paper's method itself, each named as ours or as the paper's variant."""
+    found = []
+    if cfg.inner.lr_scales != "none":
+        found.append(f"learned step sizes (inner.lr_scales={cfg.inner.lr_scales}; ours), not one η")
+    if cfg.train.freeze_weights:
+        found.append("weights frozen, only the step sizes meta-learned (ours)")
+    if cfg.lora.variant != "none":
+        where = "the inner step on the factors" if cfg.lora.variant == "inner" else "a full inner step"
+        found.append(
+            f"LoRA {cfg.lora.variant} (rank {cfg.lora.rank}, α {cfg.lora.alpha:g}, {where}): the paper's Table 1 "
+            "variant, not its full-rank method"
+        )
+        if not cfg.lora.meta_learn_b:
+            found.append("LoRA B kept at 0 at θ (ours)")
+    if cfg.inner.guard != "none":
+        found.append(
+            f"guarded inner steps (inner.guard={cfg.inner.guard}; ours): a step that raises the context loss is undone"
+        )
     return found
 
 
