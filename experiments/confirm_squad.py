@@ -3,7 +3,7 @@
     python experiments/confirm_squad.py --base runs/confirm/base --steps8 runs/confirm/ss_steps8 \
         --steps4 runs/confirm/ss_steps4 [--committed results/.../lg-step-sizes-steps8 --rebuilt runs/confirm/check]
 
-The rule, written before any of its evaluations ran (results/studies/squad_smollm2/confirm.md): the result is
+The rule, written before any of its evaluations ran (results/studies/squad_smollm2.md, "Confirmation on fresh paragraphs"): the result is
 confirmed iff the lower end of the 95% interval (paragraph bootstrap, 10,000 draws, seed 0) of the F1 gap share
 (FT with the learned sizes over 8 steps − base FT) / (base Prompt − base FT) is at least 0.25.
 `--committed/--rebuilt` first checks that the rebuilt model answers the committed row's first questions as it did.

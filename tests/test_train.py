@@ -251,7 +251,7 @@ def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained
     main(["eval", *common, "inner.lr=0.001", "--out", str(tmp_path / "replaced")])
     assert "your settings replace inner.lr=0.001 (trained with 0.037)" in capsys.readouterr().err
     model, tokenizer = load_model(str(model_dir), device=DEVICE)
-    assert model.update_recipe["inner"]["lr"] == 0.037
+    assert model.update_settings["inner"]["lr"] == 0.037
     from_recipe = absorb(model, tokenizer, [triples[0].context])
     from_config = absorb(model, tokenizer, [triples[0].context], tiny_config("inner.lr=0.037").inner)
     assert all(torch.equal(a, b) for a, b in zip(from_recipe.parameters(), from_config.parameters()))
@@ -271,7 +271,7 @@ def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained
     )
     assert "inner.lr=0.037" in capsys.readouterr().err
     updated, _ = load_model(str(tmp_path / "updated"), device=DEVICE)
-    assert updated.update_recipe == model.update_recipe
+    assert updated.update_settings == model.update_settings
     assert all(torch.equal(a, b) for a, b in zip(updated.parameters(), from_recipe.parameters()))
 
 

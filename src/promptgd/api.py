@@ -14,7 +14,7 @@ from promptgd.config import InnerConfig
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import TokenBatch
 from promptgd.models.parameterization import Parameterization, full_rank
-from promptgd.models.update_recipe import inner_config
+from promptgd.models.update_settings import inner_config
 
 
 def context_batches(tokenizer, texts: list[str], max_tokens: int, device) -> list[TokenBatch]:
@@ -38,7 +38,7 @@ def absorb(
 ):
     """Return a copy of `model` after the inner update on `texts` (the input model is left untouched).
 
-    `inner` defaults to the step the model was meta-trained with (its update recipe, read by `load_model`), or
+    `inner` defaults to the step the model was meta-trained with (its update settings, read by `load_model`), or
     the library defaults for a model without one. `param` selects what the update moves, and must be a
     parameterization of `model` itself (default: every weight; a LoRA-inner one moves only its factors, and the
     returned model has the updated delta merged in). The update is the explicit one: a text longer than `max_tokens`
@@ -48,7 +48,7 @@ def absorb(
     param = param or full_rank(model)
     if param.model is not model:
         raise ValueError("absorb: `param` is a parameterization of another model than `model`")
-    inner = inner or inner_config(getattr(model, "update_recipe", None))
+    inner = inner or inner_config(getattr(model, "update_settings", None))
     device = next(model.parameters()).device
     leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
     contexts = context_batches(tokenizer, texts, max_tokens, device)

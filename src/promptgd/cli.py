@@ -11,7 +11,7 @@ from pathlib import Path
 from promptgd import distributed
 from promptgd.config import ConfigError, RunConfig, load_config
 from promptgd.errors import UserError
-from promptgd.models.update_recipe import RECIPE_FILE, describe, inner_config, read_recipe
+from promptgd.models.update_settings import SETTINGS_FILE, describe, inner_config, read_update_settings
 from promptgd.run_dir import RunDir, locked
 
 
@@ -31,15 +31,15 @@ def _config(args: argparse.Namespace, under: dict | None = None) -> RunConfig:
     return load_config(args.config, flags + args.overrides, under)
 
 
-def _config_with_recipe(args: argparse.Namespace) -> RunConfig:
-    """`_config` with the update recipe of the model it names (a meta-trained model directory) beneath the preset
+def _config_with_update_settings(args: argparse.Namespace) -> RunConfig:
+    """`_config` with the update settings of the model it names (a meta-trained model directory) beneath the preset
     and the overrides, so the model is updated as it was trained unless the user says otherwise; says so in one line."""
     cfg = _config(args)
-    recipe = read_recipe(cfg.model.spec)
-    if recipe is None:
+    settings = read_update_settings(cfg.model.spec)
+    if settings is None:
         return cfg
-    cfg = _config(args, under=recipe)
-    print(describe(recipe, {section: getattr(cfg, section) for section in recipe}, cfg.model.spec), file=sys.stderr)
+    cfg = _config(args, under=settings)
+    print(describe(settings, {section: getattr(cfg, section) for section in settings}, cfg.model.spec), file=sys.stderr)
     return cfg
 
 
@@ -58,7 +58,7 @@ def _split_config_and_overrides(parser: argparse.ArgumentParser, args: argparse.
 def cmd_eval(args: argparse.Namespace) -> None:
     from promptgd.evaluate.recipe import run_eval
 
-    cfg = _config_with_recipe(args)
+    cfg = _config_with_update_settings(args)
     if args.split is None and not any(o.startswith("eval.split=") for o in args.overrides):
         # Test triples are for a reported number, once its settings are chosen: they are asked for by name.
         raise ConfigError("promptgd eval: say which triples, --split val (to choose settings) or --split test")
@@ -124,14 +124,14 @@ def cmd_absorb(args: argparse.Namespace) -> None:
         for key, value in (("lr", args.lr), ("steps", args.steps), ("mode", args.mode))
         if value is not None
     ]
-    inner = inner_config(model.update_recipe, given)
-    if model.update_recipe:
-        print(describe({"inner": model.update_recipe["inner"]}, {"inner": inner}, args.model), file=sys.stderr)
+    inner = inner_config(model.update_settings, given)
+    if model.update_settings:
+        print(describe({"inner": model.update_settings["inner"]}, {"inner": inner}, args.model), file=sys.stderr)
     updated = absorb(model, tokenizer, texts, inner, param=param)
     updated.save_pretrained(args.out, safe_serialization=True)
     tokenizer.save_pretrained(args.out)
-    if model.update_recipe:  # the updated model absorbs more text the same way, with the same learned step sizes
-        for name in (RECIPE_FILE, LR_SCALES_FILE):
+    if model.update_settings:  # the updated model absorbs more text the same way, with the same learned step sizes
+        for name in (SETTINGS_FILE, LR_SCALES_FILE):
             if (Path(args.model) / name).is_file():
                 shutil.copyfile(Path(args.model) / name, Path(args.out) / name)
     print(f"absorbed {len(texts)} text(s) into {args.out}")
@@ -254,12 +254,12 @@ def _absorb_parser(sub) -> None:
     p = sub.add_parser("absorb", help="apply the inner update for some texts and save the updated model")
     p.add_argument("--model", required=True, help="a (meta-trained) model spec or run model directory")
     p.add_argument("--context", action="append", required=True, help="a UTF-8 text file to absorb (repeatable)")
-    p.add_argument("--lr", type=float, help="inner learning rate η (default: the model's update recipe, else 1e-3)")
-    p.add_argument("--steps", type=int, help="SGD steps (default: the model's update recipe, else 1)")
+    p.add_argument("--lr", type=float, help="inner learning rate η (default: the model's update settings, else 1e-3)")
+    p.add_argument("--steps", type=int, help="SGD steps (default: the model's update settings, else 1)")
     p.add_argument(
         "--mode",
         choices=["batched", "sequential"],
-        help="several texts: one step on their mean loss, or one after another (default: the recipe's, else batched)",
+        help="several texts: one step on their mean loss, or one after another (default: the update settings', else batched)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", required=True, help="directory for the updated model (HF checkpoint)")

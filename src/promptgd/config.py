@@ -448,7 +448,7 @@ def _dotted_to_nested(overrides: list[str]) -> dict:
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, under: dict | None = None
 ) -> RunConfig:
-    """Defaults, then `under` (nested sections, e.g. a meta-trained model's update recipe), then the YAML preset at
+    """Defaults, then `under` (nested sections, e.g. a meta-trained model's update settings), then the YAML preset at
     `path` (which may name a `base:` preset), then dotted overrides."""
     data: dict = dict(under or {})
     if path is not None:

@@ -15,7 +15,7 @@ from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
 from promptgd.models.parameterization import Parameterization, full_rank, with_lr_scales
-from promptgd.models.update_recipe import RECIPE_FILE
+from promptgd.models.update_settings import SETTINGS_FILE
 from promptgd.report.tables import mode_table
 from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
 from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
@@ -51,13 +51,13 @@ def parameterization_for(model, spec: str) -> Parameterization:
     if (adapter / "adapter_config.json").is_file():
         factors, lora_cfg = load_adapter(model, adapter)
         return lora_inner(model, factors, lora_cfg)
-    recipe = getattr(model, "update_recipe", None)  # read once by load_model from the model directory
+    recipe = getattr(model, "update_settings", None)  # read once by load_model from the model directory
     kind = recipe["inner"].get("lr_scales", "none") if recipe else "none"
     if kind == "none":
         return full_rank(model)
     log_scales = load_log_scales(Path(spec), next(model.parameters()).device)
     if log_scales is None:
-        raise UserError(f"{Path(spec) / LR_SCALES_FILE}: missing, but {RECIPE_FILE} says inner.lr_scales={kind}")
+        raise UserError(f"{Path(spec) / LR_SCALES_FILE}: missing, but {SETTINGS_FILE} says inner.lr_scales={kind}")
     return with_lr_scales(full_rank(model), kind, freeze_weights=False, log_scales=log_scales)
 
 

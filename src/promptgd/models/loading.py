@@ -19,7 +19,7 @@ from promptgd.config import ModelConfig
 from promptgd.data.acquire import cache_dir
 from promptgd.errors import UserError
 from promptgd.models.tiny import tiny_model
-from promptgd.models.update_recipe import read_recipe
+from promptgd.models.update_settings import read_update_settings
 from promptgd.run_dir import is_complete, staged
 
 ATTENTION = "eager"
@@ -57,7 +57,7 @@ def set_tf32(enabled: bool) -> None:
 
 def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bool = False):
     """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`; a
-    meta-trained model directory's update recipe (models/update_recipe.py) is `model.update_recipe`. `tf32`: see
+    meta-trained model directory's update settings (models/update_settings.py) is `model.update_settings`. `tf32`: see
     `set_tf32` (config: model.tf32)."""
     torch_dtype = DTYPES[dtype]
     set_tf32(tf32)
@@ -66,11 +66,12 @@ def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bo
             model, tokenizer = tiny_model(spec.removeprefix("tiny:"), torch_dtype)
         except ValueError as e:
             raise ModelLoadError(str(e)) from None
+        model.update_settings = None
     else:
         path = _packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
         model, tokenizer = _from_pretrained(spec, path, torch_dtype)
         # How a meta-trained model must be updated (promptgd.absorb reads it); None for any other model.
-        model.update_recipe = read_recipe(path)
+        model.update_settings = read_update_settings(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding is always masked, so any id will do
     return model.to(resolve_device(device)).eval(), tokenizer

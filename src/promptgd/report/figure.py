@@ -3,6 +3,7 @@ base / LC / LG, bars = NC / Prompt / FT accuracy), both built only from the run'
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +11,18 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from promptgd.report.tables import MODE_NAMES, gap_share, mode_table  # noqa: E402
+from promptgd.report.intervals import (  # noqa: E402
+    FIELDS,
+    Interval,
+    arm,
+    bootstrap,
+    evaluation_records,
+    metric_interval,
+    note,
+)
+from promptgd.report.intervals import gap_share as gap_share_of  # noqa: E402
+from promptgd.report.tables import METRICS, MODE_NAMES, gap_share, mode_table  # noqa: E402
+from promptgd.run_dir import RunDir  # noqa: E402
 
 ROW_NAMES = {
     "base": "base (warmed up)",
@@ -53,11 +65,16 @@ def figure2(rows: dict[str, dict], path: Path, title: str) -> None:
 
 
 def write_report(summary: dict, out: Path) -> str:
-    """Write report.md and figure2.png under `out`; return the markdown."""
+    """Write report.md and figure2.png under `out`; return the markdown. Each number gets its 95% interval over
+    contexts where its row's predictions are under `out` (a run directory, or rows exported there)."""
     rows = summary["rows"]
     split = summary.get("split", "test")
     title = f"{summary['model']} on {summary['task']}, {split} split (n = {summary['n']})"
     figure2(rows, out / "figure2.png", title)
+    records = row_records(out, rows)
+    bounds = {ROW_NAMES.get(k, k): mode_intervals(records[k], v) for k, v in rows.items() if k in records}
+    test_sets = {f"{summary['task']} {'ood' if k.endswith('-ood') else split}": k for k in records}
+    contexts = {name: len({r["context"] for r in records[k]}) for name, k in test_sets.items()}
     lines = [
         f"### {title}",
         "",
@@ -65,24 +82,12 @@ def write_report(summary: dict, out: Path) -> str:
         summary["command"],
         "```",
         "",
-        mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}),
+        mode_table({ROW_NAMES.get(k, k): v for k, v in rows.items()}, bounds),
         "",
+        intervals_line(contexts, [ROW_NAMES.get(k, k) for k in rows if k not in records]),
+        "",
+        *gap_lines(rows, records),
     ]
-    if "base" in rows:
-        for name, row in rows.items():
-            base = rows.get("base-ood" if name.endswith("-ood") else "base")  # each test set against its own base row
-            closed = (
-                {label: gap_closed(base, row, metric) for label, metric in GAP_METRICS.items()}
-                if base and base is not row
-                else {}
-            )
-            closed = {label: value for label, value in closed.items() if value is not None}
-            if closed:
-                lines.append(
-                    f"- {ROW_NAMES.get(name, name)}: closes "
-                    + ", ".join(f"{round(100 * v)}% ({label})" for label, v in closed.items())
-                    + " of the base Prompt−FT gap."
-                )
     for name, row in rows.items():
         ood = rows.get(f"{name}-ood", {}).get("ft")
         if ood and row.get("ft", {}).get("accuracy"):
@@ -101,6 +106,73 @@ def write_report(summary: dict, out: Path) -> str:
     markdown = "\n".join(lines)
     (out / "report.md").write_text(markdown)
     return markdown
+
+
+def row_records(out: Path, rows: Iterable[str]) -> dict[str, list[dict]]:
+    """Row -> its prediction records, for the rows whose predictions are under `out`: in a run directory's layout
+    (RunDir.rows: base/, <objective>/eval/) or in exported rows (<out>/<row>/, report/export.py)."""
+    run = RunDir(out)
+    places = run.rows() if run.summary.is_file() else {}
+    found = {}
+    for row in rows:
+        candidates = [d for d in (places.get(row), out / row) if d is not None]
+        records = next((r for r in map(evaluation_records, candidates) if r is not None), None)
+        if records is not None:
+            found[row] = records
+    return found
+
+
+def mode_intervals(records: list[dict], by_mode: dict[str, dict]) -> dict[str, dict[str, Interval]]:
+    """Mode -> metric -> interval, for the table's metrics that the summary and the prediction records both hold
+    (predictions written before a metric existed lack its field)."""
+    out: dict[str, dict[str, Interval]] = {}
+    for mode, metrics in by_mode.items():
+        of_mode = [r for r in records if r["mode"] == mode]
+        fields = set.intersection(*(set(r) for r in of_mode)) if of_mode else set()
+        out[mode] = {
+            k: metric_interval(of_mode, mode, k) for k in METRICS if k in metrics and FIELDS.get(k, k) in fields
+        }
+    return out
+
+
+def intervals_line(contexts: dict[str, int], without: list[str]) -> str:
+    """The line under the table: what its intervals are, or that a row (or every row) has none."""
+    if not contexts:
+        return "No intervals: made from summaries alone (no predictions.jsonl beside them to bootstrap)."
+    missing = f" Rows without predictions, so without intervals: {', '.join(without)}." if without else ""
+    return note(contexts) + missing
+
+
+def gap_lines(rows: dict[str, dict], records: dict[str, list[dict]]) -> list[str]:
+    """One line per meta-trained row: the share of its base row's Prompt−FT gap it closed, per metric, with the
+    interval of that share where both rows' predictions are there (the three arms paired on the same contexts)."""
+    if "base" not in rows:
+        return []
+    lines = []
+    for name, row in rows.items():
+        base_name = "base-ood" if name.endswith("-ood") else "base"  # each test set against its own base row
+        base = rows.get(base_name)
+        if not base or base is row:
+            continue
+        closed = []
+        for label, metric in GAP_METRICS.items():
+            value = gap_closed(base, row, metric)
+            if value is None:
+                continue
+            interval = gap_interval(records.get(base_name), records.get(name), metric)
+            bounds = f"; 95% interval {interval.bounds(100, 0, '%')}" if interval else ""
+            closed.append(f"{round(100 * value)}% ({label}{bounds})")
+        if closed:
+            lines.append(f"- {ROW_NAMES.get(name, name)}: closes " + ", ".join(closed) + " of the base Prompt−FT gap.")
+    return lines
+
+
+def gap_interval(base: list[dict] | None, meta: list[dict] | None, metric: str) -> Interval | None:
+    """The interval of (meta FT − base FT) / (base Prompt − base FT), the three arms paired on the same contexts."""
+    if base is None or meta is None:
+        return None
+    arms = {"prompt": arm(base, "prompt", metric), "ft": arm(base, "ft", metric), "after": arm(meta, "ft", metric)}
+    return bootstrap(arms, gap_share_of("after", "prompt", "ft"))
 
 
 def bar_chart(values: dict[str, dict[str, float]], path: Path, title: str) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from promptgd import distributed
 from promptgd.config import RunConfig, dump_yaml, load_config, to_dict, with_overrides
@@ -23,10 +25,12 @@ from promptgd.evaluate.evaluator import MODES
 from promptgd.evaluate.recipe import EVAL_SECTIONS, cached_modes, evaluate_into, parameterization_for
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import init_factors
+from promptgd.report import intervals
 from promptgd.report.deviations import PAPER_SIZES, deviations_line
 from promptgd.report.diagnostics import read_predictions, update_effect
 from promptgd.report.export import TRAINING_LOGS, export_rows
 from promptgd.report.figure import bar_chart
+from promptgd.report.intervals import Arms, Interval, predictions_file
 from promptgd.report.tables import gap_share
 from promptgd.reproduce.cost import DATA_DOWNLOADS, Rates, Work, estimate_lines, eval_key, train_key
 from promptgd.reproduce.experiments import (
@@ -241,8 +245,64 @@ class Reproduction:
 
 def cell_value(eval_dir: Path, metric: str, task: str) -> float:
     if metric.startswith("share:"):
-        return update_effect(read_predictions(eval_dir / "predictions.jsonl"))[metric.removeprefix("share:")]
+        # A committed row holds predictions.jsonl.gz; a missing file is named as predictions.jsonl.
+        predictions = predictions_file(eval_dir) or eval_dir / "predictions.jsonl"
+        return update_effect(read_predictions(predictions))[metric.removeprefix("share:")]
     return json.loads((eval_dir / "summary.json").read_text())["modes"][metric][MEASURE.get(task, "accuracy")]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a table cell's number comes from: the evaluation directory, the column's metric (a mode or
+    "share:<Table 4 cell>"), and the test set it was measured on."""
+
+    eval_dir: Path
+    metric: str
+    task: str
+    split: str
+
+    @property
+    def test_set(self) -> str:
+        """The test set, named for the line under the table, which counts the units a draw resamples in it."""
+        k = intervals.contexts_per_update(self.eval_dir)
+        return f"{self.task} {self.split}" + (f" at {k} contexts per update" if k > 1 else "")
+
+    def records(self) -> list[dict] | None:
+        return intervals.evaluation_records(self.eval_dir)
+
+    def arm(self) -> dict[str, list[float]] | None:
+        """The cell's per-question values grouped by resampling unit, for a statistic that pairs it with other
+        cells; None without predictions."""
+        records = self.records()
+        return None if records is None else intervals.arm(records, self.metric, MEASURE.get(self.task, "accuracy"))
+
+
+def cell_places(experiment: Experiment, rep: Reproduction) -> dict[tuple[str, str], Place]:
+    """(row label, column header) -> the cell's Place, for every cell the experiment fills."""
+    places = {}
+    for label, column, model, _ in cells(experiment):
+        task = column.task or model.task
+        places[label, column.header] = Place(rep._eval_dir(model, task, column), column.metric, task, column.split)
+    return places
+
+
+def cell_interval(place: Place) -> Interval | None:
+    """The cell's value with its 95% interval over contexts, from its evaluation's predictions; None without them."""
+    records = place.records()
+    if records is None:
+        return None
+    if place.metric.startswith("share:"):
+        return intervals.share_interval(records, place.metric.removeprefix("share:"))
+    return intervals.metric_interval(records, place.metric, MEASURE.get(place.task, "accuracy"))
+
+
+def paired_interval(arms: dict[str, Place | None], statistic: Callable[[Arms], np.ndarray]) -> Interval | None:
+    """A statistic of several cells measured on the same contexts, bootstrapped with the cells paired; None where a
+    cell has no predictions."""
+    grouped = {name: place.arm() if place else None for name, place in arms.items()}
+    if any(g is None for g in grouped.values()):
+        return None
+    return intervals.bootstrap(grouped, statistic)
 
 
 def _modes(metric: str) -> list[str]:
@@ -415,16 +475,9 @@ def report(
     timing: str,
     stem: str,
 ) -> str:
-    headers = [c.header for c in experiment.columns]
-    extra = _derived(experiment, values)
     lines = [f"# {experiment.title} — scale `{rep.scale}`", "", "```bash", command, "```", "", timing, ""]
-    lines += ["| model | " + " | ".join(headers + list(extra.get("", {}))) + " |"]
-    lines += ["|---|" + "---:|" * (len(headers) + len(extra.get("", {})))]
-    for label, row in values.items():
-        cells = [f"{100 * row[h]:.1f}" if h in row else "–" for h in headers] + list(extra.get(label, {}).values())
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += table_lines(experiment, values, cell_places(experiment, rep))
     lines += [
-        "",
         "Accuracy in %: exact match after SQuAD normalisation of the first answer line; on WikiText, token "
         "accuracy (the share of the 5-word continuation's tokens that are the argmax given the gold tokens before them).",
         *(
@@ -459,6 +512,33 @@ def report(
     return "\n".join(lines)
 
 
+NO_INTERVALS = "No intervals: the evaluations behind this table have no predictions.jsonl to bootstrap."
+
+
+def table_lines(
+    experiment: Experiment, values: dict[str, dict[str, float]], places: dict[tuple[str, str], Place]
+) -> list[str]:
+    """The table, a blank line and the line on its intervals: each cell `value (low–high)` where its evaluation's
+    predictions are there, the value alone where not."""
+    headers = [c.header for c in experiment.columns]
+    extra = _derived(experiment, values, places)
+    lines = ["| model | " + " | ".join(headers + list(extra.get("", {}))) + " |"]
+    lines += ["|---|" + "---:|" * (len(headers) + len(extra.get("", {})))]
+    contexts: dict[str, int] = {}  # test set -> its number of contexts, for the line under the table
+    for label, row in values.items():
+        cells = []
+        for header in headers:
+            place = places.get((label, header))
+            interval = cell_interval(place) if place and header in row else None
+            if interval:
+                contexts[place.test_set] = interval.contexts
+                cells.append(interval.format(100))
+            else:
+                cells.append(f"{100 * row[header]:.1f}" if header in row else "–")
+        lines.append(f"| {label} | " + " | ".join(cells + list(extra.get(label, {}).values())) + " |")
+    return lines + ["", intervals.note(contexts) if contexts else NO_INTERVALS]
+
+
 def _model_lines(experiment: Experiment, rep: Reproduction) -> list[str]:
     """One line per row and task: where its model lives and the preset and overrides it was built with."""
     lines = []
@@ -475,15 +555,25 @@ def _model_lines(experiment: Experiment, rep: Reproduction) -> list[str]:
     return lines
 
 
-def _derived(experiment: Experiment, values: dict[str, dict[str, float]]) -> dict[str, dict[str, str]]:
-    """The extra column: {"": {header: ""}, row label: {header: text}}; empty when the experiment has none."""
+def _derived(
+    experiment: Experiment, values: dict[str, dict[str, float]], places: dict[tuple[str, str], Place]
+) -> dict[str, dict[str, str]]:
+    """The extra column: {"": {header: ""}, row label: {header: text}}; empty when the experiment has none. Its
+    interval pairs the cells it is computed from on the same contexts."""
     if experiment.derived == "gap_closed":
         out: dict[str, dict[str, str]] = {"": {"gap closed": ""}}
         for label, model in experiment.rows:
             base_label = next(lbl for lbl, m in experiment.rows if m.task == model.task and m.kind == "start")
             b = values[base_label]
             share = gap_share(b["Prompt"], b["FT"], values[label]["FT"])  # MEASURE's metrics: higher is better
-            out[label] = {"gap closed": "–" if model.kind == "start" or share is None else f"{100 * share:.0f}%"}
+            if model.kind == "start" or share is None:
+                out[label] = {"gap closed": "–"}
+                continue
+            arms = {"prompt": (base_label, "Prompt"), "ft": (base_label, "FT"), "after": (label, "FT")}
+            interval = paired_interval(
+                {arm: places.get(cell) for arm, cell in arms.items()}, intervals.gap_share("after", "prompt", "ft")
+            )
+            out[label] = {"gap closed": interval.format(100, 0, "%") if interval else f"{100 * share:.0f}%"}
         return out
     if experiment.derived == "retention":
         in_domain = experiment.columns[0].header
@@ -492,6 +582,11 @@ def _derived(experiment: Experiment, values: dict[str, dict[str, float]]) -> dic
         out = {"": {"retention": ""}}
         for label, model in experiment.rows:
             keeps = model.kind != "start" and (model.source is None or model.source.kind != "start") and ref > 0
-            out[label] = {"retention": f"{values[label][in_domain] / ref:.2f}" if keeps else "–"}
+            if not keeps:
+                out[label] = {"retention": "–"}
+                continue
+            arms = {"row": places.get((label, in_domain)), "reference": places.get((reference, in_domain))}
+            interval = paired_interval(arms, intervals.ratio("row", "reference"))
+            out[label] = {"retention": interval.format(1, 2) if interval else f"{values[label][in_domain] / ref:.2f}"}
         return out
     return {}

@@ -13,7 +13,7 @@ from promptgd.malloc import allocator
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, init_factors, lora_inner, lora_outer, merge_into_model, save_adapter
 from promptgd.models.parameterization import full_rank, with_lr_scales
-from promptgd.models.update_recipe import write_recipe
+from promptgd.models.update_settings import write_update_settings
 from promptgd.run_dir import RunDir, is_complete, require_config, staged, write_json
 from promptgd.train.trainer import MetaTrainer
 from promptgd.train.transfer import finetune_on_task_b, task_b_triples
@@ -84,7 +84,7 @@ def save_meta_trained(model, tokenizer, factors, cfg: RunConfig, out: Path, lr_s
     with staged(RunDir(out).model) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        write_recipe(cfg, tmp)
+        write_update_settings(cfg, tmp)
         if cfg.lora.variant == "inner":
             save_adapter(model, factors, cfg.lora, tmp / ADAPTER_DIR, cfg.model.spec)
         if lr_scales:
