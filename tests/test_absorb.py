@@ -1,5 +1,8 @@
 """Absorb → save → load → ask round-trips, from Python and from the command line."""
 
+import json
+
+import pytest
 import torch
 
 import promptgd
@@ -58,3 +61,54 @@ def test_cli_absorb_save_load_ask_round_trip(tmp_path, capsys):
     capsys.readouterr()
     main(["ask", "--model", str(tmp_path / "updated"), "The code:", "--max-new-tokens", "5", "--device", DEVICE])
     assert capsys.readouterr().out.strip() == promptgd.ask(reloaded, tok, "The code:", 5)
+
+
+def one_line_error(capsys, argv) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert stopped.value.code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "content, named",
+    [(b"", "empty"), (b"  \n", "empty"), (b"caf\xe9 au lait", "not UTF-8 text (byte 3)")],
+)
+def test_a_context_file_that_cannot_be_absorbed_is_one_line(tmp_path, capsys, content, named):
+    (tmp_path / "notes.txt").write_bytes(content)
+    argv = ["absorb", "--model", "tiny:llama", "--context", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o")]
+    line = one_line_error(capsys, [*argv, "--device", DEVICE])
+    assert str(tmp_path / "notes.txt") in line and named in line and not (tmp_path / "o").exists()
+
+
+def test_absorb_never_writes_over_a_directory_and_saves_whole(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("The code is abc.")
+    argv = ["absorb", "--model", "tiny:llama", "--context", str(tmp_path / "notes.txt"), "--device", DEVICE]
+    main([*argv, "--lr", "0.05", "--out", str(tmp_path / "m")])
+    assert (tmp_path / "m" / ".promptgd-complete").is_file()  # staged: the model is there whole, or not at all
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    assert "exists" in one_line_error(capsys, [*argv, "--out", str(tmp_path / "m")])
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before
+
+
+def test_ask_answers_a_file_of_questions_as_json_lines(tmp_path, capsys):
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
+    (tmp_path / "q.txt").write_text("The code:\n\nThe key:\n")
+    main(
+        [
+            "ask",
+            "--model",
+            "tiny:llama",
+            "--questions",
+            str(tmp_path / "q.txt"),
+            "--max-new-tokens",
+            "4",
+            "--device",
+            DEVICE,
+        ]
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["question"] for r in lines] == ["The code:", "The key:"]
+    assert lines[0]["answer"] == promptgd.ask(model, tokenizer, "The code:", 4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -12,7 +13,7 @@ from promptgd import distributed
 from promptgd.config import ConfigError, RunConfig, load_config
 from promptgd.errors import UserError
 from promptgd.models.update_settings import SETTINGS_FILE, describe, inner_config, read_update_settings
-from promptgd.run_dir import RunDir, locked
+from promptgd.run_dir import RunDir, locked, staged
 
 
 def _config(args: argparse.Namespace, under: dict | None = None) -> RunConfig:
@@ -98,7 +99,6 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> None:
-    import json
 
     from promptgd.data.acquire import fetch
 
@@ -113,11 +113,30 @@ def _model_and_param(spec: str, device: str):
     return model, tokenizer, parameterization_for(model, spec)
 
 
+def _read_texts(paths: list[str]) -> list[str]:
+    """Each file's text; a missing, non-UTF-8 or empty one is the user's mistake, named in one line."""
+    texts = []
+    for name in paths:
+        path = Path(name)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (FileNotFoundError, IsADirectoryError):
+            raise UserError(f"{path}: no such file") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        if not text.strip():
+            raise UserError(f"{path}: empty; there is nothing to absorb")
+        texts.append(text)
+    return texts
+
+
 def cmd_absorb(args: argparse.Namespace) -> None:
     from promptgd.api import absorb
     from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 
-    texts = [Path(p).read_text(encoding="utf-8") for p in args.context]
+    texts, out = _read_texts(args.context), Path(args.out)
+    if out.exists():  # before the update, which can take minutes: nothing already written is overwritten
+        raise UserError(f"{out}: exists; promptgd absorb writes the updated model to a new directory")
     model, tokenizer, param = _model_and_param(args.model, args.device)
     given = [
         f"inner.{key}={value}"
@@ -128,20 +147,29 @@ def cmd_absorb(args: argparse.Namespace) -> None:
     if model.update_settings:
         print(describe({"inner": model.update_settings["inner"]}, {"inner": inner}, args.model), file=sys.stderr)
     updated = absorb(model, tokenizer, texts, inner, param=param)
-    updated.save_pretrained(args.out, safe_serialization=True)
-    tokenizer.save_pretrained(args.out)
-    if model.update_settings:  # the updated model absorbs more text the same way, with the same learned step sizes
+    with locked(out), staged(out) as tmp:
+        updated.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        # The updated model absorbs more text the same way, with the same learned step sizes.
         for name in (SETTINGS_FILE, LR_SCALES_FILE):
             if (Path(args.model) / name).is_file():
-                shutil.copyfile(Path(args.model) / name, Path(args.out) / name)
-    print(f"absorbed {len(texts)} text(s) into {args.out}")
+                shutil.copyfile(Path(args.model) / name, tmp / name)
+    print(f"absorbed {len(texts)} text(s) into {out}")
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
     from promptgd.api import ask
 
+    if (args.question is None) == (args.questions is None):
+        raise UserError("promptgd ask: give one question, or --questions FILE (one per line), not both")
+    questions = [args.question] if args.question is not None else _read_texts([args.questions])[0].splitlines()
     model, tokenizer, param = _model_and_param(args.model, args.device)
-    print(ask(model, tokenizer, args.question, args.max_new_tokens, param))
+    if args.question is not None:
+        print(ask(model, tokenizer, args.question, args.max_new_tokens, param))
+        return
+    for question in filter(str.strip, questions):  # one JSON object per line: question and answer
+        answer = ask(model, tokenizer, question, args.max_new_tokens, param)
+        print(json.dumps({"question": question, "answer": answer}, ensure_ascii=False))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> None:
@@ -267,9 +295,10 @@ def _absorb_parser(sub) -> None:
 
 
 def _ask_parser(sub) -> None:
-    p = sub.add_parser("ask", help="answer a question greedily from a model")
+    p = sub.add_parser("ask", help="answer a question (or a file of them) greedily from a model")
     p.add_argument("--model", required=True)
-    p.add_argument("question")
+    p.add_argument("question", nargs="?")
+    p.add_argument("--questions", help="a UTF-8 file of questions, one per line; answers print as JSON lines")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_ask, config=None)
