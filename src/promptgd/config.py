@@ -124,8 +124,14 @@ class InnerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant"], ...] = ("nc", "prompt", "ft", "ft_irrelevant")
-    """Which modes to run, in order."""
+    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant", "ft_stream"], ...] = (
+        "nc",
+        "prompt",
+        "ft",
+        "ft_irrelevant",
+    )
+    """Which modes to run, in order. `ft_stream` absorbs the split's documents one after another into one model and
+    asks every question at the end (evaluate/stream.py)."""
     split: Literal["test", "val", "meta", "warmup", "ood"] = "test"
     """The triples evaluated: `test` for reported numbers, `val` for choosing settings, `ood` for held-out description
     families (data/partition.py)."""
@@ -133,6 +139,15 @@ class EvalConfig:
     """Evaluate only the first N triples of the split; 0 = all."""
     max_new_tokens: int = 24
     """Greedy decoding budget; answers stop earlier at a newline or EOS."""
+    stream: int = 0
+    """`ft_stream`: how many documents (distinct contexts) of the split the stream absorbs; 0 = all."""
+    stream_seed: int = 0
+    """`ft_stream`: seeds the order in which the documents are absorbed."""
+    stream_probes: tuple[int, ...] = (10, 100, 1000)
+    """`ft_stream`: after this many documents the first 10 documents' questions are asked again (and at the end)."""
+    locality_corpus: str = "none"
+    """`ft_stream`: held-out text whose per-token NLL before and after the stream measures what the updates cost
+    (`wikitext:<dir>` reads the release's test split, which no λ corpus reads; `builtin`, a file, or `none`)."""
 
     # Speed and memory only: these never change a result beyond float rounding (see SPEED_ONLY).
     batch_size: int = 16
@@ -143,7 +158,9 @@ class EvalConfig:
     context each). The pass keeps the factors of every context token, so its memory grows in proportion."""
 
     def __post_init__(self) -> None:
-        _require(self, "eval", at_least_one=("max_new_tokens", "batch_size", "pass_tokens"), non_negative=("limit",))
+        _require(
+            self, "eval", at_least_one=("max_new_tokens", "batch_size", "pass_tokens"), non_negative=("limit", "stream")
+        )
 
 
 @dataclass(frozen=True)
@@ -388,11 +405,13 @@ def _check_value(value: Any, annotation: Any, key: str) -> Any:
                 errors.append(str(e))
         raise ConfigError(f"{key}: {value!r} matches none of {annotation}")
     if origin is tuple:
-        if isinstance(value, str):  # `eval.modes=nc,ft` on the command line
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        if isinstance(value, str):  # `eval.modes=nc,ft` or `eval.stream_probes=10,100` on the command line
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            value = items if item_type is str or typing.get_origin(item_type) is Literal else map(yaml.safe_load, items)
+            value = list(value)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-        (item_type, _ellipsis) = typing.get_args(annotation)
         return tuple(_check_value(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if is_dataclass(annotation):
         return _build(annotation, value, key + ".")

@@ -12,15 +12,16 @@ from promptgd.data.wikitext import articles
 from promptgd.lm import TokenBatch
 
 
-def read_corpus(source: str) -> str:
+def read_corpus(source: str, split: str = "train") -> str:
     """`builtin` (a few KB shipped with the package, for tests), `wikitext:<dir>` (the tokenized WikiText
     release, cleaned of its ` @-@ `-style artefacts; a bare `wikitext:` looks in $PROMPTGD_DATA, then the
-    hub) or a path to a UTF-8 text file."""
+    hub) or a path to a UTF-8 text file. `split` picks WikiText's: `train` (valid where the release has no train
+    split, as offline WikiText-2) or `test`, which no λ corpus reads."""
     if source == "builtin":
         return resources.files("promptgd.data").joinpath("builtin/generic.txt").read_text(encoding="utf-8")
     if source.startswith("wikitext:"):
         raw = acquire_wikitext(source.removeprefix("wikitext:") or None)
-        text = raw.splits["train"] or raw.splits["valid"]  # offline WikiText-2 has no train split
+        text = raw.splits["test"] if split == "test" else raw.splits["train"] or raw.splits["valid"]
         return "\n".join(paragraph for article in articles(text) for paragraph in article)
     path = Path(source)
     if not path.is_file():

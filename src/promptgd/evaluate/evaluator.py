@@ -5,6 +5,8 @@
 - ft:            the query alone, after the inner update on the triple's own context
 - ft_irrelevant: the query alone, after the inner update on the next triple's context (a control: what
                  a gradient step on unrelated text of the same kind does)
+- ft_stream:     the query alone, after every context of the split was absorbed one after another into one
+                 model (evaluate/stream.py)
 
 With `inner.contexts = k > 1`, FT absorbs k consecutive contexts in one update and then asks all k queries.
 With k = 1, triples that share a context (SQuAD has ~5 questions per paragraph) share one inner update and
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -26,11 +28,12 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
+from promptgd.evaluate.stream import evaluate_stream
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
 from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
-MODES = ("nc", "prompt", "ft", "ft_irrelevant")
+MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream")
 
 
 @dataclass
@@ -38,10 +41,11 @@ class EvalResult:
     records: list[dict]  # one per (triple, mode)
     modes: dict[str, dict[str, float]]  # mode -> metric -> mean
     seconds: dict[str, float]  # mode -> wall time
+    sections: dict = field(default_factory=dict)  # ft_stream's "stream" and "locality" (evaluate/stream.py)
 
     def summary(self, model: str, task: str) -> dict:
         n = len({r["index"] for r in self.records})
-        return {"model": model, "task": task, "n": n, "modes": self.modes}
+        return {"model": model, "task": task, "n": n, "modes": self.modes} | self.sections
 
 
 def evaluate(
@@ -67,9 +71,16 @@ def evaluate(
         triples = triples[: eval_cfg.limit]
     encoder = Encoder(tokenizer, format_cfg)
     stop_ids = stop_token_ids(tokenizer)
-    records, modes, seconds = [], {}, {}
+    records, modes, seconds, sections = [], {}, {}, {}
     for mode in eval_cfg.modes:
         start = time.perf_counter()
+        if mode == "ft_stream":  # one sequence of updates: every process runs it whole
+            args = (forward, params, tokenizer, triples, eval_cfg, inner_cfg, format_cfg, step, device, progress)
+            streamed = evaluate_stream(*args, _record, _means)
+            seconds[mode], sections = time.perf_counter() - start, streamed.sections
+            records += streamed.records
+            modes[mode] = _means(streamed.records)
+            continue
         bar = tqdm(
             total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress or not distributed.is_main()
         )
@@ -101,7 +112,7 @@ def evaluate(
         seconds[mode] = time.perf_counter() - start
         records += mode_records
         modes[mode] = _means(mode_records)
-    return EvalResult(records=records, modes=modes, seconds=seconds)
+    return EvalResult(records=records, modes=modes, seconds=seconds, sections=sections)
 
 
 @dataclass

@@ -97,17 +97,23 @@ def evaluate_into(
     cached = cached_modes(out, cfg)
     kept = EvalResult([], {}, {})
     if cached:  # read once; each finished mode is then added in memory and the whole evaluation rewritten
-        seconds = json.loads((out / "summary.json").read_text()).get("seconds", {})
+        summary = json.loads((out / "summary.json").read_text())
         records = [
             r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines()) if r["mode"] in cached
         ]
-        kept = EvalResult(records, cached, seconds)
+        sections = {k: summary[k] for k in ("stream", "locality") if k in summary}
+        kept = EvalResult(records, cached, summary.get("seconds", {}), sections)
     summary = None
     for mode in cfg.eval.modes:
         if mode in kept.modes:
             continue
         new = evaluate_model(model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={mode}"]), progress, param)
-        kept = EvalResult(kept.records + new.records, {**kept.modes, **new.modes}, {**kept.seconds, **new.seconds})
+        kept = EvalResult(
+            kept.records + new.records,
+            {**kept.modes, **new.modes},
+            {**kept.seconds, **new.seconds},
+            kept.sections | new.sections,
+        )
         every = [m for m in MODES if m in kept.modes]
         # An evaluation of other settings in `out` (a changed preset) is replaced: `out` is the row's own directory.
         summary = write_eval(kept, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out, replace=True)

@@ -1,0 +1,178 @@
+"""FT over a stream (mode `ft_stream`): the documents of a split absorbed one after another into one model, each
+update starting from the previous one's θ', and every question asked at the end, as a user who stores a corpus in
+the weights would ask it (CaMeLS and MAC measure the same; a fresh copy per document, mode `ft`, is the upper bound).
+
+The order is seeded (eval.stream_seed). Beside the usual metrics the summary gets a `stream` section: the metrics of
+each quarter of the stream by position, and those of the first 10 documents' questions asked after 10, 100, 1,000
+documents (eval.stream_probes) and at the end, i.e. how early knowledge fares as more follows; and a `locality`
+section: before and after the stream, the per-token NLL of held-out text (eval.locality_corpus) and the accuracy on
+the known facts (data/builtin/known_facts.json) that the start model answers right without context. Every update is
+explicit (a materialised θ', guarded as inner.guard says), since the next one starts from it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+
+import torch
+from tqdm.auto import tqdm
+
+from promptgd.config import EvalConfig, FormatConfig, InnerConfig
+from promptgd.data.encoding import Encoder
+from promptgd.data.lm_corpus import read_corpus
+from promptgd.data.triples import Triple
+from promptgd.evaluate.answer_metrics import exact_match
+from promptgd.evaluate.decode import score_and_generate, stop_token_ids
+from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
+from promptgd.update.explicit import ExplicitUpdate
+from promptgd.update.step_sizes import StepSizes
+
+PROBED_DOCUMENTS = 10  # the first documents whose questions are asked again as the stream goes on
+LOCALITY_CHUNKS, LOCALITY_TOKENS = 32, 128  # held-out text: this many chunks of this many tokens
+
+
+@dataclass
+class StreamResult:
+    records: list[dict]  # one per question, asked at the end of the stream, with its document's `position` (1-based)
+    sections: dict  # "stream" and "locality", for summary.json
+
+
+def stream_documents(triples: list[Triple], seed: int, n: int) -> list[list[int]]:
+    """The first `n` documents (0: all) in an order seeded by `seed`, each as the indices of its triples."""
+    documents: dict[str, list[int]] = {}
+    for i, triple in enumerate(triples):
+        documents.setdefault(triple.context, []).append(i)
+    order = list(documents.values())
+    random.Random(f"stream:{seed}").shuffle(order)
+    return order[: n or None]
+
+
+def evaluate_stream(
+    forward: Forward,
+    params: Params,
+    tokenizer,
+    triples: list[Triple],
+    eval_cfg: EvalConfig,
+    inner_cfg: InnerConfig,
+    format_cfg: FormatConfig,
+    step: StepSizes,
+    device: torch.device,
+    progress: bool,
+    record,  # evaluator's record maker: (mode, index, triple, generation, nll, token_accuracy) -> dict
+    means,  # evaluator's metric means over records
+) -> StreamResult:
+    encoder = Encoder(tokenizer, format_cfg)
+    ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record)
+    documents = stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream)
+    probed = [i for doc in documents[:PROBED_DOCUMENTS] for i in doc]
+    locality = _Locality(forward, tokenizer, eval_cfg, device, params)
+    update, current, early = ExplicitUpdate(guard=inner_cfg.guard), dict(params), {}
+    for position, doc in enumerate(tqdm(documents, desc="stream", unit="doc", disable=not progress), 1):
+        context = [TokenBatch.from_lists([encoder.context(triples[doc[0]])], tokenizer.pad_token_id, device=device)]
+        with torch.enable_grad():
+            leaves = {name: p.detach().requires_grad_() for name, p in current.items()}
+            adapted = update.absorb(forward, leaves, context, 1, step, inner_cfg.steps, inner_cfg.mode)
+        current = {name: p.detach() for name, p in adapted.items()}
+        if position in eval_cfg.stream_probes and position < len(documents):
+            early[str(position)] = means(ask(current, triples, probed))
+    records = ask(current, triples, [i for doc in documents for i in doc])
+    position_of = {i: position for position, doc in enumerate(documents, 1) for i in doc}
+    for r in records:
+        r["position"] = position_of[r["index"]]
+    early[str(len(documents))] = means([r for r in records if r["position"] <= PROBED_DOCUMENTS])
+    quarters = _quarters(records, len(documents), means)
+    stream = {"documents": len(documents), "probed_documents": min(PROBED_DOCUMENTS, len(documents))}
+    sections = {"stream": stream | {"quarters": quarters, "probed": early}, "locality": locality.after(current)}
+    return StreamResult(records, sections)
+
+
+def _quarters(records: list[dict], documents: int, means) -> list[dict]:
+    """The metrics of each quarter of the stream by document position (first to last)."""
+    out = []
+    for q in range(4):
+        low, high = q * documents / 4, (q + 1) * documents / 4
+        inside = [r for r in records if low < r["position"] <= high]
+        out.append({"positions": [int(low) + 1, int(high)], **(means(inside) if inside else {})})
+    return out
+
+
+@dataclass
+class _Asker:
+    """Greedy answers and teacher-forced scores of triples' queries at given weights, in batches."""
+
+    forward: Forward
+    tokenizer: object
+    encoder: Encoder
+    eval_cfg: EvalConfig
+    device: torch.device
+    record: object
+
+    def __call__(self, params: Params, triples: list[Triple], indices: list[int]) -> list[dict]:
+        records = []
+        for start in range(0, len(indices), self.eval_cfg.batch_size):
+            batch = indices[start : start + self.eval_cfg.batch_size]
+            scored = score_and_generate(
+                self.forward,
+                params,
+                [self.encoder.query(triples[i]) for i in batch],
+                [self.encoder.response(triples[i]) for i in batch],
+                self.tokenizer.pad_token_id,
+                stop_token_ids(self.tokenizer),
+                self.eval_cfg.max_new_tokens,
+                self.device,
+            )
+            for i, nll, accuracy, gen in zip(batch, scored.nll, scored.token_accuracy, scored.generated):
+                records.append(self.record("ft_stream", i, triples[i], self.tokenizer.decode(gen), nll, accuracy))
+        return records
+
+
+class _Locality:
+    """What the stream costs the model's other knowledge: held-out text NLL and known facts, before and after."""
+
+    def __init__(self, forward: Forward, tokenizer, eval_cfg: EvalConfig, device, params: Params):
+        self.forward, self.tokenizer, self.eval_cfg, self.device = forward, tokenizer, eval_cfg, device
+        self.chunks = _held_out_chunks(tokenizer, eval_cfg.locality_corpus, device)
+        facts = json.loads(resources.files("promptgd.data").joinpath("builtin/known_facts.json").read_text())["facts"]
+        answered = self._answers(params, [f["query"] for f in facts])
+        self.known = [f for f, a in zip(facts, answered) if exact_match(a, (f["response"].strip(),))]
+        self.before = self._measure(params)  # known facts: 1.0 by their choice
+
+    def after(self, params: Params) -> dict:
+        return {"before": self.before, "after": self._measure(params), "known_facts": len(self.known)}
+
+    def _measure(self, params: Params) -> dict:
+        answers = self._answers(params, [f["query"] for f in self.known])
+        right = sum(exact_match(a, (f["response"].strip(),)) for f, a in zip(self.known, answers))
+        measured = {"known_facts_accuracy": right / len(self.known) if self.known else None}
+        if self.chunks is not None:
+            with torch.no_grad():
+                measured["held_out_nll"] = float(sequence_losses(self.forward, params, self.chunks).mean())
+        return measured
+
+    def _answers(self, params: Params, queries: list[str]) -> list[str]:
+        ids = [self.tokenizer(q)["input_ids"] for q in queries]
+        stop = stop_token_ids(self.tokenizer)
+        answers = []
+        for start in range(0, len(ids), self.eval_cfg.batch_size):
+            batch = ids[start : start + self.eval_cfg.batch_size]
+            scored = score_and_generate(
+                self.forward, params, batch, [[] for _ in batch], self.tokenizer.pad_token_id, stop, 12, self.device
+            )
+            answers += [self.tokenizer.decode(g).split("\n", 1)[0].strip() for g in scored.generated]
+        return answers
+
+
+def _held_out_chunks(tokenizer, source: str, device) -> TokenBatch | None:
+    """LOCALITY_CHUNKS chunks of LOCALITY_TOKENS tokens of `source` (eval.locality_corpus; `wikitext:<dir>` reads the
+    release's test split, which no λ corpus reads), or None when it is "none"."""
+    if source == "none":
+        return None
+    text = read_corpus(source, split="test")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    chunks = [ids[i : i + LOCALITY_TOKENS] for i in range(0, len(ids) - LOCALITY_TOKENS + 1, LOCALITY_TOKENS)]
+    if not chunks:
+        raise ValueError(f"eval.locality_corpus={source!r} holds fewer than {LOCALITY_TOKENS} tokens")
+    return TokenBatch.from_lists(chunks[:LOCALITY_CHUNKS], tokenizer.pad_token_id, device=device)

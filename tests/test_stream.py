@@ -1,0 +1,47 @@
+"""FT over a stream: documents absorbed one after another into one model, every question asked at the end."""
+
+import pytest
+
+from conftest import tiny_config
+from promptgd.data.triples import Triple
+from promptgd.evaluate.recipe import evaluate_model
+from promptgd.evaluate.stream import stream_documents
+
+DOCUMENTS = [
+    Triple(f"The code of door {d} is {code}.", f"Door {d} opens with", f" {code}")
+    for d, code in enumerate(["abc", "kpq", "zzt", "mno", "rst"])
+]
+STREAM = ("eval.modes=ft,ft_stream", "inner.lr=0.3", "eval.stream_probes=2,4", "eval.locality_corpus=builtin")
+
+
+def test_the_order_is_seeded_and_keeps_each_documents_questions_together():
+    triples = DOCUMENTS + [Triple(DOCUMENTS[0].context, "Door 0 is opened with", " abc")]
+    a, b = stream_documents(triples, 0, 0), stream_documents(triples, 0, 0)
+    assert a == b and sorted(i for doc in a for i in doc) == list(range(6)) and [0, 5] in a
+    assert stream_documents(triples, 1, 0) != a or len(a) < 3
+    assert len(stream_documents(triples, 0, 2)) == 2
+
+
+def test_a_stream_of_one_document_is_its_single_update(tiny):
+    model, tokenizer = tiny
+    result = evaluate_model(model, tokenizer, DOCUMENTS[:1], tiny_config(*STREAM), progress=False)
+    ft, streamed = ([r for r in result.records if r["mode"] == m] for m in ("ft", "ft_stream"))
+    assert streamed[0]["prediction"] == ft[0]["prediction"]
+    assert streamed[0]["nll"] == pytest.approx(ft[0]["nll"], rel=1e-5)
+
+
+def test_a_stream_reports_positions_quarters_probes_and_locality(tiny):
+    model, tokenizer = tiny
+    result = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*STREAM), progress=False)
+    streamed = [r for r in result.records if r["mode"] == "ft_stream"]
+    assert sorted(r["position"] for r in streamed) == [1, 2, 3, 4, 5]
+    stream, locality = result.sections["stream"], result.sections["locality"]
+    assert stream["documents"] == 5 and [q["positions"] for q in stream["quarters"]][-1] == [4, 5]
+    assert set(stream["probed"]) == {"2", "4", "5"}  # after 2 and 4 documents, and at the end
+    assert set(locality) == {"before", "after", "known_facts"} and "held_out_nll" in locality["after"]
+    # The last document was absorbed last: at the end it is where its own single update left it, the first is not.
+    ft = {r["index"]: r["nll"] for r in result.records if r["mode"] == "ft"}
+    last = next(r for r in streamed if r["position"] == 5)
+    first = next(r for r in streamed if r["position"] == 1)
+    assert first["nll"] != pytest.approx(ft[first["index"]], rel=1e-6)
+    assert set(result.summary("m", "t")) >= {"stream", "locality"} and last["mode"] == "ft_stream"
