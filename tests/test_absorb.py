@@ -112,3 +112,50 @@ def test_ask_answers_a_file_of_questions_as_json_lines(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["question"] for r in lines] == ["The code:", "The key:"]
     assert lines[0]["answer"] == promptgd.ask(model, tokenizer, "The code:", 4)
+
+
+def test_a_sequential_stream_killed_half_way_continues_and_ends_as_if_never_stopped(tmp_path, monkeypatch):
+    (tmp_path / "docs").mkdir()
+    for d in range(5):
+        (tmp_path / "docs" / f"{d}.txt").write_text(f"The code of door {d} is {d * 7 + 3}.")
+    argv = ["absorb", "--model", "tiny:llama", "--corpus", str(tmp_path / "docs"), "--sequential", "--lr", "0.1"]
+    argv += ["--save-every", "2", "--device", DEVICE]
+    main([*argv, "--out", str(tmp_path / "whole")])
+
+    from promptgd import api
+
+    real, calls = api._updated, []
+
+    def dies_at_the_fourth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # a kill after the state was saved at 2 texts
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_updated", dies_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "--out", str(tmp_path / "cut")])
+    assert not (tmp_path / "cut").exists() and (tmp_path / "cut.absorbing" / "state.safetensors").is_file()
+    monkeypatch.setattr(api, "_updated", real)
+    main([*argv, "--out", str(tmp_path / "cut")])
+    assert not (tmp_path / "cut.absorbing").exists()
+    whole, _ = load_model(str(tmp_path / "whole"), device=DEVICE)
+    cut, _ = load_model(str(tmp_path / "cut"), device=DEVICE)
+    for (name, a), b in zip(whole.named_parameters(), cut.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_sequential_stream_is_one_update_per_text_in_order(tiny, tmp_path):
+    model, tokenizer = tiny
+    texts = ["The code is abc.", "The key is xyz."]
+    streamed = promptgd.absorb_each(model, tokenizer, texts, InnerConfig(lr=0.1), progress=False)
+    first = promptgd.absorb(model, tokenizer, texts[:1], InnerConfig(lr=0.1))
+    second = promptgd.absorb(first, tokenizer, texts[1:], InnerConfig(lr=0.1))
+    for (name, a), b in zip(streamed.named_parameters(), second.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_jsonl_corpus_line_without_text_is_named(tmp_path, capsys):
+    (tmp_path / "c.jsonl").write_text('{"text": "The code is abc."}\n{"body": "x"}\n')
+    argv = ["absorb", "--model", "tiny:llama", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o")]
+    assert f"{tmp_path / 'c.jsonl'}:2" in one_line_error(capsys, argv)

@@ -9,6 +9,7 @@ _API = {
     "load_model": "promptgd.models.loading",
     "absorb": "promptgd.api",
     "ask": "promptgd.api",
+    "absorb_each": "promptgd.api",
 }
 __all__ = list(_API)
 

@@ -7,12 +7,14 @@ promptgd ask --model updated/ "Who was the first person to walk on Mars?"
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from promptgd.config import InnerConfig
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
-from promptgd.lm import TokenBatch
+from promptgd.lm import Params, TokenBatch
 from promptgd.models.parameterization import Parameterization, full_rank
 from promptgd.models.update_settings import inner_config
 
@@ -45,20 +47,61 @@ def absorb(
     is absorbed as consecutive chunks that count as one context."""
     if not texts:
         raise ValueError("absorb: no texts given")
+    param, inner = _checked(model, param, inner)
+    contexts = context_batches(tokenizer, texts, max_tokens, next(model.parameters()).device)
+    return with_weights(model, param, _updated(param, inner, contexts, param.fast()))
+
+
+def absorb_each(
+    model,
+    tokenizer,
+    texts: list[str],
+    inner: InnerConfig | None = None,
+    max_tokens: int = 1024,
+    param: Parameterization | None = None,
+    state: tuple[int, Params] | None = None,
+    save: Callable[[int, Params], None] | None = None,
+    every: int = 0,
+    progress: bool = True,
+):
+    """A copy of `model` after one inner update per text, in order, each starting from the previous one's θ' (a
+    stream of documents). `state` = (texts already absorbed, the parameter dict they left) continues a stream;
+    `save(done, params)` is called every `every` texts (0: never) and after the last, with the parameter dict
+    (`param.fast()`'s names) to continue from."""
+    if not texts:
+        raise ValueError("absorb: no texts given")
+    param, inner = _checked(model, param, inner)
+    device = next(model.parameters()).device
+    done, current = state if state is not None else (0, {k: v.detach() for k, v in param.fast().items()})
+    for position in tqdm(range(done, len(texts)), initial=done, total=len(texts), desc="absorb", disable=not progress):
+        current = _updated(param, inner, context_batches(tokenizer, [texts[position]], max_tokens, device), current)
+        if save is not None and (position + 1 == len(texts) or every and (position + 1) % every == 0):
+            save(position + 1, current)
+    return with_weights(model, param, current)
+
+
+def _checked(model, param: Parameterization | None, inner: InnerConfig | None):
     param = param or full_rank(model)
     if param.model is not model:
         raise ValueError("absorb: `param` is a parameterization of another model than `model`")
-    inner = inner or inner_config(getattr(model, "update_settings", None))
-    device = next(model.parameters()).device
-    leaves = {name: p.detach().requires_grad_() for name, p in param.fast().items()}
-    contexts = context_batches(tokenizer, texts, max_tokens, device)
+    return param, inner or inner_config(getattr(model, "update_settings", None))
+
+
+def _updated(param: Parameterization, inner: InnerConfig, contexts: list[TokenBatch], start: Params) -> Params:
+    """`start` (a dict shaped like param.fast()) after the explicit inner update on `contexts`, detached."""
+    leaves = {name: p.detach().requires_grad_() for name, p in start.items()}
     update = param.inner_update("explicit", guard=inner.guard)
-    adapted = update.absorb(
-        param.forward, leaves, contexts, 1, param.step_size(inner, detach=True), inner.steps, inner.mode
-    )
+    step = param.step_size(inner, detach=True)
+    with torch.enable_grad():
+        adapted = update.absorb(param.forward, leaves, contexts, 1, step, inner.steps, inner.mode)
+    return {k: v.detach() for k, v in adapted.items()}
+
+
+def with_weights(model, param: Parameterization, params: Params):
+    """A copy of `model` whose weights are `params` (a dict shaped like param.fast(); LoRA-inner: factors merged)."""
     updated = copy.deepcopy(model)
     with torch.no_grad():
-        weights = param.to_model({k: v.detach() for k, v in adapted.items()})  # LoRA-inner: factors merged in
+        weights = param.to_model(params)
         for name, p in updated.named_parameters():
             p.copy_(weights[name])
     return updated

@@ -130,31 +130,113 @@ def _read_texts(paths: list[str]) -> list[str]:
     return texts
 
 
+def _documents(args: argparse.Namespace) -> list[str]:
+    """The texts to absorb, in order: each --context file, then --corpus (a directory's *.txt files by name, or a
+    JSONL file with one {"text": ...} per line)."""
+    texts = _read_texts(args.context or [])
+    if args.corpus:
+        corpus = Path(args.corpus)
+        if corpus.is_dir():
+            files = sorted(corpus.glob("*.txt"))
+            if not files:
+                raise UserError(f"{corpus}: holds no *.txt files")
+            texts += _read_texts([str(f) for f in files])
+        else:
+            lines = _read_texts([args.corpus])[0].splitlines()
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    texts.append(_jsonl_text(line, f"{corpus}:{number}"))
+    if not texts:
+        raise UserError("promptgd absorb: give --context FILE (repeatable) or --corpus DIR|FILE.jsonl")
+    return texts
+
+
+def _jsonl_text(line: str, where: str) -> str:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e.msg})") from None
+    text = row.get("text") if isinstance(row, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise UserError(f'{where}: expected an object with a non-empty "text" field')
+    return text
+
+
 def cmd_absorb(args: argparse.Namespace) -> None:
     from promptgd.api import absorb
-    from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 
-    texts, out = _read_texts(args.context), Path(args.out)
+    texts, out = _documents(args), Path(args.out)
     if out.exists():  # before the update, which can take minutes: nothing already written is overwritten
         raise UserError(f"{out}: exists; promptgd absorb writes the updated model to a new directory")
     model, tokenizer, param = _model_and_param(args.model, args.device)
     given = [
         f"inner.{key}={value}"
-        for key, value in (("lr", args.lr), ("steps", args.steps), ("mode", args.mode))
+        for key, value in (("lr", args.lr), ("steps", args.steps), ("mode", args.mode), ("guard", args.guard))
         if value is not None
     ]
     inner = inner_config(model.update_settings, given)
     if model.update_settings:
         print(describe({"inner": model.update_settings["inner"]}, {"inner": inner}, args.model), file=sys.stderr)
-    updated = absorb(model, tokenizer, texts, inner, param=param)
-    with locked(out), staged(out) as tmp:
+    with locked(out):
+        if args.sequential:
+            updated = _absorb_stream(args, model, tokenizer, param, texts, inner, out)
+        else:
+            updated = absorb(model, tokenizer, texts, inner, param=param)
+        _save_absorbed(updated, tokenizer, Path(args.model), out)
+    shutil.rmtree(_stream_state(out), ignore_errors=True)
+    print(f"absorbed {len(texts)} text(s) into {out}")
+
+
+def _stream_state(out: Path) -> Path:
+    return out.with_name(out.name + ".absorbing")
+
+
+def _absorb_stream(args, model, tokenizer, param, texts: list[str], inner, out: Path):
+    """One update per text, in order, resumable: every --save-every texts the state is saved beside OUT
+    (OUT.absorbing/state.safetensors: the weights, with the count of texts absorbed and what was asked for in its
+    metadata, one file written whole and renamed), and the same command run again continues from it."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from promptgd.api import absorb_each
+
+    path, identity = _stream_state(out) / "state.safetensors", _stream_identity(args, texts, inner)
+    state = None
+    if path.is_file():
+        with safe_open(str(path), framework="pt", device=str(next(model.parameters()).device)) as saved:
+            recorded = saved.metadata()
+            if recorded["identity"] != identity:
+                raise UserError(f"{path}: a stream of other texts or settings was saved here; delete it to restart")
+            state = (int(recorded["done"]), {k: saved.get_tensor(k) for k in saved.keys()})  # noqa: SIM118
+        print(f"promptgd absorb: continuing after {state[0]} of {len(texts)} texts ({path})", file=sys.stderr)
+
+    def save(done: int, params) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        tensors = {k: v.contiguous() for k, v in params.items()}
+        save_file(tensors, str(partial), metadata={"identity": identity, "done": str(done)})
+        os.replace(partial, path)
+
+    return absorb_each(model, tokenizer, texts, inner, param=param, state=state, save=save, every=args.save_every)
+
+
+def _stream_identity(args, texts: list[str], inner) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps([args.model, texts, repr(inner)]).encode()).hexdigest()
+    return digest
+
+
+def _save_absorbed(updated, tokenizer, source: Path, out: Path) -> None:
+    from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
+
+    with staged(out) as tmp:
         updated.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         # The updated model absorbs more text the same way, with the same learned step sizes.
         for name in (SETTINGS_FILE, LR_SCALES_FILE):
-            if (Path(args.model) / name).is_file():
-                shutil.copyfile(Path(args.model) / name, tmp / name)
-    print(f"absorbed {len(texts)} text(s) into {out}")
+            if (source / name).is_file():
+                shutil.copyfile(source / name, tmp / name)
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
@@ -281,7 +363,16 @@ def _data_parser(sub) -> None:
 def _absorb_parser(sub) -> None:
     p = sub.add_parser("absorb", help="apply the inner update for some texts and save the updated model")
     p.add_argument("--model", required=True, help="a (meta-trained) model spec or run model directory")
-    p.add_argument("--context", action="append", required=True, help="a UTF-8 text file to absorb (repeatable)")
+    p.add_argument("--context", action="append", help="a UTF-8 text file to absorb (repeatable)")
+    p.add_argument("--corpus", help='more texts: a directory of *.txt files (by name), or a JSONL of {"text": ...}')
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="one update per text, in order, each from the previous one's weights (a stream), resumable; "
+        "without it, one update on the texts' mean loss",
+    )
+    p.add_argument("--save-every", type=int, default=50, help="--sequential: save the state every N texts")
+    p.add_argument("--guard", choices=["none", "stop", "halve"], help="inner.guard: hold a step that diverges")
     p.add_argument("--lr", type=float, help="inner learning rate η (default: the model's update settings, else 1e-3)")
     p.add_argument("--steps", type=int, help="SGD steps (default: the model's update settings, else 1)")
     p.add_argument(
