@@ -45,3 +45,22 @@ def test_a_stream_reports_positions_quarters_probes_and_locality(tiny):
     first = next(r for r in streamed if r["position"] == 1)
     assert first["nll"] != pytest.approx(ft[first["index"]], rel=1e-6)
     assert set(result.summary("m", "t")) >= {"stream", "locality"} and last["mode"] == "ft_stream"
+
+
+def test_bm25_puts_the_questions_own_document_in_the_prompt_when_its_words_match():
+    from promptgd.evaluate.retrieval import with_all, with_retrieved
+
+    documents = [t.context for t in DOCUMENTS]
+    retrieved, own = with_retrieved(DOCUMENTS, documents)
+    assert all(own) and [t.context for t in retrieved] == documents  # "door 3" names its own document
+    assert all(t.context.count("The code of door") == 5 for t in with_all(DOCUMENTS, documents))
+
+
+def test_the_retrieval_baselines_run_as_modes_and_report_retrieval_accuracy(tiny):
+    model, tokenizer = tiny
+    cfg = tiny_config("eval.modes=prompt,prompt_bm25,prompt_all", "eval.stream=3")
+    result = evaluate_model(model, tokenizer, DOCUMENTS, cfg, progress=False)
+    assert result.modes["prompt_bm25"]["retrieval_accuracy"] == pytest.approx(3 / 5)  # 2 documents left out
+    prompt, bm25 = ({r["index"]: r for r in result.records if r["mode"] == m} for m in ("prompt", "prompt_bm25"))
+    hits = [i for i, r in bm25.items() if r["retrieved_own"]]
+    assert all(bm25[i]["nll"] == pytest.approx(prompt[i]["nll"], rel=1e-5) for i in hits)

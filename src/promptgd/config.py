@@ -124,14 +124,15 @@ class InnerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant", "ft_stream"], ...] = (
+    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "prompt_bm25", "prompt_all"], ...] = (
         "nc",
         "prompt",
         "ft",
         "ft_irrelevant",
     )
     """Which modes to run, in order. `ft_stream` absorbs the split's documents one after another into one model and
-    asks every question at the end (evaluate/stream.py)."""
+    asks every question at the end (evaluate/stream.py); `prompt_bm25` and `prompt_all` put in the prompt the document
+    BM25 retrieves for the question among those documents, or all of them (evaluate/retrieval.py)."""
     split: Literal["test", "val", "meta", "warmup", "ood"] = "test"
     """The triples evaluated: `test` for reported numbers, `val` for choosing settings, `ood` for held-out description
     families (data/partition.py)."""

@@ -7,6 +7,8 @@
                  a gradient step on unrelated text of the same kind does)
 - ft_stream:     the query alone, after every context of the split was absorbed one after another into one
                  model (evaluate/stream.py)
+- prompt_bm25:   the document BM25 retrieves for the query among those contexts, ⊕ query (evaluate/retrieval.py)
+- prompt_all:    all those contexts ⊕ query
 
 With `inner.contexts = k > 1`, FT absorbs k consecutive contexts in one update and then asks all k queries.
 With k = 1, triples that share a context (SQuAD has ~5 questions per paragraph) share one inner update and
@@ -28,12 +30,14 @@ from promptgd.data.encoding import Encoder
 from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
-from promptgd.evaluate.stream import evaluate_stream
+from promptgd.evaluate.retrieval import with_all, with_retrieved
+from promptgd.evaluate.stream import evaluate_stream, stream_documents
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
 from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
-MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream")
+MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "prompt_bm25", "prompt_all")
+PROMPTED = ("prompt", "prompt_bm25", "prompt_all")  # modes that put a context before the query, at θ
 
 
 @dataclass
@@ -81,6 +85,7 @@ def evaluate(
             records += streamed.records
             modes[mode] = _means(streamed.records)
             continue
+        mode_triples, own = _prompted_contexts(mode, triples, eval_cfg)
         bar = tqdm(
             total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress or not distributed.is_main()
         )
@@ -89,14 +94,14 @@ def evaluate(
         # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
         # gathered records are that process's.
         for batches, make_answerer in distributed.share(
-            _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, device, update)
+            _units(mode, forward, params, encoder, mode_triples, eval_cfg, inner_cfg, step, device, update)
         ):
             answerer = make_answerer()
             for indices in batches:
-                prefix = encoder.prompt if mode == "prompt" else encoder.query
+                prefix = encoder.prompt if mode in PROMPTED else encoder.query
                 scored = score_and_generate(
                     *answerer(indices),
-                    [prefix(triples[i]) for i in indices],
+                    [prefix(mode_triples[i]) for i in indices],
                     [encoder.response(triples[i]) for i in indices],
                     pad_id=tokenizer.pad_token_id,
                     stop_ids=stop_ids,
@@ -105,7 +110,8 @@ def evaluate(
                 )
                 for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
                     record = _record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy)
-                    mode_records.append(record | ({"diverged": answerer.diverged[i]} if answerer.diverged else {}))
+                    record |= {"diverged": answerer.diverged[i]} if answerer.diverged else {}
+                    mode_records.append(record | ({"retrieved_own": own[i]} if own else {}))
                 bar.update(len(indices) * distributed.world())
         bar.close()
         mode_records = sorted(distributed.gather(mode_records), key=lambda r: r["index"])
@@ -131,7 +137,7 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, d
     """The work of one mode: batches of triple indices and a function giving what answers them. The inner update,
     the expensive part, runs only when the unit's owner calls that function."""
     n, size = len(triples), eval_cfg.batch_size
-    if mode in ("nc", "prompt"):
+    if mode in ("nc", *PROMPTED):
         return [
             ([batch], lambda: Answerer(lambda _: (forward, params), {})) for batch in _batches(list(range(n)), size)
         ]
@@ -217,6 +223,18 @@ def _raised_context_loss(forward, params, update, absorbed, contexts, owner: lis
     return (total(after) > total(before)).tolist()
 
 
+def _prompted_contexts(mode: str, triples: list[Triple], eval_cfg: EvalConfig) -> tuple[list[Triple], list[bool]]:
+    """The triples as `mode` puts them in the prompt: the retrieval baselines (evaluate/retrieval.py) over the
+    documents a stream of eval.stream documents would absorb, with whether BM25 found each triple's own; else as
+    they are."""
+    if mode not in ("prompt_bm25", "prompt_all"):
+        return triples, []
+    documents = [triples[doc[0]].context for doc in stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream)]
+    if mode == "prompt_all":
+        return with_all(triples, documents), []
+    return with_retrieved(triples, documents)
+
+
 def _batches(indices: list[int], size: int) -> list[list[int]]:
     return [indices[start : start + size] for start in range(0, len(indices), size)]
 
@@ -255,6 +273,8 @@ def _means(records: list[dict]) -> dict[str, float]:
     mean = lambda key: sum(float(r[key]) for r in records) / n  # noqa: E731
     diverged = {r["context"]: r["diverged"] for r in records if "diverged" in r}
     shares = {"diverged_share": sum(diverged.values()) / len(diverged)} if diverged else {}
+    if any("retrieved_own" in r for r in records):
+        shares["retrieval_accuracy"] = sum(r["retrieved_own"] for r in records) / n
     return {
         "accuracy": mean("correct"),
         "exact_match": mean("exact_match"),

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from promptgd.report.intervals import Interval
 
-MODE_NAMES = {"nc": "NC", "prompt": "Prompt", "ft": "FT", "ft_irrelevant": "FT-irrelevant", "ft_stream": "FT-stream"}
+MODE_NAMES = {
+    "nc": "NC",
+    "prompt": "Prompt",
+    "ft": "FT",
+    "ft_irrelevant": "FT-irrelevant",
+    "ft_stream": "FT-stream",
+    "prompt_bm25": "Prompt-BM25",
+    "prompt_all": "Prompt-all",
+}
 # The table's columns per mode: header -> summary metric; the first four in %, NLL in nats/token.
 PERCENT = {"acc": "accuracy", "prefix": "prefix_match", "F1": "f1", "tok": "token_accuracy"}
 METRICS = (*PERCENT.values(), "nll")
