@@ -64,3 +64,11 @@ def test_the_retrieval_baselines_run_as_modes_and_report_retrieval_accuracy(tiny
     prompt, bm25 = ({r["index"]: r for r in result.records if r["mode"] == m} for m in ("prompt", "prompt_bm25"))
     hits = [i for i, r in bm25.items() if r["retrieved_own"]]
     assert all(bm25[i]["nll"] == pytest.approx(prompt[i]["nll"], rel=1e-5) for i in hits)
+
+
+def test_the_fine_tuning_baseline_learns_the_stream_documents(tiny):
+    model, tokenizer = tiny
+    cfg = tiny_config("eval.modes=nc,finetuned", "eval.finetune_epochs=3", "eval.finetune_lr=1e-2")
+    result = evaluate_model(model, tokenizer, DOCUMENTS, cfg, progress=False)
+    assert result.modes["finetuned"]["nll"] < result.modes["nc"]["nll"]  # the codes were learnt, as LM text
+    assert {r["mode"] for r in result.records} == {"nc", "finetuned"}

@@ -124,7 +124,9 @@ class InnerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    modes: tuple[Literal["nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "prompt_bm25", "prompt_all"], ...] = (
+    modes: tuple[
+        Literal["nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "finetuned", "prompt_bm25", "prompt_all"], ...
+    ] = (
         "nc",
         "prompt",
         "ft",
@@ -132,7 +134,8 @@ class EvalConfig:
     )
     """Which modes to run, in order. `ft_stream` absorbs the split's documents one after another into one model and
     asks every question at the end (evaluate/stream.py); `prompt_bm25` and `prompt_all` put in the prompt the document
-    BM25 retrieves for the question among those documents, or all of them (evaluate/retrieval.py)."""
+    BM25 retrieves for the question among those documents, or all of them (evaluate/retrieval.py); `finetuned` asks
+    after ordinary fine-tuning on them (the streams' baseline)."""
     split: Literal["test", "val", "meta", "warmup", "ood"] = "test"
     """The triples evaluated: `test` for reported numbers, `val` for choosing settings, `ood` for held-out description
     families (data/partition.py)."""
@@ -146,6 +149,10 @@ class EvalConfig:
     """`ft_stream`: seeds the order in which the documents are absorbed."""
     stream_probes: tuple[int, ...] = (10, 100, 1000)
     """`ft_stream`: after this many documents the first 10 documents' questions are asked again (and at the end)."""
+    finetune_epochs: int = 3
+    """`finetuned`: passes of ordinary fine-tuning over the stream's documents."""
+    finetune_lr: float = 1e-5
+    """`finetuned`: AdamW learning rate of that fine-tuning, to be chosen on a validation stream like any η."""
     locality_corpus: str = "none"
     """`ft_stream`: held-out text whose per-token NLL before and after the stream measures what the updates cost
     (`wikitext:<dir>` reads the release's test split, which no λ corpus reads; `builtin`, a file, or `none`)."""
@@ -160,7 +167,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self, "eval", at_least_one=("max_new_tokens", "batch_size", "pass_tokens"), non_negative=("limit", "stream")
+            self,
+            "eval",
+            positive=("finetune_lr",),
+            at_least_one=("max_new_tokens", "batch_size", "pass_tokens", "finetune_epochs"),
+            non_negative=("limit", "stream"),
         )
 
 

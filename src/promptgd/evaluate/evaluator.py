@@ -7,6 +7,7 @@
                  a gradient step on unrelated text of the same kind does)
 - ft_stream:     the query alone, after every context of the split was absorbed one after another into one
                  model (evaluate/stream.py)
+- finetuned:     the query alone, after ordinary fine-tuning on those contexts (the streams' baseline)
 - prompt_bm25:   the document BM25 retrieves for the query among those contexts, ⊕ query (evaluate/retrieval.py)
 - prompt_all:    all those contexts ⊕ query
 
@@ -31,12 +32,12 @@ from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.evaluate.retrieval import with_all, with_retrieved
-from promptgd.evaluate.stream import evaluate_stream, stream_documents
+from promptgd.evaluate.stream import evaluate_finetuned, evaluate_stream, stream_documents
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
 from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
-MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "prompt_bm25", "prompt_all")
+MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "finetuned", "prompt_bm25", "prompt_all")
 PROMPTED = ("prompt", "prompt_bm25", "prompt_all")  # modes that put a context before the query, at θ
 
 
@@ -84,6 +85,11 @@ def evaluate(
             seconds[mode], sections = time.perf_counter() - start, streamed.sections
             records += streamed.records
             modes[mode] = _means(streamed.records)
+            continue
+        if mode == "finetuned":
+            args = (forward, params, tokenizer, triples, eval_cfg, format_cfg, device, progress, _record)
+            tuned = evaluate_finetuned(*args)
+            seconds[mode], records, modes[mode] = time.perf_counter() - start, records + tuned, _means(tuned)
             continue
         mode_triples, own = _prompted_contexts(mode, triples, eval_cfg)
         bar = tqdm(

@@ -89,6 +89,39 @@ def evaluate_stream(
     return StreamResult(records, sections)
 
 
+def evaluate_finetuned(
+    forward: Forward,
+    params: Params,
+    tokenizer,
+    triples: list[Triple],
+    eval_cfg: EvalConfig,
+    format_cfg: FormatConfig,
+    device: torch.device,
+    progress: bool,
+    record,
+) -> list[dict]:
+    """Mode `finetuned`, the baseline of stream evaluations (CaMeLS, MAC): the stream's documents learnt by ordinary
+    fine-tuning, eval.finetune_epochs passes of AdamW at eval.finetune_lr on their LM loss (one document a step, in
+    the stream's order), then every question asked."""
+    encoder = Encoder(tokenizer, format_cfg)
+    documents = stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream)
+    tuned = {name: p.detach().clone().requires_grad_() for name, p in params.items()}
+    optimizer = torch.optim.AdamW(tuned.values(), lr=eval_cfg.finetune_lr, weight_decay=0.0)
+    batches = [
+        TokenBatch.from_lists([encoder.context(triples[doc[0]])], tokenizer.pad_token_id, device=device)
+        for doc in documents
+    ]
+    for _ in tqdm(range(eval_cfg.finetune_epochs), desc="fine-tune", unit="epoch", disable=not progress):
+        for batch in batches:
+            with torch.enable_grad():
+                optimizer.zero_grad(set_to_none=True)
+                sequence_losses(forward, tuned, batch).mean().backward()
+            optimizer.step()
+    ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record)
+    answered = ask({k: v.detach() for k, v in tuned.items()}, triples, [i for doc in documents for i in doc])
+    return [r | {"mode": "finetuned"} for r in answered]
+
+
 def _quarters(records: list[dict], documents: int, means) -> list[dict]:
     """The metrics of each quarter of the stream by document position (first to last)."""
     out = []
