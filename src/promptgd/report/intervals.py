@@ -192,10 +192,10 @@ def share_interval(records: Iterable[dict], share: str) -> Interval:
 def note(units: Mapping[str, int]) -> str:
     """The line under a table with intervals: what they are, and how many units each resamples (`units`: a test
     set's name -> its number of resampling units; a cell resamples all the units of its test set)."""
-    sizes = "; ".join(f"{name}: {n}" for name, n in units.items())
+    sizes = "; ".join(f"{name} {n}" for name, n in units.items())
     return (
-        f"Intervals: 95% percentile intervals of {DRAWS:,} bootstrap draws (seed {SEED}) that resample whole contexts "
-        "(SQuAD paragraphs, WikiText passages, people), not questions, and where one update absorbs k contexts, the "
-        f"k contexts it absorbed together; each resamples all of its cell's test set ({sizes}). They cover the "
-        "choice of contexts, not of training: each row is one draw (one training run) unless stated."
+        f"Intervals: 95% percentile intervals of {DRAWS:,} bootstrap draws (seed {SEED}); a draw resamples whole "
+        "contexts (SQuAD paragraphs, WikiText passages, people) with replacement, not questions, and where one update "
+        f"absorbed k contexts, those k as one unit. Units per test set: {sizes}. Each row is one draw (one training "
+        "run) unless stated: the intervals leave out training's own spread."
     )
