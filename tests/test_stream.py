@@ -72,3 +72,12 @@ def test_the_fine_tuning_baseline_learns_the_stream_documents(tiny):
     result = evaluate_model(model, tokenizer, DOCUMENTS, cfg, progress=False)
     assert result.modes["finetuned"]["nll"] < result.modes["nc"]["nll"]  # the codes were learnt, as LM text
     assert {r["mode"] for r in result.records} == {"nc", "finetuned"}
+
+
+def test_updates_taken_at_theta_and_applied_together_do_not_depend_on_the_order(tiny):
+    model, tokenizer = tiny
+    common = ("eval.modes=ft_stream", "inner.lr=0.3", "eval.stream_mode=at_theta")
+    a = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*common, "eval.stream_seed=0"), progress=False)
+    b = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*common, "eval.stream_seed=1"), progress=False)
+    nll = lambda result: {r["index"]: r["nll"] for r in result.records}  # noqa: E731
+    assert nll(a) == pytest.approx(nll(b), rel=1e-4)  # a sum of the same updates, in another order

@@ -147,6 +147,9 @@ class EvalConfig:
     """`ft_stream`: how many documents (distinct contexts) of the split the stream absorbs; 0 = all."""
     stream_seed: int = 0
     """`ft_stream`: seeds the order in which the documents are absorbed."""
+    stream_mode: Literal["sequential", "at_theta"] = "sequential"
+    """`ft_stream`: `sequential` takes each document's update from the previous one's θ'; `at_theta` takes every
+    document's update at θ and applies them all together (their sum)."""
     stream_probes: tuple[int, ...] = (10, 100, 1000)
     """`ft_stream`: after this many documents the first 10 documents' questions are asked again (and at the end)."""
     finetune_epochs: int = 3

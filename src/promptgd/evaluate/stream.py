@@ -2,7 +2,8 @@
 update starting from the previous one's θ', and every question asked at the end, as a user who stores a corpus in
 the weights would ask it (CaMeLS and MAC measure the same; a fresh copy per document, mode `ft`, is the upper bound).
 
-The order is seeded (eval.stream_seed). Beside the usual metrics the summary gets a `stream` section: the metrics of
+The order is seeded (eval.stream_seed); eval.stream_mode=at_theta takes every update at θ and applies them all
+together instead (their sum). Beside the usual metrics the summary gets a `stream` section: the metrics of
 each quarter of the stream by position, and those of the first 10 documents' questions asked after 10, 100, 1,000
 documents (eval.stream_probes) and at the end, i.e. how early knowledge fares as more follows; and a `locality`
 section: before and after the stream, the per-token NLL of held-out text (eval.locality_corpus) and the accuracy on
@@ -72,10 +73,16 @@ def evaluate_stream(
     update, current, early = ExplicitUpdate(guard=inner_cfg.guard), dict(params), {}
     for position, doc in enumerate(tqdm(documents, desc="stream", unit="doc", disable=not progress), 1):
         context = [TokenBatch.from_lists([encoder.context(triples[doc[0]])], tokenizer.pad_token_id, device=device)]
+        # sequential: from the previous document's θ'; at_theta: every document's update taken at θ, all of them
+        # applied together (summed), so no update is taken at weights another has moved.
+        start = current if eval_cfg.stream_mode == "sequential" else params
         with torch.enable_grad():
-            leaves = {name: p.detach().requires_grad_() for name, p in current.items()}
+            leaves = {name: p.detach().requires_grad_() for name, p in start.items()}
             adapted = update.absorb(forward, leaves, context, 1, step, inner_cfg.steps, inner_cfg.mode)
-        current = {name: p.detach() for name, p in adapted.items()}
+        if eval_cfg.stream_mode == "sequential":
+            current = {name: p.detach() for name, p in adapted.items()}
+        else:
+            current = {name: current[name] + (p.detach() - params[name]) for name, p in adapted.items()}
         if position in eval_cfg.stream_probes and position < len(documents):
             early[str(position)] = means(ask(current, triples, probed))
     records = ask(current, triples, [i for doc in documents for i in doc])
