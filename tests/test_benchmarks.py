@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from promptgd import malloc
 from promptgd.data.tasks import load_task
 from promptgd.data.triples import write_jsonl
+
+pytestmark = pytest.mark.integration  # each runs a benchmark script (or train and eval) end to end
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +128,11 @@ def test_gpu_rates_turns_a_calibrations_runs_into_a_rates_file(tmp_path):
     assert "a test CPU" in measured["eval/ft/short"]["basis"] and measured["eval/ft/short"]["seconds"] > 0
     base = json.loads((ROOT / "results/benchmarks/gpu_rates.json").read_text())
     assert rates["rates"]["train/full/long"] == base["rates"]["train/full/long"]  # not measured here: kept
+
+
+def test_stream_speed_reports_seconds_per_document_for_both_modes(tmp_path):
+    figures = run_script(
+        "benchmarks/stream_speed.py", "--model", "tiny:llama", "--n", "3", "--save-every", "2", "--out", str(tmp_path)
+    )
+    assert set(figures["seconds_per_doc"]) == {"sequential", "at_theta"} and figures["fwd_bwd_seconds"] > 0
+    assert json.loads((tmp_path / "stream_speed.json").read_text()) == figures

@@ -63,18 +63,26 @@ def absorb_each(
     save: Callable[[int, Params], None] | None = None,
     every: int = 0,
     progress: bool = True,
+    at_theta: bool = False,
 ):
     """A copy of `model` after one inner update per text, in order, each starting from the previous one's θ' (a
-    stream of documents). `state` = (texts already absorbed, the parameter dict they left) continues a stream;
-    `save(done, params)` is called every `every` texts (0: never) and after the last, with the parameter dict
-    (`param.fast()`'s names) to continue from."""
+    stream of documents); with `at_theta`, every text's update is taken at the model's own θ and all of them are
+    applied together (their sum). `state` = (texts already absorbed, the parameter dict they left) continues a
+    stream; `save(done, params)` is called every `every` texts (0: never) and after the last, with the parameter
+    dict (`param.fast()`'s names) to continue from."""
     if not texts:
         raise ValueError("absorb: no texts given")
     param, inner = _checked(model, param, inner)
     device = next(model.parameters()).device
-    done, current = state if state is not None else (0, {k: v.detach() for k, v in param.fast().items()})
+    theta = {k: v.detach() for k, v in param.fast().items()}
+    done, current = state if state is not None else (0, theta)
     for position in tqdm(range(done, len(texts)), initial=done, total=len(texts), desc="absorb", disable=not progress):
-        current = _updated(param, inner, context_batches(tokenizer, [texts[position]], max_tokens, device), current)
+        contexts = context_batches(tokenizer, [texts[position]], max_tokens, device)
+        if at_theta:
+            moved = _updated(param, inner, contexts, theta)
+            current = {k: current[k] + (moved[k] - theta[k]) for k in theta}
+        else:
+            current = _updated(param, inner, contexts, current)
         if save is not None and (position + 1 == len(texts) or every and (position + 1) % every == 0):
             save(position + 1, current)
     return with_weights(model, param, current)

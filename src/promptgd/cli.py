@@ -217,13 +217,23 @@ def _absorb_stream(args, model, tokenizer, param, texts: list[str], inner, out: 
         save_file(tensors, str(partial), metadata={"identity": identity, "done": str(done)})
         os.replace(partial, path)
 
-    return absorb_each(model, tokenizer, texts, inner, param=param, state=state, save=save, every=args.save_every)
+    return absorb_each(
+        model,
+        tokenizer,
+        texts,
+        inner,
+        param=param,
+        state=state,
+        save=save,
+        every=args.save_every,
+        at_theta=args.at_theta,
+    )
 
 
 def _stream_identity(args, texts: list[str], inner) -> str:
     import hashlib
 
-    digest = hashlib.sha256(json.dumps([args.model, texts, repr(inner)]).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([args.model, texts, repr(inner), args.at_theta]).encode()).hexdigest()
     return digest
 
 
@@ -372,6 +382,12 @@ def _absorb_parser(sub) -> None:
         "without it, one update on the texts' mean loss",
     )
     p.add_argument("--save-every", type=int, default=50, help="--sequential: save the state every N texts")
+    p.add_argument(
+        "--at-theta",
+        action="store_true",
+        help="--sequential: take every text's update at the model's own weights and apply them all together (their "
+        "sum), instead of each from the previous one's",
+    )
     p.add_argument("--guard", choices=["none", "stop", "halve"], help="inner.guard: hold a step that diverges")
     p.add_argument("--lr", type=float, help="inner learning rate η (default: the model's update settings, else 1e-3)")
     p.add_argument("--steps", type=int, help="SGD steps (default: the model's update settings, else 1)")
