@@ -117,3 +117,42 @@ def test_cache_reused_then_rebuilt_on_rule_version_or_parameter_change(monkeypat
 
     squad.prepare(FIXTURES, rule=squad.SquadRule(max_context_words=12))
     assert len(calls) == 4  # an explicit path always reprocesses
+
+
+def many_paragraphs(tmp_path, monkeypatch, train: int, dev: int):
+    """SQuAD files with `train` and `dev` paragraphs of three questions each, accepted as the official ones."""
+    blobs = {}
+    for split, count in (("train", train), ("dev", dev)):
+        paragraphs = [
+            {
+                "context": f"{split} paragraph {p} about the harbour.",
+                "qas": [
+                    {"id": f"{split}{p}-{q}", "question": f"What is {q} of {p}?", "answers": [{"text": "it"}]}
+                    for q in range(3)
+                ],
+            }
+            for p in range(count)
+        ]
+        blobs[acquire.SQUAD_FILES[split]] = json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}).encode()
+    for name, blob in blobs.items():
+        (tmp_path / name).write_bytes(blob)
+    monkeypatch.setattr(acquire, "SQUAD_SHA256", {n: acquire.sha256_hex(b) for n, b in blobs.items()})
+    monkeypatch.setenv("PROMPTGD_DATA", str(tmp_path))
+
+
+def test_dev_ranges_never_share_a_paragraph_and_test_is_the_test_samples(tmp_path, monkeypatch):
+    many_paragraphs(tmp_path, monkeypatch, train=10, dev=150)
+    ranges = {name: squad.dev_paragraphs(name) for name in squad.DEV_RANGES}
+    contexts = {name: {p[0].context for p in paragraphs} for name, paragraphs in ranges.items()}
+    assert len(contexts["test"]) == 101 and len(contexts["confirm"]) == 49 and not contexts["stream"]
+    assert not contexts["test"] & contexts["confirm"]
+    sample = squad.build_squad(0, 300, 0).test  # the 300-question test sample reads the test range's paragraphs
+    assert {t.context for t in sample} <= contexts["test"]
+
+
+def test_a_validation_stream_is_whole_training_paragraphs_no_training_triple_comes_from(tmp_path, monkeypatch):
+    many_paragraphs(tmp_path, monkeypatch, train=60, dev=5)
+    stream = squad.validation_stream_paragraphs(20, n_train=30, seed=0)
+    sampled = {t.context for t in squad.build_squad(30, 0, 0).train}
+    assert len(stream) == 20 and all(len(p) == 3 for p in stream)
+    assert not {p[0].context for p in stream} & sampled

@@ -146,3 +146,20 @@ def dev_paragraphs(range_name: str) -> list[list[Triple]]:
     acquire.shuffle_contexts(order, DEV_ORDER_SEED, f"{TASK} test")
     start, stop = DEV_RANGES[range_name]
     return [by_context[context] for context in order[start:stop]]
+
+
+def validation_stream_paragraphs(n: int, n_train: int = 5000, seed: int = 0) -> list[list[Triple]]:
+    """`n` whole training paragraphs (all their questions) for choosing stream settings on validation: in a seeded
+    order, none that any triple of the presets' training sample (`n_train` questions, `seed`) comes from, so no
+    warm-up, meta-training or validation triple shares a paragraph with them. Whole paragraphs, where the
+    validation split holds about one question of each."""
+    prepare()
+    train = acquire.read_processed(TASK)["train"]
+    sampled = {t.context for t in acquire.seeded_sample(train, n_train, seed, f"{TASK} train")}
+    by_context: dict[str, list[Triple]] = {}
+    for triple in train:
+        if triple.context not in sampled:
+            by_context.setdefault(triple.context, []).append(triple)
+    order = list(by_context)
+    acquire.shuffle_contexts(order, seed, f"{TASK} validation stream")
+    return [by_context[context] for context in order[:n]]
