@@ -29,6 +29,7 @@ def test_long_texts_are_chunked_not_truncated(tiny):
     assert not torch.equal(a.model.embed_tokens.weight, b.model.embed_tokens.weight)
 
 
+@pytest.mark.integration
 def test_cli_absorb_save_load_ask_round_trip(tmp_path, capsys):
     model, tokenizer = load_model("tiny:llama", device=DEVICE)
     model.save_pretrained(tmp_path / "m")

@@ -69,6 +69,7 @@ def _train_to_copy(model, tokenizer, steps: int = 1000) -> None:
         optimizer.step()
 
 
+@pytest.mark.integration
 def test_prompt_beats_nc_on_a_model_trained_to_copy(tiny):
     model, tokenizer = tiny
     _train_to_copy(model, tokenizer)
@@ -78,6 +79,7 @@ def test_prompt_beats_nc_on_a_model_trained_to_copy(tiny):
     assert modes["prompt"]["accuracy"] > modes["nc"]["accuracy"]
 
 
+@pytest.mark.integration
 def test_cli_eval_writes_the_documented_shapes(tmp_path, triples):
     write_jsonl(triples, tmp_path / "t.jsonl")
     main(

@@ -98,6 +98,7 @@ def test_continuation_in_passage_splits_the_gap_by_whether_the_continuation_is_i
     assert (out / "continuation_in_passage.md").read_text().count("| lg |") == 2
 
 
+@pytest.mark.integration
 def test_prompt_tail_evaluates_prompt_on_the_contexts_last_words(tmp_path):
     out = tmp_path / "tail"
     results = run_script(

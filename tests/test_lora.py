@@ -85,6 +85,7 @@ def test_saved_adapter_loads_in_peft_with_the_same_logits(tmp_path):
     assert torch.allclose(peft_model(IDS).logits, ours, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_lora_inner_run_evaluates_with_the_factor_update(tmp_path):
     cfg = tiny_config("lora.variant=inner", "train.objective=lg", "train.n_tasks=4", "inner.lr=0.5", "eval.modes=nc,ft")
     path = run_train(cfg, tmp_path, progress=False)

@@ -51,6 +51,7 @@ def test_an_unknown_switch_value_is_one_line_naming_the_variable():
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("switch", ["tcmalloc", "system"])
 def test_a_training_run_records_the_allocator_it_ran_on(tmp_path, switch):
     """End to end through `python -m promptgd`: the re-executed process is the one that trains (CI installs
@@ -73,6 +74,7 @@ def test_a_training_run_records_the_allocator_it_ran_on(tmp_path, switch):
     assert json.loads((out / "train_seconds.json").read_text())["allocator"] == expected
 
 
+@pytest.mark.integration
 def test_the_allocator_is_chosen_before_torch_loads_and_the_user_api_stays_importable():
     code = (
         "import sys, promptgd.malloc; assert 'torch' not in sys.modules, 'torch loaded before the re-execution'; "

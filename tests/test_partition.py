@@ -63,6 +63,7 @@ def test_validation_does_not_depend_on_warmup_or_budget():
     assert len(part.meta) == 7 and part.meta[0] not in part.warmup and len(part.warmup) == 20
 
 
+@pytest.mark.integration
 def test_meta_training_never_sees_warmup_or_validation_triples(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(
@@ -99,6 +100,7 @@ def test_a_train_split_that_leaves_no_meta_training_triples_names_the_settings(t
         )
 
 
+@pytest.mark.integration
 def test_cli_eval_on_the_validation_split(tmp_path):
     test, train = paragraphs(3, 1), paragraphs(8, 2)
     write_jsonl(test, tmp_path / "t.jsonl")

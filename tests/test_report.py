@@ -194,6 +194,7 @@ def committed_table5(tmp_path) -> tuple[Path, dict]:
     return path, values
 
 
+@pytest.mark.integration
 def test_committed_tables_are_rerendered_with_intervals_and_nothing_else_changes(tmp_path):
     path, _ = committed_table5(tmp_path)
     before = path.read_text()
@@ -212,6 +213,7 @@ def test_committed_tables_are_rerendered_with_intervals_and_nothing_else_changes
     assert path.read_text() == after
 
 
+@pytest.mark.integration
 def test_a_recomputed_value_that_differs_from_the_table_stops_the_rerendering(tmp_path):
     path, _ = committed_table5(tmp_path)
     path.write_text(path.read_text().replace("| squad | 0.0 |", "| squad | 0.5 |"))

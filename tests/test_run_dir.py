@@ -67,6 +67,7 @@ def test_a_second_command_on_a_held_directory_fails_at_once_naming_the_holder(tm
         pass
 
 
+@pytest.mark.integration
 def test_train_without_resume_refuses_a_directory_holding_a_run(tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", *TINY, "train.n_tasks=4", "--out", str(out)])
@@ -104,6 +105,7 @@ def test_config_match_can_leave_out_a_key(tmp_path):
     assert config_matches(tmp_path / "config.yaml", other, ("eval",), ignore=("eval.modes",))
 
 
+@pytest.mark.integration
 def test_train_resume_starts_a_run_without_checkpoint_and_keeps_a_finished_one(tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", *TINY, "train.n_tasks=4", "--resume", "--out", str(out)])  # nothing to resume: starts

@@ -124,6 +124,7 @@ def assert_only_the_scales_train(cfg, out) -> None:
     assert any(float(v.detach().abs().max()) > 0 for v in param.lr_scales.values())
 
 
+@pytest.mark.integration
 def test_frozen_weights_train_only_the_scales_and_they_reach_the_saved_model(tmp_path):
     cfg = tiny_config(
         "inner.lr_scales=factored",
@@ -189,6 +190,7 @@ def test_step_size_settings_that_cannot_work_are_named(overrides, message):
         tiny_config(*overrides)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("freeze", [True, False])
 def test_resume_with_learned_step_sizes_equals_uninterrupted(tmp_path, freeze):
     cfg = tiny_config(

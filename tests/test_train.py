@@ -35,6 +35,7 @@ def rows(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("objective", ["lc", "lg"])
 def test_outer_loss_falls_on_a_tiny_copy_task(tmp_path, objective):
     cfg = tiny_config(
@@ -53,6 +54,7 @@ def test_outer_loss_falls_on_a_tiny_copy_task(tmp_path, objective):
     assert sum(losses[-6:]) / 6 < 0.7 * sum(losses[:6]) / 6
 
 
+@pytest.mark.integration
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = tiny_config("train.objective=lc", "train.lr=1e-3", "train.ckpt_every=3", "train.lm_weight=0.5")
     straight, straight_model = trainer_for(cfg, tmp_path / "a")
@@ -77,6 +79,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert [r["outer"] for r in rows(tmp_path / "a")] == [r["outer"] for r in rows(tmp_path / "b")]
 
 
+@pytest.mark.integration
 def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
     cfg = tiny_config("train.ckpt_every=2", "train.n_tasks=6", "train.batch_size=1")
     part = load_partition(cfg)
@@ -87,6 +90,7 @@ def test_a_resumed_run_reports_its_whole_training_time(tmp_path):
     assert timing["steps"] == 6 and timing["seconds"] > first.seconds
 
 
+@pytest.mark.integration
 def test_a_fresh_start_drops_rows_of_a_run_that_crashed_before_its_first_checkpoint(tmp_path):
     cfg = tiny_config("train.objective=lg")
     crashed, _ = trainer_for(cfg, tmp_path, copy_tasks(6))
@@ -164,6 +168,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, caps
         checkpoint.load_checkpoint(root)
 
 
+@pytest.mark.integration
 def test_a_run_whose_every_step_diverged_fails_and_saves_no_model(tmp_path, capsys):
     from promptgd.cli import main
 
@@ -175,6 +180,7 @@ def test_a_run_whose_every_step_diverged_fails_and_saves_no_model(tmp_path, caps
     assert not (out / "model").exists()
 
 
+@pytest.mark.integration
 def test_train_saves_a_plain_hf_checkpoint(tmp_path):
     cfg = tiny_config("train.objective=lg", "train.n_tasks=4", "warmup.n_tasks=4")
     path = run_train(cfg, tmp_path, progress=False)
@@ -186,6 +192,7 @@ def test_train_saves_a_plain_hf_checkpoint(tmp_path):
     assert [r["step"] for r in rows(tmp_path)] == [1, 2]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", ["batched", "sequential"])
 def test_multi_context_meta_training_absorbs_k_contexts_per_update(tmp_path, mode):
     cfg = tiny_config(
@@ -221,6 +228,7 @@ def test_prompt_term_is_logged_and_changes_the_update(tmp_path, objective):
     assert not torch.equal(plain_model.model.embed_tokens.weight, kept_model.model.embed_tokens.weight)
 
 
+@pytest.mark.integration
 def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained_for(tmp_path, capsys, triples):
     from promptgd.cli import main
     from promptgd.memory import absorb
@@ -275,6 +283,7 @@ def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained
     assert all(torch.equal(a, b) for a, b in zip(updated.parameters(), from_recipe.parameters()))
 
 
+@pytest.mark.integration
 def test_tensorboard_and_wandb_get_the_rows_of_metrics_jsonl_and_a_resume_continues_them(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -3,6 +3,7 @@ sequential fine-tunes on task B after meta-training."""
 
 import json
 
+import pytest
 import torch
 
 from conftest import DEVICE, tiny_config
@@ -14,6 +15,8 @@ from promptgd.models.loading import load_model
 from promptgd.train.recipe import run_train
 from promptgd.train.transfer import task_b_triples
 from test_train import copy_tasks, rows, trainer_for
+
+pytestmark = pytest.mark.integration  # whole meta-trainings (and a resume) on a tiny model
 
 
 def task_b_config(tmp_path, *overrides):

@@ -58,6 +58,7 @@ def test_a_bad_triple_file_is_named_with_its_line(tmp_path, capsys, content, nam
     assert str(path) in line and named in line
 
 
+@pytest.mark.integration
 def test_eval_into_a_finished_evaluation_is_refused(tmp_path, capsys):
     out = tmp_path / "e"
     main(["eval", *TINY, "eval.modes=nc", "--out", str(out)])
@@ -94,6 +95,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused_before_any_work(t
     assert "cannot write there" in one_line_error(capsys, ["train", *TINY, "--out", str(existing)])
 
 
+@pytest.mark.integration
 def test_a_full_disk_is_one_line_and_the_run_resumes_from_its_last_checkpoint(tmp_path, capsys, monkeypatch):
     from safetensors import SafetensorError
 
