@@ -78,7 +78,7 @@ def test_a_training_run_records_the_allocator_it_ran_on(tmp_path, switch):
 def test_the_allocator_is_chosen_before_torch_loads_and_the_user_api_stays_importable():
     code = (
         "import sys, promptgd.malloc; assert 'torch' not in sys.modules, 'torch loaded before the re-execution'; "
-        "from promptgd import absorb, ask, Triple, load_model; import promptgd.memory; "
+        "from promptgd import absorb, ask, Triple, load_model; import promptgd.api; "
         "assert callable(absorb) and callable(ask) and callable(load_model) and isinstance(Triple, type); "
         "assert promptgd.absorb is absorb"
     )
