@@ -74,57 +74,70 @@ def evaluate(
         raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
     if eval_cfg.limit:
         triples = triples[: eval_cfg.limit]
-    encoder = Encoder(tokenizer, format_cfg)
-    stop_ids = stop_token_ids(tokenizer)
     records, modes, seconds, sections = [], {}, {}, {}
     for mode in eval_cfg.modes:
         start = time.perf_counter()
         if mode == "ft_stream":  # one sequence of updates: every process runs it whole
             args = (forward, params, tokenizer, triples, eval_cfg, inner_cfg, format_cfg, step, device, progress)
             streamed = evaluate_stream(*args, _record, _means)
-            seconds[mode], sections = time.perf_counter() - start, streamed.sections
-            records += streamed.records
-            modes[mode] = _means(streamed.records)
-            continue
-        if mode == "finetuned":
+            mode_records, sections = streamed.records, streamed.sections
+        elif mode == "finetuned":
             args = (forward, params, tokenizer, triples, eval_cfg, format_cfg, device, progress, _record)
-            tuned = evaluate_finetuned(*args)
-            seconds[mode], records, modes[mode] = time.perf_counter() - start, records + tuned, _means(tuned)
-            continue
-        mode_triples, own = _prompted_contexts(mode, triples, eval_cfg)
-        bar = tqdm(
-            total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress or not distributed.is_main()
-        )
-        mode_records = []
-        # Under torchrun each rank answers its share of the units (a unit is what shares one inner update, e.g.
-        # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
-        # gathered records are that process's.
-        for batches, make_answerer in distributed.share(
-            _units(mode, forward, params, encoder, mode_triples, eval_cfg, inner_cfg, step, device, update)
-        ):
-            answerer = make_answerer()
-            for indices in batches:
-                prefix = encoder.prompt if mode in PROMPTED else encoder.query
-                scored = score_and_generate(
-                    *answerer(indices),
-                    [prefix(mode_triples[i]) for i in indices],
-                    [encoder.response(triples[i]) for i in indices],
-                    pad_id=tokenizer.pad_token_id,
-                    stop_ids=stop_ids,
-                    max_new_tokens=eval_cfg.max_new_tokens,
-                    device=device,
-                )
-                for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
-                    record = _record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy)
-                    record |= {"diverged": answerer.diverged[i]} if answerer.diverged else {}
-                    mode_records.append(record | ({"retrieved_own": own[i]} if own else {}))
-                bar.update(len(indices) * distributed.world())
-        bar.close()
-        mode_records = sorted(distributed.gather(mode_records), key=lambda r: r["index"])
+            mode_records = evaluate_finetuned(*args)
+        else:
+            args = (
+                forward,
+                params,
+                tokenizer,
+                triples,
+                eval_cfg,
+                inner_cfg,
+                format_cfg,
+                device,
+                update,
+                step,
+                progress,
+            )
+            mode_records = _answered(mode, *args)
         seconds[mode] = time.perf_counter() - start
         records += mode_records
         modes[mode] = _means(mode_records)
     return EvalResult(records=records, modes=modes, seconds=seconds, sections=sections)
+
+
+def _answered(
+    mode, forward, params, tokenizer, triples, eval_cfg, inner_cfg, format_cfg, device, update, step, progress
+):
+    """The records of one mode that answers unit by unit (all but the streams): NC, the Prompt modes, FT."""
+    encoder, stop_ids = Encoder(tokenizer, format_cfg), stop_token_ids(tokenizer)
+    mode_triples, own = _prompted_contexts(mode, triples, eval_cfg)
+    bar = tqdm(total=len(triples), desc=f"eval {mode}", unit="ex", disable=not progress or not distributed.is_main())
+    mode_records = []
+    # Under torchrun each rank answers its share of the units (a unit is what shares one inner update, e.g.
+    # the questions of one absorbed paragraph); the batches are the ones one process would form, so the
+    # gathered records are that process's.
+    for batches, make_answerer in distributed.share(
+        _units(mode, forward, params, encoder, mode_triples, eval_cfg, inner_cfg, step, device, update)
+    ):
+        answerer = make_answerer()
+        for indices in batches:
+            prefix = encoder.prompt if mode in PROMPTED else encoder.query
+            scored = score_and_generate(
+                *answerer(indices),
+                [prefix(mode_triples[i]) for i in indices],
+                [encoder.response(triples[i]) for i in indices],
+                pad_id=tokenizer.pad_token_id,
+                stop_ids=stop_ids,
+                max_new_tokens=eval_cfg.max_new_tokens,
+                device=device,
+            )
+            for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
+                record = _record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy)
+                record |= {"diverged": answerer.diverged[i]} if answerer.diverged else {}
+                mode_records.append(record | ({"retrieved_own": own[i]} if own else {}))
+            bar.update(len(indices) * distributed.world())
+    bar.close()
+    return sorted(distributed.gather(mode_records), key=lambda r: r["index"])
 
 
 @dataclass

@@ -89,8 +89,7 @@ class MetaTrainer:
     def train_step(self) -> dict:
         start, t = time.perf_counter(), self.cfg.train
         self.optimizer.zero_grad(set_to_none=True)
-        values = dict.fromkeys([term.name for term in self.pass_terms], 0.0)
-        tokens = 0
+        values, tokens = dict.fromkeys([term.name for term in self.pass_terms], 0.0), 0
         for task in self._passes(self.order[self.step * self.per_step : (self.step + 1) * self.per_step]):
             params = self.param.fast()
             with gradient_sinks(self.param.model) if self.sinks else contextlib.nullcontext():
