@@ -33,7 +33,9 @@ def trained_or_resumed(
         require_config(run.config, cfg, "meta-training")
         return run.model
     resume = resume_point(out) is not None
-    return run_train(cfg, out, resume, progress, partition_fn(), start_fn(), stop_after)
+    return run_train(
+        cfg, out, resume=resume, progress=progress, part=partition_fn(), start=start_fn(), stop_after=stop_after
+    )
 
 
 def resume_point(out: Path) -> str | None:
