@@ -351,6 +351,24 @@ class HeadOutsideItsModule(torch.nn.Module):
         return types.SimpleNamespace(logits=torch.nn.functional.linear(hidden, self.embed.weight))
 
 
+class HeadInItsModule(HeadOutsideItsModule):
+    """The same model with its output layer a module of its own: nothing for the probe to find."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(16, 64, bias=False)
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        return types.SimpleNamespace(logits=self.head(torch.tanh(self.mix(self.embed(input_ids)))))
+
+
+def test_an_unknown_model_that_uses_its_weights_in_their_modules_keeps_the_implicit_update():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(full_rank(HeadInItsModule().to(DEVICE).eval()).inner_update("implicit"), LowRankUpdate)
+
+
 def test_a_weight_used_outside_its_module_is_caught_by_the_probe_and_the_explicit_update_is_used():
     torch.manual_seed(0)
     model = HeadOutsideItsModule().to(DEVICE).eval()

@@ -230,8 +230,8 @@ def test_prompt_term_is_logged_and_changes_the_update(tmp_path, objective):
 
 @pytest.mark.integration
 def test_a_meta_trained_model_is_evaluated_and_used_with_the_step_it_was_trained_for(tmp_path, capsys, triples):
-    from promptgd.cli import main
     from promptgd.api import absorb
+    from promptgd.cli import main
 
     run_train(tiny_config("inner.lr=0.037", "train.n_tasks=4"), tmp_path / "run", progress=False)
     model_dir = tmp_path / "run" / "model"

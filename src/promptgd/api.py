@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from promptgd.config import InnerConfig
+from promptgd.errors import UserError
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import Params, TokenBatch
 from promptgd.models.parameterization import Parameterization, full_rank
@@ -73,6 +74,9 @@ def absorb_each(
     if not texts:
         raise ValueError("absorb: no texts given")
     param, inner = _checked(model, param, inner)
+    if at_theta and param.lora_inner_scale is not None:
+        # Summed factor moves are not summed updates: the merged weight would gain cross terms s·ΔB_i·ΔA_j.
+        raise UserError("absorb: updates at θ are summed for full-rank models; a LoRA-inner model absorbs in sequence")
     device = next(model.parameters()).device
     theta = {k: v.detach() for k, v in param.fast().items()}
     done, current = state if state is not None else (0, theta)

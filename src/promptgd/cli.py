@@ -13,7 +13,7 @@ from promptgd import distributed
 from promptgd.config import ConfigError, RunConfig, load_config
 from promptgd.errors import UserError
 from promptgd.models.update_settings import SETTINGS_FILE, describe, inner_config, read_update_settings
-from promptgd.run_dir import RunDir, locked, staged
+from promptgd.run_dir import RunDir, is_complete, locked, staged
 
 
 def _config(args: argparse.Namespace, under: dict | None = None) -> RunConfig:
@@ -167,6 +167,8 @@ def cmd_absorb(args: argparse.Namespace) -> None:
 
     texts, out = _documents(args), Path(args.out)
     if out.exists():  # before the update, which can take minutes: nothing already written is overwritten
+        if is_complete(out):  # a stream's state outlives its finished model only if the command was cut in between
+            shutil.rmtree(_stream_state(out), ignore_errors=True)
         raise UserError(f"{out}: exists; promptgd absorb writes the updated model to a new directory")
     model, tokenizer, param = _model_and_param(args.model, args.device)
     given = [
@@ -195,7 +197,7 @@ def _absorb_stream(args, model, tokenizer, param, texts: list[str], inner, out: 
     """One update per text, in order, resumable: every --save-every texts the state is saved beside OUT
     (OUT.absorbing/state.safetensors: the weights, with the count of texts absorbed and what was asked for in its
     metadata, one file written whole and renamed), and the same command run again continues from it."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import save_file
 
     from promptgd.api import absorb_each
@@ -203,11 +205,14 @@ def _absorb_stream(args, model, tokenizer, param, texts: list[str], inner, out: 
     path, identity = _stream_state(out) / "state.safetensors", _stream_identity(args, texts, inner)
     state = None
     if path.is_file():
-        with safe_open(str(path), framework="pt", device=str(next(model.parameters()).device)) as saved:
-            recorded = saved.metadata()
-            if recorded["identity"] != identity:
-                raise UserError(f"{path}: a stream of other texts or settings was saved here; delete it to restart")
-            state = (int(recorded["done"]), {k: saved.get_tensor(k) for k in saved.keys()})  # noqa: SIM118
+        try:
+            with safe_open(str(path), framework="pt", device=str(next(model.parameters()).device)) as saved:
+                recorded = saved.metadata() or {}
+                if recorded.get("identity") != identity:
+                    raise UserError(f"{path}: a stream of other texts or settings was saved here; delete it to restart")
+                state = (int(recorded["done"]), {k: saved.get_tensor(k) for k in saved.keys()})  # noqa: SIM118
+        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            raise UserError(f"{path}: not a readable absorb state ({type(e).__name__}); delete it to restart") from None
         print(f"promptgd absorb: continuing after {state[0]} of {len(texts)} texts ({path})", file=sys.stderr)
 
     def save(done: int, params) -> None:
@@ -215,6 +220,8 @@ def _absorb_stream(args, model, tokenizer, param, texts: list[str], inner, out: 
         partial = path.with_name(path.name + ".partial")
         tensors = {k: v.contiguous() for k, v in params.items()}
         save_file(tensors, str(partial), metadata={"identity": identity, "done": str(done)})
+        with partial.open("rb") as f:  # on disk before the rename, or a power cut could leave an empty state
+            os.fsync(f.fileno())
         os.replace(partial, path)
 
     return absorb_each(
@@ -233,7 +240,8 @@ def _absorb_stream(args, model, tokenizer, param, texts: list[str], inner, out: 
 def _stream_identity(args, texts: list[str], inner) -> str:
     import hashlib
 
-    digest = hashlib.sha256(json.dumps([args.model, texts, repr(inner), args.at_theta]).encode()).hexdigest()
+    model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model  # one model, however named
+    digest = hashlib.sha256(json.dumps([model, texts, repr(inner), args.at_theta]).encode()).hexdigest()
     return digest
 
 

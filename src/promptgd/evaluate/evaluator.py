@@ -32,7 +32,7 @@ from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match, prefix_match, token_f1
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.evaluate.retrieval import with_all, with_retrieved
-from promptgd.evaluate.stream import evaluate_finetuned, evaluate_stream, stream_documents
+from promptgd.evaluate.stream import documents, evaluate_finetuned, evaluate_stream, streamed
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
 from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
@@ -72,15 +72,14 @@ def evaluate(
     unknown = set(eval_cfg.modes) - set(MODES)
     if unknown:
         raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
-    if eval_cfg.limit:
-        triples = triples[: eval_cfg.limit]
+    triples = streamed(triples[: eval_cfg.limit or None], eval_cfg)
     records, modes, seconds, sections = [], {}, {}, {}
     for mode in eval_cfg.modes:
         start = time.perf_counter()
         if mode == "ft_stream":  # one sequence of updates: every process runs it whole
             args = (forward, params, tokenizer, triples, eval_cfg, inner_cfg, format_cfg, step, device, progress)
-            streamed = evaluate_stream(*args, _record, _means)
-            mode_records, sections = streamed.records, streamed.sections
+            stream_result = evaluate_stream(*args, _record, _means)
+            mode_records, sections = stream_result.records, stream_result.sections
         elif mode == "finetuned":
             args = (forward, params, tokenizer, triples, eval_cfg, format_cfg, device, progress, _record)
             mode_records = evaluate_finetuned(*args)
@@ -133,7 +132,8 @@ def _answered(
             )
             for i, nll, token_accuracy, gen in zip(indices, scored.nll, scored.token_accuracy, scored.generated):
                 record = _record(mode, i, triples[i], tokenizer.decode(gen), nll, token_accuracy)
-                record |= {"diverged": answerer.diverged[i]} if answerer.diverged else {}
+                if answerer.diverged:  # which update answered it (its first question), and whether it diverged
+                    record |= {"update": answerer.update_of[i], "diverged": answerer.diverged[i]}
                 mode_records.append(record | ({"retrieved_own": own[i]} if own else {}))
             bar.update(len(indices) * distributed.world())
     bar.close()
@@ -143,7 +143,9 @@ def _answered(
 @dataclass
 class Answerer:
     answer: Callable[[list[int]], tuple[Forward, Params]]  # triple indices -> the model that answers them
-    diverged: dict[int, bool]  # triple index -> whether its update raised its own context's loss; {} without an update
+    diverged: dict[int, bool]  # triple index -> whether the update it is answered after raised the loss of the contexts
+    # that update absorbed (its own context in mode ft, another in ft_irrelevant); {} without an update
+    update_of: dict[int, int] = field(default_factory=dict)  # triple index -> its update's first answered triple
 
     def __call__(self, indices: list[int]) -> tuple[Forward, Params]:
         return self.answer(indices)
@@ -186,7 +188,8 @@ def _units(mode, forward, params, encoder, triples, eval_cfg, inner_cfg, step, d
 
             owner = [t for t, (_, sources) in enumerate(group) for _ in sources]
             rose = _raised_context_loss(forward, params, update, absorbed, contexts, owner, device)
-            return Answerer(answer, {i: rose[t] for t, (answered, _) in enumerate(group) for i in answered})
+            rose_of = {i: rose[t] for t, (answered, _) in enumerate(group) for i in answered}
+            return Answerer(answer, rose_of, {i: answered[0] for answered, _ in group for i in answered})
 
         return prepare
 
@@ -243,15 +246,14 @@ def _raised_context_loss(forward, params, update, absorbed, contexts, owner: lis
 
 
 def _prompted_contexts(mode: str, triples: list[Triple], eval_cfg: EvalConfig) -> tuple[list[Triple], list[bool]]:
-    """The triples as `mode` puts them in the prompt: the retrieval baselines (evaluate/retrieval.py) over the
-    documents a stream of eval.stream documents would absorb, with whether BM25 found each triple's own; else as
-    they are."""
+    """The triples as `mode` puts them in the prompt: the retrieval baselines (evaluate/retrieval.py) over the stream's
+    documents (`triples` are the stream's, `streamed`), with whether BM25 found each triple's own; else as they are."""
     if mode not in ("prompt_bm25", "prompt_all"):
         return triples, []
-    documents = [triples[doc[0]].context for doc in stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream)]
+    texts = [triples[doc[0]].context for doc in documents(triples)]
     if mode == "prompt_all":
-        return with_all(triples, documents), []
-    return with_retrieved(triples, documents)
+        return with_all(triples, texts), []
+    return with_retrieved(triples, texts)
 
 
 def _batches(indices: list[int], size: int) -> list[list[int]]:
@@ -287,10 +289,10 @@ def _record(mode: str, index: int, triple: Triple, generation: str, nll: float, 
 
 def _means(records: list[dict]) -> dict[str, float]:
     """Each metric's mean over the records; for a mode with an update, also the share of its absorbed contexts whose
-    update diverged (`diverged_share`, over contexts, not questions)."""
+    update diverged (`diverged_share`, over updates, not questions)."""
     n = max(len(records), 1)
     mean = lambda key: sum(float(r[key]) for r in records) / n  # noqa: E731
-    diverged = {r["context"]: r["diverged"] for r in records if "diverged" in r}
+    diverged = {r["update"]: r["diverged"] for r in records if "diverged" in r}
     shares = {"diverged_share": sum(diverged.values()) / len(diverged)} if diverged else {}
     if any("retrieved_own" in r for r in records):
         shares["retrieval_accuracy"] = sum(r["retrieved_own"] for r in records) / n

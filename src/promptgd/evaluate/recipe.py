@@ -12,12 +12,15 @@ from promptgd.data.encoding import Encoder, check_fits, max_positions
 from promptgd.data.partition import load_partition
 from promptgd.errors import UserError
 from promptgd.evaluate.evaluator import MODES, EvalResult, evaluate
+from promptgd.evaluate.retrieval import with_all
+from promptgd.evaluate.stream import documents, streamed
 from promptgd.models.loading import load_configured
 from promptgd.models.lora import ADAPTER_DIR, load_adapter, lora_inner
 from promptgd.models.parameterization import Parameterization, full_rank, with_lr_scales
 from promptgd.models.update_settings import SETTINGS_FILE
 from promptgd.report.tables import mode_table
 from promptgd.run_dir import config_matches, is_complete, json_line, json_text, staged
+from promptgd.update.explicit import ExplicitUpdate
 from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 from promptgd.update.step_sizes import load_log_scales
 
@@ -28,9 +31,12 @@ def evaluate_model(
     """Evaluate `model`, or the parameterization `param` of it (LoRA-inner: the inner update moves the factors)."""
     param = param or full_rank(model)
     if (positions := max_positions(model)) is not None:
-        check_fits(
-            Encoder(tokenizer, cfg.format), triples, positions, cfg.eval.max_new_tokens, f"eval.split={cfg.eval.split}"
-        )
+        encoder = Encoder(tokenizer, cfg.format)
+        check_fits(encoder, triples, positions, cfg.eval.max_new_tokens, f"eval.split={cfg.eval.split}")
+        if "prompt_all" in cfg.eval.modes:  # every document of the stream in one prompt
+            asked = streamed(triples[: cfg.eval.limit or None], cfg.eval)
+            every = with_all(asked, [asked[doc[0]].context for doc in documents(asked)])
+            check_fits(encoder, every[:1], positions, cfg.eval.max_new_tokens, "eval.modes=prompt_all")
     with torch.no_grad():
         params = {name: p.detach() for name, p in param.fast().items()}
     device = next(param.model.parameters()).device
@@ -38,7 +44,10 @@ def evaluate_model(
     # and runs all earlier steps' terms in each step's forward (its memory grows with steps × context tokens),
     # whereas the explicit update holds one copy of the weights per absorption whatever the number of steps.
     implementation = cfg.inner.implementation if cfg.inner.steps == 1 else "explicit"
-    update = param.inner_update(implementation, reuse_buffers=True, guard=cfg.inner.guard)
+    if {"ft", "ft_irrelevant"} & set(cfg.eval.modes):
+        update = param.inner_update(implementation, reuse_buffers=True, guard=cfg.inner.guard)
+    else:  # no mode absorbs through it (the streams take explicit steps of their own): no implicit update to probe
+        update = ExplicitUpdate()
     step = param.step_size(cfg.inner, detach=True)
     return evaluate(
         param.forward, params, tokenizer, triples, cfg.eval, cfg.inner, cfg.format, device, update, step, progress

@@ -21,7 +21,7 @@ from importlib import resources
 import torch
 from tqdm.auto import tqdm
 
-from promptgd.config import EvalConfig, FormatConfig, InnerConfig
+from promptgd.config import ConfigError, EvalConfig, FormatConfig, InnerConfig
 from promptgd.data.encoding import Encoder
 from promptgd.data.lm_corpus import read_corpus
 from promptgd.data.triples import Triple
@@ -41,14 +41,30 @@ class StreamResult:
     sections: dict  # "stream" and "locality", for summary.json
 
 
+STREAM_MODES = ("ft_stream", "finetuned", "prompt_bm25", "prompt_all")  # modes that read the stream's documents
+
+
+def documents(triples: list[Triple]) -> list[list[int]]:
+    """The indices of each distinct context's triples, contexts in order of first appearance."""
+    grouped: dict[str, list[int]] = {}
+    for i, triple in enumerate(triples):
+        grouped.setdefault(triple.context, []).append(i)
+    return list(grouped.values())
+
+
 def stream_documents(triples: list[Triple], seed: int, n: int) -> list[list[int]]:
     """The first `n` documents (0: all) in an order seeded by `seed`, each as the indices of its triples."""
-    documents: dict[str, list[int]] = {}
-    for i, triple in enumerate(triples):
-        documents.setdefault(triple.context, []).append(i)
-    order = list(documents.values())
+    order = documents(triples)
     random.Random(f"stream:{seed}").shuffle(order)
     return order[: n or None]
+
+
+def streamed(triples: list[Triple], eval_cfg: EvalConfig) -> list[Triple]:
+    """What an evaluation with a stream mode asks, in every mode alike: the questions of the first eval.stream
+    documents, in the stream's seeded order; the triples as they are when no mode of eval.modes is a stream's."""
+    if not set(eval_cfg.modes) & set(STREAM_MODES):
+        return triples
+    return [triples[i] for doc in stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream) for i in doc]
 
 
 def evaluate_stream(
@@ -65,13 +81,19 @@ def evaluate_stream(
     record,  # evaluator's record maker: (mode, index, triple, generation, nll, token_accuracy) -> dict
     means,  # evaluator's metric means over records
 ) -> StreamResult:
+    """`triples`: in stream order (`streamed`)."""
+    if eval_cfg.stream_mode == "at_theta" and any(name.endswith(".lora_A") for name in params):
+        # Summed factor moves are not summed updates: the merged weight would gain cross terms s·ΔB_i·ΔA_j.
+        raise ConfigError(
+            "eval.stream_mode=at_theta sums full-rank updates; a LoRA-inner model takes them sequentially"
+        )
     encoder = Encoder(tokenizer, format_cfg)
-    ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record)
-    documents = stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream)
-    probed = [i for doc in documents[:PROBED_DOCUMENTS] for i in doc]
+    ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record, "ft_stream")
+    stream = documents(triples)
+    probed = [i for doc in stream[:PROBED_DOCUMENTS] for i in doc]
     locality = _Locality(forward, tokenizer, eval_cfg, device, params)
     update, current, early = ExplicitUpdate(guard=inner_cfg.guard), dict(params), {}
-    for position, doc in enumerate(tqdm(documents, desc="stream", unit="doc", disable=not progress), 1):
+    for position, doc in enumerate(tqdm(stream, desc="stream", unit="doc", disable=not progress), 1):
         context = [TokenBatch.from_lists([encoder.context(triples[doc[0]])], tokenizer.pad_token_id, device=device)]
         # sequential: from the previous document's θ'; at_theta: every document's update taken at θ, all of them
         # applied together (summed), so no update is taken at weights another has moved.
@@ -83,17 +105,16 @@ def evaluate_stream(
             current = {name: p.detach() for name, p in adapted.items()}
         else:
             current = {name: current[name] + (p.detach() - params[name]) for name, p in adapted.items()}
-        if position in eval_cfg.stream_probes and position < len(documents):
+        if position in eval_cfg.stream_probes and position < len(stream):
             early[str(position)] = means(ask(current, triples, probed))
-    records = ask(current, triples, [i for doc in documents for i in doc])
-    position_of = {i: position for position, doc in enumerate(documents, 1) for i in doc}
+    records = ask(current, triples, [i for doc in stream for i in doc])
+    position_of = {i: position for position, doc in enumerate(stream, 1) for i in doc}
     for r in records:
         r["position"] = position_of[r["index"]]
-    early[str(len(documents))] = means([r for r in records if r["position"] <= PROBED_DOCUMENTS])
-    quarters = _quarters(records, len(documents), means)
-    stream = {"documents": len(documents), "probed_documents": min(PROBED_DOCUMENTS, len(documents))}
-    sections = {"stream": stream | {"quarters": quarters, "probed": early}, "locality": locality.after(current)}
-    return StreamResult(records, sections)
+    early[str(len(stream))] = means([r for r in records if r["position"] <= PROBED_DOCUMENTS])
+    summary = {"documents": len(stream), "probed_documents": min(PROBED_DOCUMENTS, len(stream))}
+    summary |= {"quarters": _quarters(records, len(stream), means), "probed": early}
+    return StreamResult(records, {"stream": summary, "locality": locality.after(current)})
 
 
 def evaluate_finetuned(
@@ -107,16 +128,16 @@ def evaluate_finetuned(
     progress: bool,
     record,
 ) -> list[dict]:
-    """Mode `finetuned`, the baseline of stream evaluations (CaMeLS, MAC): the stream's documents learnt by ordinary
-    fine-tuning, eval.finetune_epochs passes of AdamW at eval.finetune_lr on their LM loss (one document a step, in
-    the stream's order), then every question asked."""
+    """Mode `finetuned`, the baseline of stream evaluations (CaMeLS, MAC): the stream's documents (`triples` in stream
+    order, `streamed`) learnt by ordinary fine-tuning, eval.finetune_epochs passes of AdamW at eval.finetune_lr on
+    their LM loss (one document a step, in the stream's order), then every question asked."""
     encoder = Encoder(tokenizer, format_cfg)
-    documents = stream_documents(triples, eval_cfg.stream_seed, eval_cfg.stream)
+    stream = documents(triples)
     tuned = {name: p.detach().clone().requires_grad_() for name, p in params.items()}
     optimizer = torch.optim.AdamW(tuned.values(), lr=eval_cfg.finetune_lr, weight_decay=0.0)
     batches = [
         TokenBatch.from_lists([encoder.context(triples[doc[0]])], tokenizer.pad_token_id, device=device)
-        for doc in documents
+        for doc in stream
     ]
     for _ in tqdm(range(eval_cfg.finetune_epochs), desc="fine-tune", unit="epoch", disable=not progress):
         for batch in batches:
@@ -124,18 +145,19 @@ def evaluate_finetuned(
                 optimizer.zero_grad(set_to_none=True)
                 sequence_losses(forward, tuned, batch).mean().backward()
             optimizer.step()
-    ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record)
-    answered = ask({k: v.detach() for k, v in tuned.items()}, triples, [i for doc in documents for i in doc])
-    return [r | {"mode": "finetuned"} for r in answered]
+    ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record, "finetuned")
+    return ask({k: v.detach() for k, v in tuned.items()}, triples, [i for doc in stream for i in doc])
 
 
 def _quarters(records: list[dict], documents: int, means) -> list[dict]:
-    """The metrics of each quarter of the stream by document position (first to last)."""
+    """The metrics of each quarter of the stream by document position (first to last); a quarter that holds no
+    document (a stream of fewer than 4) is left out."""
     out = []
     for q in range(4):
-        low, high = q * documents / 4, (q + 1) * documents / 4
-        inside = [r for r in records if low < r["position"] <= high]
-        out.append({"positions": [int(low) + 1, int(high)], **(means(inside) if inside else {})})
+        inside = [r for r in records if (r["position"] - 1) * 4 // documents == q]
+        if inside:
+            positions = [r["position"] for r in inside]
+            out.append({"positions": [min(positions), max(positions)], **means(inside)})
     return out
 
 
@@ -149,6 +171,7 @@ class _Asker:
     eval_cfg: EvalConfig
     device: torch.device
     record: object
+    mode: str  # the records' mode
 
     def __call__(self, params: Params, triples: list[Triple], indices: list[int]) -> list[dict]:
         records = []
@@ -165,7 +188,7 @@ class _Asker:
                 self.device,
             )
             for i, nll, accuracy, gen in zip(batch, scored.nll, scored.token_accuracy, scored.generated):
-                records.append(self.record("ft_stream", i, triples[i], self.tokenizer.decode(gen), nll, accuracy))
+                records.append(self.record(self.mode, i, triples[i], self.tokenizer.decode(gen), nll, accuracy))
         return records
 
 

@@ -49,10 +49,13 @@ class Parameterization:
             return StepSizes(inner.lr)
         return StepSizes(inner.lr, {k: v.detach() if detach else v for k, v in self.lr_scales.items()})
 
-    def inner_update(self, implementation: str, reuse_buffers: bool = False, guard: str = "none") -> InnerUpdate:
+    def inner_update(
+        self, implementation: str, reuse_buffers: bool = False, guard: str = "none", probe: bool = True
+    ) -> InnerUpdate:
         """The inner update for this parameterization (inner.implementation): the implicit one that fits it, or the
         explicit one when asked for, when guarded (inner.guard), when the implicit form does not cover the model, or
-        when the implicit update disagrees with the explicit one on a probe (each of the last two said in a warning).
+        when the implicit update disagrees with the explicit one on a probe (each of the last two said in a warning;
+        `probe=False` skips the probe, for a model about to be sharded, too large for an explicit copy).
         `reuse_buffers`: an explicit update for evaluation, which writes every θ' into one set of buffers."""
         # A dict the model runs only through to_model (other than LoRA-inner's factors) is not one hooks can update.
         hookable = self.to_model is _identity or self.lora_inner_scale is not None
@@ -66,7 +69,7 @@ class Parameterization:
         except UnsupportedModule as e:
             warnings.warn(f"inner.implementation=implicit: {e}; using the explicit update", stacklevel=2)
             return ExplicitUpdate(reuse_buffers)
-        if not self.sharded and not _agrees_with_explicit(self, update):
+        if probe and not self.sharded and not _agrees_with_explicit(self, update):
             warnings.warn(
                 f"inner.implementation=implicit: on a probe context the implicit update of {type(self.model).__name__} "
                 "differs from the explicit one (a weight used outside its own module?); using the explicit update",
@@ -110,14 +113,23 @@ def with_lr_scales(
 
 # The probe's verdict per model and parameter set: it costs one explicit and one implicit step on a short context.
 _PROBED: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[str, ...], bool]] = weakref.WeakKeyDictionary()
-PROBE_TOLERANCE = 1e-2  # of the logits' move under the update: float rounding is far below it, a lost term far above
+# Of the logits' move under the update. In float32 rounding leaves the two updates ~1e-6 of it apart (SmolLM2-135M:
+# 2e-6) and a term lost to a weight used outside its module moves them ~1e-2 apart or more (tests/test_implicit.py).
+PROBE_TOLERANCE = 1e-3
+# Model classes whose implicit update the equality tests hold to the explicit one (tests/test_implicit.py): no probe.
+VERIFIED = ("LlamaForCausalLM", "Qwen2ForCausalLM", "GPTNeoXForCausalLM")
 
 
 @torch.no_grad()
 def _agrees_with_explicit(param: Parameterization, update: InnerUpdate) -> bool:
     """Whether `update` moves the logits of a probe query as the explicit update does, after one step on a probe
     context: the run-time check of what the implicit form assumes (every updated weight is used only through its
-    own module's forward), which no inspection of the modules can prove."""
+    own module's forward), which no inspection of the modules can prove. Skipped for the VERIFIED classes and for
+    weights below float32, whose own rounding (the explicit θ' is rounded to the weights' grid, the implicit terms
+    are not) would hide what the probe looks for."""
+    dtype = next(param.model.parameters()).dtype
+    if type(param.model).__name__ in VERIFIED or dtype not in (torch.float32, torch.float64):
+        return True
     key = tuple(param.fast())
     verdicts = _PROBED.setdefault(param.model, {})
     if key not in verdicts:
@@ -126,7 +138,8 @@ def _agrees_with_explicit(param: Parameterization, update: InnerUpdate) -> bool:
 
 
 def _probe_disagreement(param: Parameterization, update: InnerUpdate) -> float:
-    """max |implicit − explicit logits| / max |explicit − base logits| on a 16-token context and an 8-token query."""
+    """max |implicit − explicit logits| / max |explicit − base logits| on a 16-token context and an 8-token query;
+    0 when the step moves nothing (no evidence either way)."""
     device = next(param.model.parameters()).device
     context = TokenBatch.from_lists([list(range(1, 17))], 0, device=device)
     query = TokenBatch.from_lists([list(range(17, 25))], 0, device=device)
@@ -139,4 +152,4 @@ def _probe_disagreement(param: Parameterization, update: InnerUpdate) -> float:
     moved = (param.forward(explicit, **inputs).logits - base).abs().max()
     forward, shared = update.adapted(param.forward, params, implicit, torch.zeros(1, dtype=torch.long, device=device))
     off = (forward(shared, **inputs).logits - param.forward(explicit, **inputs).logits).abs().max()
-    return float(off / moved) if moved > 0 else 0.0
+    return float((off / moved).detach()) if moved > 0 else 0.0

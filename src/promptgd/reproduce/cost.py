@@ -20,7 +20,7 @@ from promptgd.errors import UserError
 DEFAULT_RATES = Path("results/benchmarks/gpu_rates.json")
 SHORT_CONTEXT_TASKS = ("character_descriptions", "reversal")  # one-sentence contexts; the others are paragraphs
 GPUS_EXTRAPOLATED = 8
-CHECKPOINTS_KEPT = 2  # train/checkpoint.py keeps the last two
+CHECKPOINTS_AT_ONCE = 3  # train/checkpoint.py keeps the last two, and writes the next before removing the oldest
 # What a model spec costs to fetch and hold, for the models the paper presets name.
 MODEL_FACTS = {
     "meta-llama/Llama-3.2-1B": {
@@ -110,7 +110,9 @@ def _merged(work: list[Work]) -> list[Work]:
     return list(merged.values())
 
 
-def estimate_lines(work: list[Work], rates: Rates, model_cfg: RunConfig, models_to_build: int) -> list[str]:
+def estimate_lines(
+    work: list[Work], rates: Rates, model_cfg: RunConfig, models_to_build: int, starts: int
+) -> list[str]:
     """The plan's cost section: each item of work with its rate, then totals, disk and what the figures rest on."""
     lines = [f"cost on {rates.device} (estimate; rates from {rates.path}):"]
     work = _merged(work)
@@ -131,23 +133,25 @@ def estimate_lines(work: list[Work], rates: Rates, model_cfg: RunConfig, models_
         f"  on {GPUS_EXTRAPOLATED} GPUs with torchrun: about {hours(total / GPUS_EXTRAPOLATED)} (EXTRAPOLATED: assumes "
         "linear scaling over tasks, which no GPU run has measured)"
     )
-    lines += _disk_lines(model_cfg, models_to_build)
+    lines += _disk_lines(model_cfg, models_to_build, starts)
     lines.append("  what the rates rest on:")
     for key in sorted({k for k, r in rates.rates.items() if any(w.rate is r for w in priced)}):
         lines.append(f"    {key}: {rates.rates[key].basis}")
     return lines
 
 
-def _disk_lines(cfg: RunConfig, models_to_build: int) -> list[str]:
+def _disk_lines(cfg: RunConfig, models_to_build: int, starts: int) -> list[str]:
+    """What the models to build take on disk: each its saved weights and the checkpoints of its training (the weights
+    and Adam's two moments each, CHECKPOINTS_AT_ONCE of them at most), each warmed-up start model its weights."""
     name = cfg.model.spec.split("@")[0]
     facts = MODEL_FACTS.get(name)
     if facts is None:
         return [f"  model {cfg.model.spec}: its download and disk size are not recorded here"]
     model_gb = facts["parameters"] * BYTES[cfg.model.dtype] / 1e9
-    # A checkpoint holds the weights and Adam's two moments; the last CHECKPOINTS_KEPT of a run stay on disk.
-    checkpoint_gb = 3 * model_gb * CHECKPOINTS_KEPT
+    checkpoint_gb = 3 * model_gb * CHECKPOINTS_AT_ONCE
+    total = models_to_build * (model_gb + checkpoint_gb) + starts * model_gb
     return [
         f"  model {name}: {facts['download']} download, {facts['access']}",
-        f"  disk: {models_to_build} model(s) to build × ({model_gb:.1f} GB saved + {checkpoint_gb:.0f} GB of "
-        f"checkpoints while training) = about {models_to_build * (model_gb + checkpoint_gb):.0f} GB at most",
+        f"  disk: {models_to_build} model(s) to build × ({model_gb:.1f} GB saved + up to {checkpoint_gb:.0f} GB of "
+        f"checkpoints while training) + {starts} start model(s) × {model_gb:.1f} GB = {total:.0f} GB at most",
     ]

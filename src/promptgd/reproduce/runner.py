@@ -398,12 +398,13 @@ def plan(name: str, rep: Reproduction) -> str:
     work: list[Work] = []
     width = max(len(k) for k in models)
     lines += ["", "models:"]
-    to_build = 0
+    to_build = starts = 0
     for key, model in models.items():
         status, item = rep.model_plan(model)
         lines.append(f"  {key:<{width}}  {status}")
         work += [item] if item else []
         to_build += status.startswith("to ") and model.kind != "start"
+        starts += status.startswith("to ") and model.kind == "start"
     lines += ["", "evaluations:"]
     width = max(len(d.relative_to(rep.work).as_posix()) for d in evaluations)
     for directory, (model, column, modes) in evaluations.items():
@@ -412,7 +413,7 @@ def plan(name: str, rep: Reproduction) -> str:
         work += items
     if rep.rates is not None:
         first_task = next(iter(tasks))
-        lines += ["", *estimate_lines(work, rep.rates, rep.config(first_task), to_build)]
+        lines += ["", *estimate_lines(work, rep.rates, rep.config(first_task), to_build, starts)]
     return "\n".join(lines)
 
 

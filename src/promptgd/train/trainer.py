@@ -52,7 +52,7 @@ class MetaTrainer:
             if t.objective == "lc"
             else LGObjective(encoder, self.device)
         )
-        self.update = param.inner_update(cfg.inner.implementation)
+        self.update = param.inner_update(cfg.inner.implementation, probe=not t.fsdp)
         self.sharded = t.fsdp and distributed.active()  # weights, gradients and Adam state split over the processes
         if self.sharded:
             fsdp.check_shardable(isinstance(self.update, LowRankUpdate), t.batch_size)

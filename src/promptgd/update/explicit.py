@@ -92,9 +92,11 @@ def guarded_update(
 ) -> Params:
     """`inner_update` (no graph) that never keeps a step which raises the loss of the contexts it was taken on:
     `stop` returns the iterate before such a step; `halve` retakes it at half the size (up to HALVINGS times, then
-    stops). A step's loss after it is the next step's loss before it when both read the same contexts, so an
-    accepted step costs no extra forward in `batched` mode."""
-    schedule = [contexts] * steps if mode == "batched" else [[c] for c in contexts for _ in range(steps)]
+    stops). Each step costs one more forward, for the loss after it, which the next step on the same contexts reuses
+    as its loss before; it holds the iterate before the step beside the one after, a copy of the weights more than
+    `inner_update` with reused buffers."""
+    singles = [[c] for c in contexts]  # one list per context, so a later step on it is recognised as the same
+    schedule = [contexts] * steps if mode == "batched" else [single for single in singles for _ in range(steps)]
 
     def loss_at(adapted: Params, group: list[TokenBatch]) -> torch.Tensor:
         return sum(lm_loss(forward, adapted, c) for c in group) / len(group)
