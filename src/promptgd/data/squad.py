@@ -153,6 +153,8 @@ def validation_stream_paragraphs(n: int, n_train: int = 5000, seed: int = 0) -> 
     order, none that any triple of the presets' training sample (`n_train` questions, `seed`) comes from, so no
     warm-up, meta-training or validation triple shares a paragraph with them. Whole paragraphs, where the
     validation split holds about one question of each."""
+    if n_train <= 0:  # a sample of every triple leaves no paragraph outside it
+        raise ValueError("validation_stream_paragraphs: n_train must be a positive sample size")
     prepare()
     train = acquire.read_processed(TASK)["train"]
     sampled = {t.context for t in acquire.seeded_sample(train, n_train, seed, f"{TASK} train")}

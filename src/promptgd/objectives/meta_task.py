@@ -36,8 +36,8 @@ class MetaTask:
 
 
 def into_passes(tasks: list[MetaTask], tasks_per_pass: int | None, pass_tokens: int) -> list[list[MetaTask]]:
-    """Consecutive tasks grouped into passes of at most `tasks_per_pass` tasks (None: any number) whose context and
-    query tokens, padded, stay within `pass_tokens` (at least one task a pass)."""
+    """Consecutive tasks grouped into passes: one task each when `tasks_per_pass` is 1 (the explicit update), else
+    (None) as many as keep the pass's context and query tokens, padded, within `pass_tokens` (at least one a pass)."""
     if tasks_per_pass == 1:
         return [[task] for task in tasks]
     groups, current = [], []
