@@ -14,7 +14,7 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,9 +63,38 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class MixedTask:
+    """One task of a mixture (task.mixture): its own sizes and Prompt separator, cut by data/partition.py as a run of
+    that task alone would be."""
+
+    name: str
+    """A registry name or `jsonl:<path>` (not another mixture)."""
+    n_train: int = 5000
+    """Training triples to build or sample; 0 = all."""
+    n_test: int = 500
+    """Test triples; 0 = all."""
+    n_val: int = 100
+    """Validation triples, the last whole contexts of this task's train split."""
+    n_warmup: int = 0
+    """Triples cut for the format warm-up from the front of this task's train split (warmup.n_tasks then takes from
+    all tasks' together)."""
+    n_meta: int = 0
+    """Meta-training triples from this task, the first of those left between warm-up and validation (0 = all): the
+    mixture's proportions."""
+    separator: str | None = None
+    """Placed between context and query in Prompt mode for this task's triples (WikiText's queries continue the
+    context after a space); None: format.separator."""
+
+    def __post_init__(self) -> None:
+        _require(self, f"task.mixture[{self.name}]", non_negative=("n_train", "n_test", "n_val", "n_warmup", "n_meta"))
+        if self.name == "mixture":
+            raise ConfigError("task.mixture: an entry cannot itself be a mixture")
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str = "character_descriptions"
-    """The task: a registry name (`promptgd tasks` lists them) or `jsonl:<path>`."""
+    """The task: a registry name (`promptgd tasks` lists them), `jsonl:<path>`, or `mixture` (task.mixture)."""
     n_train: int = 5000
     """Training triples to build or sample; 0 = all."""
     n_test: int = 500
@@ -77,8 +106,20 @@ class TaskConfig:
     """Seeds the generator or sampler, so the splits are reproducible. Real-text data comes from $PROMPTGD_DATA, the
     cache that `promptgd data fetch TASK --path P` fills, or the hub (data/acquire.py)."""
 
+    mixture: tuple[MixedTask, ...] = ()
+    """With name `mixture`: the tasks trained on together. Each is partitioned alone (its own sizes, so the triples a
+    task's own runs validate and test on stay out of training), then every split interleaves the tasks in proportion
+    to their sizes, so each outer batch mixes them. task.n_train, n_test and n_val are then unused and must be 0."""
+
     def __post_init__(self) -> None:
         _require(self, "task", non_negative=("n_train", "n_test", "n_val"))
+        if (self.name == "mixture") != bool(self.mixture):
+            raise ConfigError("task.mixture: set it together with task.name=mixture (and only then)")
+        if self.mixture and (self.n_train or self.n_test or self.n_val):
+            raise ConfigError(
+                "task.mixture: each entry sets its own n_train, n_test and n_val; set task.n_train, task.n_test "
+                f"and task.n_val to 0 (got {self.n_train}, {self.n_test}, {self.n_val})"
+            )
 
 
 @dataclass(frozen=True)
@@ -453,6 +494,9 @@ def _build(cls: type, data: Any, prefix: str = "") -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"unknown key {prefix + unknown[0]!r}; {cls.__name__} has: {', '.join(sorted(names))}")
+    missing = [f.name for f in fields(cls) if f.name not in data and f.default is f.default_factory is MISSING]
+    if missing:
+        raise ConfigError(f"{prefix.rstrip('.') or '<root>'}: missing key {missing[0]!r}")
     kwargs = {k: _check_value(v, hints[k], prefix + k) for k, v in data.items()}
     return cls(**kwargs)
 

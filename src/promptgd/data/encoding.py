@@ -28,8 +28,9 @@ class Encoder:
         return self._ids(triple.query, first=True)
 
     def prompt(self, triple: Triple) -> list[int]:
-        """Prompt-mode prefix: context ⊕ separator ⊕ query."""
-        return self._ids(triple.context + self.format.separator, first=True) + self._ids(triple.query, first=False)
+        """Prompt-mode prefix: context ⊕ separator ⊕ query (the triple's own separator where it has one)."""
+        separator = self.format.separator if triple.separator is None else triple.separator
+        return self._ids(triple.context + separator, first=True) + self._ids(triple.query, first=False)
 
     def response(self, triple: Triple) -> list[int]:
         """Scored in every mode; never includes the answer terminator."""

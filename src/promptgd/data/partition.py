@@ -12,11 +12,15 @@ Triples that share a source passage without sharing a context (WikiText cuts sev
 context a longer prefix of it) are kept together the same way (`Triple.group`).
 `val` depends only on the train split and `task.n_val`, so changing the warm-up or the meta-training budget
 never changes the triples hyper-parameters were chosen on.
+
+A mixture of tasks (task.name=mixture) partitions each task alone, with its own sizes, exactly as a run of that task
+alone would, then interleaves every split across the tasks (`interleave`): a task's validation and test triples are
+the ones its own runs use, and never reach training.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from promptgd.data.tasks import load_task
@@ -73,7 +77,34 @@ def partition(splits: Splits, n_warmup: int, n_val: int, n_meta: int = 0) -> Par
     )
 
 
+def interleave(lists: list[list[Triple]]) -> list[Triple]:
+    """The lists merged in proportion to their lengths, each kept in its own order: the i-th of n triples sits at
+    (i + 1/2) / n of the way, so every stretch of consecutive triples (an outer batch) holds each list in its share."""
+    keyed = [
+        ((i + 0.5) / len(triples), k, triple) for k, triples in enumerate(lists) for i, triple in enumerate(triples)
+    ]
+    return [triple for _, _, triple in sorted(keyed, key=lambda key: key[:2])]
+
+
+def mixed_partition(task, n_meta: int) -> Partition:
+    """`task.mixture`'s tasks, each partitioned alone and given its own Prompt separator, then interleaved split by
+    split; the first `n_meta` interleaved meta-training triples (0 = all). Warm-up takes the front of the interleaved
+    warm-up triples (warmup.n_tasks), so it too mixes the tasks."""
+    parts = []
+    for mixed in task.mixture:
+        splits = load_task(mixed.name, mixed.n_train, mixed.n_test, task.seed)
+        part = partition(splits, mixed.n_warmup, mixed.n_val, mixed.n_meta)
+        if mixed.separator is not None:
+            part = Partition(*([replace(t, separator=mixed.separator) for t in part.split(s)] for s in SPLITS))
+        parts.append(part)
+    merged = {name: interleave([part.split(name) for part in parts]) for name in SPLITS}
+    merged["meta"] = merged["meta"][: n_meta or None]
+    return Partition(**merged)
+
+
 def load_partition(cfg) -> Partition:
     """The partition a run config describes (`cfg`: a RunConfig; task, warm-up and meta-training sizes)."""
     t = cfg.task
+    if t.mixture:
+        return mixed_partition(t, cfg.train.n_tasks)
     return partition(load_task(t.name, t.n_train, t.n_test, t.seed), cfg.warmup.n_tasks, t.n_val, cfg.train.n_tasks)

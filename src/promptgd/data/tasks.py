@@ -18,7 +18,7 @@ TASKS: dict[str, Callable[[int, int, int], Splits]] = {
 
 
 def task_names() -> list[str]:
-    return sorted(TASKS) + ["jsonl:<path>"]
+    return sorted(TASKS) + ["jsonl:<path>", "mixture (of the above: task.mixture)"]
 
 
 def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
@@ -29,6 +29,8 @@ def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
         train_path = path.with_name(path.stem + ".train.jsonl")
         train = read_jsonl(train_path)[: n_train or None] if train_path.is_file() else []
         return Splits(train=train, test=test)
+    if name == "mixture":  # data/partition.py builds it from its tasks, each loaded here
+        raise ConfigError("task.name=mixture: a mixture is trained and evaluated as a whole; its tasks go one by one")
     if name not in TASKS:
         raise ConfigError(f"task.name={name!r}: unknown task; known: {', '.join(task_names())}")
     return TASKS[name](n_train, n_test, seed)

@@ -19,6 +19,9 @@ class Triple:
     response: str  # the gold answer, with its leading space, e.g. " Evan Armstrong"
     answers: tuple[str, ...] = ()  # every acceptable answer for EM/F1 (SQuAD); empty means (response,)
     source: str = ""  # the passage it was cut from, when several triples share one without sharing a context (WikiText); triples of one source stay on one side of every split; empty: the context is the source
+    separator: str | None = (
+        None  # between context and query in Prompt mode when it differs from format.separator (a task of a mixture, config.MixedTask); None: format.separator
+    )
 
     @property
     def group(self) -> str:
@@ -55,6 +58,8 @@ def write_jsonl(triples: Iterable[Triple], path: str | Path) -> None:
                 row["answers"] = list(row["answers"])
             if not row["source"]:
                 del row["source"]
+            if row["separator"] is None:
+                del row["separator"]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -84,7 +89,7 @@ def read_jsonl(path: str | Path) -> list[Triple]:
                     raise TripleFileError(f"{where}: missing field {key!r}")
                 if not isinstance(row[key], str):
                     raise TripleFileError(f"{where}: field {key!r} must be a string, got {type(row[key]).__name__}")
-            unknown = set(row) - set(FIELDS) - {"answers", "source"}
+            unknown = set(row) - set(FIELDS) - {"answers", "source", "separator"}
             if unknown:
                 raise TripleFileError(f"{where}: unknown field(s) {sorted(unknown)}")
             answers = row.get("answers", [])
@@ -93,10 +98,13 @@ def read_jsonl(path: str | Path) -> list[Triple]:
             source = row.get("source", "")
             if not isinstance(source, str):
                 raise TripleFileError(f"{where}: field 'source' must be a string, got {type(source).__name__}")
+            separator = row.get("separator")
+            if separator is not None and not isinstance(separator, str):
+                raise TripleFileError(f"{where}: field 'separator' must be a string, got {type(separator).__name__}")
             for key in FIELDS:  # an empty context has nothing to absorb; an empty query or response, nothing to ask
                 if not row[key].strip():
                     raise TripleFileError(f"{where}: field {key!r} is empty")
-            triples.append(Triple(row["context"], row["query"], row["response"], tuple(answers), source))
+            triples.append(Triple(row["context"], row["query"], row["response"], tuple(answers), source, separator))
     if not triples:
         raise TripleFileError(f"{path}: holds no triples")
     return triples
