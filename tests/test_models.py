@@ -54,7 +54,7 @@ def test_a_damaged_packaged_cache_is_converted_again(tmp_path, monkeypatch, caps
     from promptgd.models import loading
 
     monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
-    first = loading._packaged_checkpoint("smollm2-135m")
+    first = loading.packaged_checkpoint("smollm2-135m")
     weights = first / "model.safetensors"
     size = weights.stat().st_size
     with weights.open("r+b") as f:  # one flipped byte deep in the tensors
@@ -62,7 +62,7 @@ def test_a_damaged_packaged_cache_is_converted_again(tmp_path, monkeypatch, caps
         byte = f.read(1)
         f.seek(size // 2)
         f.write(bytes([byte[0] ^ 0xFF]))
-    again = loading._packaged_checkpoint("smollm2-135m")
+    again = loading.packaged_checkpoint("smollm2-135m")
     assert "does not match its recorded SHA-256; converting" in capsys.readouterr().err
     assert again == first and loading._cache_intact(again)
 

@@ -289,6 +289,24 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"exported rows {', '.join(rows)} of {args.run_dir} to {args.out}/")
 
 
+def cmd_pack(args: argparse.Namespace) -> None:
+    from promptgd.models.loading import weights_directory
+    from promptgd.models.packaged_absorber import pack
+
+    model, out = Path(args.model), Path(args.out)
+    if out.exists():
+        raise UserError(f"{out}: exists; promptgd pack writes a new directory")
+    if not (model / "model.safetensors").is_file():
+        raise UserError(f"{model}: not a saved model directory (no model.safetensors)")
+    base = args.base
+    manifest = pack(model, base, weights_directory(base), out, args.max_rank)
+    print(
+        f"packed {model} as {manifest['changed_tensors']} changed tensors (rank ≤ {manifest['max_rank']}) on {base}: "
+        f"{manifest['bytes'] / 1e6:.1f} MB against {manifest['full_copy_bytes'] / 1e6:.1f} MB for a full copy; "
+        f"put {out} in src/promptgd/absorbers/<name>/ to load it as packaged:<name>"
+    )
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from promptgd.reproduce.cost import Rates
     from promptgd.reproduce.runner import Reproduction, plan, run_reproduction
@@ -440,6 +458,14 @@ def _report_parsers(sub) -> None:
     )
     p.add_argument("--replace", action="store_true", help="write over rows already exported to --out")
     p.set_defaults(func=cmd_export, config=None)
+    p = sub.add_parser(
+        "pack", help="write a meta-trained model as its low-rank difference from a base: a packaged absorber"
+    )
+    p.add_argument("model", help="a meta-trained model directory (e.g. RUN/model)")
+    p.add_argument("--base", required=True, help="the model it was trained from: packaged:<name> or a directory")
+    p.add_argument("--out", required=True, help="a new directory (then src/promptgd/absorbers/<name>/)")
+    p.add_argument("--max-rank", type=int, default=64, help="refuse a tensor whose change needs a higher rank")
+    p.set_defaults(func=cmd_pack, config=None)
     p = sub.add_parser("tasks", help="list task names")
     p.set_defaults(func=cmd_tasks, config=None)
 

