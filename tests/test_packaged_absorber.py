@@ -14,6 +14,7 @@ from promptgd.models import packaged_absorber
 from promptgd.models.loading import load_model
 from promptgd.models.packaged_absorber import PackError, check_wheel, pack
 from promptgd.models.update_settings import write_update_settings
+from promptgd.train.warmup import format_warmup
 
 
 @pytest.fixture
@@ -108,3 +109,22 @@ def test_an_unknown_packaged_name_lists_the_known_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(packaged_absorber, "ABSORBERS", tmp_path)
     with pytest.raises(Exception, match="unknown packaged model 'packaged:nope'; known: packaged:smollm2-135m"):
         load_model("packaged:nope")
+
+
+def test_a_low_rank_format_warm_up_learns_the_format_and_packs_in_its_rank(tmp_path, triples):
+    """warmup.lora_rank: the warm-up's loss falls, and the start model it leaves differs from the loaded one only in
+    the projections, each at rank ≤ r: what a packaged absorber ships in place of a full warmed-up copy."""
+    cfg = tiny_config("warmup.n_tasks=24", "warmup.lora_rank=2", "warmup.lr=3e-3", "warmup.batch_size=4")
+    torch.manual_seed(0)
+    model, tokenizer = load_model("tiny:llama", device="cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    base, warmed = tmp_path / "base", tmp_path / "warmed"
+    model.save_pretrained(base)
+    losses = format_warmup(model, tokenizer, triples * 8, cfg.warmup, cfg.format, seed=0, progress=False)
+    assert sum(losses[-2:]) < sum(losses[:2])
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.rsplit(".", 2)[-2] in cfg.lora.target_modules for k in changed)
+    assert all(p.requires_grad for p in model.parameters())  # the model is left as a loaded one
+    model.save_pretrained(warmed)
+    manifest = pack(warmed, str(base), base, tmp_path / "packed", max_rank=2)
+    assert manifest["changed_tensors"] == len(changed) and manifest["max_rank"] <= 2

@@ -227,9 +227,13 @@ class WarmupConfig:
     """AdamW learning rate of the warm-up fine-tune."""
     batch_size: int = 8
     """Sequences per optimiser step."""
+    lora_rank: int = 0
+    """0: fine-tune every weight. r > 0: train only a rank-r delta B·A on each of lora.target_modules' default
+    projections, merged into the weights at the end: the start model then differs from the loaded one by a rank-r
+    change per matrix, which `promptgd pack` stores in a few MB (a packaged absorber's format adapter)."""
 
     def __post_init__(self) -> None:
-        _require(self, "warmup", positive=("lr",), at_least_one=("batch_size",), non_negative=("n_tasks",))
+        _require(self, "warmup", positive=("lr",), at_least_one=("batch_size",), non_negative=("n_tasks", "lora_rank"))
 
 
 @dataclass(frozen=True)

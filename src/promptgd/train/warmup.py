@@ -7,11 +7,12 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from promptgd.config import FormatConfig, WarmupConfig
+from promptgd.config import FormatConfig, LoraConfig, WarmupConfig
 from promptgd.data.encoding import Encoder
 from promptgd.data.supervised import supervised_examples
 from promptgd.data.triples import Triple
 from promptgd.lm import TokenBatch, functional_forward, lm_loss
+from promptgd.models.lora import init_factors, merge, merge_into_model
 
 
 def format_warmup(
@@ -25,12 +26,16 @@ def format_warmup(
     desc: str = "format warm-up",
 ) -> list[float]:
     """Fine-tune `model` in place on prompt ⊕ response and query ⊕ response (loss on the response and its
-    terminator); returns the loss of each optimiser step."""
+    terminator), every weight or (warmup.lora_rank) a low-rank delta merged in at the end; returns the loss of each
+    optimiser step."""
     device = next(model.parameters()).device
     examples = supervised_examples(Encoder(tokenizer, format_cfg), triples[: cfg.n_tasks])
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed)).tolist()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    forward, params = functional_forward(model), dict(model.named_parameters())
+    forward, weights = functional_forward(model), dict(model.named_parameters())
+    adapter = LoraConfig(rank=cfg.lora_rank, alpha=float(cfg.lora_rank)) if cfg.lora_rank else None  # B·A, scale 1
+    trained = init_factors(model, adapter, seed) if adapter else weights
+    model.requires_grad_(adapter is None)
+    optimizer = torch.optim.AdamW(trained.values(), lr=cfg.lr, weight_decay=0.0)
     losses = []
     model.train()
     batches = range(0, len(order), cfg.batch_size)
@@ -39,11 +44,15 @@ def format_warmup(
         batch = TokenBatch.from_lists(
             [seq for seq, _ in chosen], tokenizer.pad_token_id, [n for _, n in chosen], device
         )
+        params = merge(weights, trained, adapter.scale) if adapter else weights
         loss = lm_loss(forward, params, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained.values(), 1.0)
         optimizer.step()
         losses.append(loss.item())
+    if adapter:
+        merge_into_model(model, trained, adapter)
+        model.requires_grad_(True)
     model.eval()
     return losses
