@@ -90,7 +90,7 @@ def test_lora_inner_run_evaluates_with_the_factor_update(tmp_path):
     cfg = tiny_config("lora.variant=inner", "train.objective=lg", "train.n_tasks=4", "inner.lr=0.5", "eval.modes=nc,ft")
     path = run_train(cfg, tmp_path, progress=False)
     model, tokenizer = load_model(str(path), device=DEVICE)
-    param = parameterization_for(model, str(path))
+    param = parameterization_for(model)
     assert set(param.trainable) and all(".lora_" in k for k in param.trainable)
     before = {k: v.clone() for k, v in param.trainable.items()}
     triples = copy_tasks(3)

@@ -2,6 +2,7 @@
 model (`packaged:<name>`), is smaller than a copy, and refuses in one line a change it cannot hold or a pin that fails."""
 
 import importlib.metadata
+import json
 import shutil
 
 import pytest
@@ -14,7 +15,9 @@ from promptgd.models import packaged_absorber
 from promptgd.models.loading import load_model
 from promptgd.models.packaged_absorber import PackError, check_wheel, pack
 from promptgd.models.update_settings import write_update_settings
+from promptgd.train.recipe import run_train
 from promptgd.train.warmup import format_warmup
+from test_mixture import alone, mixture
 
 
 @pytest.fixture
@@ -128,3 +131,33 @@ def test_a_low_rank_format_warm_up_learns_the_format_and_packs_in_its_rank(tmp_p
     model.save_pretrained(warmed)
     manifest = pack(warmed, str(base), base, tmp_path / "packed", max_rank=2)
     assert manifest["changed_tensors"] == len(changed) and manifest["max_rank"] <= 2
+
+
+@pytest.mark.integration
+def test_an_absorber_of_a_mixture_packs_ships_and_is_evaluated_on_one_of_its_tasks(tmp_path, monkeypatch):
+    """The whole path of a packaged absorber on tiny sizes: a low-rank warm-up and learned step sizes on a mixture,
+    packed against the loaded model, installed, then `promptgd eval --model packaged:<name>` on one task's
+    validation triples, with the step sizes it learned."""
+    cfg = mixture(
+        tmp_path,
+        "warmup.n_tasks=4",
+        "warmup.lora_rank=2",
+        "inner.lr_scales=factored",
+        "train.freeze_weights=true",
+        "train.objective=lg",
+        "train.n_tasks=4",
+    )
+    trained = run_train(cfg, tmp_path / "run", progress=False)
+    model, tokenizer = load_model("tiny:llama", device="cpu")
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    manifest = pack(trained, str(tmp_path / "base"), tmp_path / "base", tmp_path / "packed", max_rank=2)
+    assert "inner_lr_scales.safetensors" in manifest["files"] and "promptgd.json" in manifest["files"]
+    installed(tmp_path, monkeypatch, tmp_path / "packed")
+    out = tmp_path / "eval"
+    main(["eval", "--model", "packaged:tiny-absorber", "--task", "reversal", "--split", "val", "--modes", "nc,ft",
+          f"model.device={DEVICE}", "task.n_train=40", "task.n_test=6", "task.n_val=8", "eval.max_new_tokens=4",
+          "--out", str(out)])  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == len(alone("reversal", "task.n_train=40", "task.n_test=6", "task.n_val=8").val)
+    assert summary["modes"]["ft"]["diverged_share"] is not None

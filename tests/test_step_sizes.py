@@ -142,7 +142,7 @@ def test_frozen_weights_train_only_the_scales_and_they_reach_the_saved_model(tmp
     path = run_train(cfg, tmp_path / "run", progress=False)
     assert (path / FILE).is_file()
     model, tokenizer = load_model(str(path), device=DEVICE)
-    loaded = parameterization_for(model, str(path))
+    loaded = parameterization_for(model)
     assert isinstance(loaded.step_size(cfg.inner), StepSizes)
     triples = copy_tasks(4)
     learned = evaluate_model(model, tokenizer, triples, cfg, progress=False, param=loaded).modes
@@ -156,12 +156,12 @@ def test_frozen_weights_train_only_the_scales_and_they_reach_the_saved_model(tmp
     args = ["--model", str(path), "--context", str(tmp_path / "notes.txt"), "--device", DEVICE]
     main(["absorb", *args, "--out", str(tmp_path / "absorbed")])
     absorbed, _ = load_model(str(tmp_path / "absorbed"), device=DEVICE)
-    again = parameterization_for(absorbed, str(tmp_path / "absorbed"))
+    again = parameterization_for(absorbed)
     assert all(torch.equal(again.lr_scales[k], v) for k, v in loaded.lr_scales.items())
 
     (path / FILE).unlink()
     with pytest.raises(UserError, match=FILE):
-        parameterization_for(model, str(path))
+        parameterization_for(model)
 
 
 def test_lc_with_frozen_weights_trains_only_the_scales(tmp_path):

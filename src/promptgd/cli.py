@@ -110,7 +110,7 @@ def _model_and_param(spec: str, device: str):
     from promptgd.models.loading import load_model
 
     model, tokenizer = load_model(spec, device=device)
-    return model, tokenizer, parameterization_for(model, spec)
+    return model, tokenizer, parameterization_for(model)
 
 
 def _read_texts(paths: list[str]) -> list[str]:

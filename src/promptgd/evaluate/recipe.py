@@ -54,19 +54,21 @@ def evaluate_model(
     )
 
 
-def parameterization_for(model, spec: str) -> Parameterization:
-    """Full rank, unless `spec` is a run's model directory that carries a LoRA-inner adapter or learned step sizes."""
-    adapter = Path(spec) / ADAPTER_DIR
-    if (adapter / "adapter_config.json").is_file():
+def parameterization_for(model) -> Parameterization:
+    """Full rank, unless the directory `model` was loaded from (load_model) carries a LoRA-inner adapter or learned
+    step sizes."""
+    directory = getattr(model, "loaded_from", None)
+    adapter = directory / ADAPTER_DIR if directory else None
+    if adapter and (adapter / "adapter_config.json").is_file():
         factors, lora_cfg = load_adapter(model, adapter)
         return lora_inner(model, factors, lora_cfg)
     recipe = getattr(model, "update_settings", None)  # read once by load_model from the model directory
     kind = recipe["inner"].get("lr_scales", "none") if recipe else "none"
     if kind == "none":
         return full_rank(model)
-    log_scales = load_log_scales(Path(spec), next(model.parameters()).device)
+    log_scales = load_log_scales(directory, next(model.parameters()).device)
     if log_scales is None:
-        raise UserError(f"{Path(spec) / LR_SCALES_FILE}: missing, but {SETTINGS_FILE} says inner.lr_scales={kind}")
+        raise UserError(f"{directory / LR_SCALES_FILE}: missing, but {SETTINGS_FILE} says inner.lr_scales={kind}")
     return with_lr_scales(full_rank(model), kind, freeze_weights=False, log_scales=log_scales)
 
 
@@ -134,7 +136,7 @@ def run_eval(cfg: RunConfig, out: Path) -> dict:
     triples = load_partition(cfg).split(cfg.eval.split)
     if not triples:
         raise ConfigError(f"eval.split={cfg.eval.split}: task {cfg.task.name} has no such triples with this config")
-    result = evaluate_model(model, tokenizer, triples, cfg, param=parameterization_for(model, cfg.model.spec))
+    result = evaluate_model(model, tokenizer, triples, cfg, param=parameterization_for(model))
     summary = write_eval(result, cfg, out)
     print(mode_table({cfg.model.spec: summary["modes"]}))
     print(

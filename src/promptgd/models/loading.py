@@ -58,7 +58,8 @@ def set_tf32(enabled: bool) -> None:
 
 def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bool = False):
     """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`; a
-    meta-trained model directory's update settings (models/update_settings.py) is `model.update_settings`. `tf32`: see
+    meta-trained model directory's update settings (models/update_settings.py) is `model.update_settings`, the
+    directory it was read from `model.loaded_from` (None for tiny models and hub ids). `tf32`: see
     `set_tf32` (config: model.tf32)."""
     torch_dtype = DTYPES[dtype]
     set_tf32(tf32)
@@ -68,11 +69,14 @@ def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bo
         except ValueError as e:
             raise ModelLoadError(str(e)) from None
         model.update_settings = None
+        model.loaded_from = None
     else:
         path = packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
         model, tokenizer = _from_pretrained(spec, path, torch_dtype)
         # How a meta-trained model must be updated (promptgd.absorb reads it); None for any other model.
         model.update_settings = read_update_settings(path)
+        # The directory beside whose weights step sizes or an adapter lie (a packaged model's in the cache).
+        model.loaded_from = Path(path) if Path(path).is_dir() else None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding is always masked, so any id will do
     return model.to(resolve_device(device)).eval(), tokenizer

@@ -221,7 +221,7 @@ class Reproduction:
         if not triples:
             raise ValueError(f"{column.header}: task {cfg.task.name} has no {column.split} triples (task.n_val is 0?)")
         loaded, tokenizer = load_configured(cfg.model, path)
-        evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded, path), self.progress)
+        evaluate_into(out, cfg, loaded, tokenizer, triples, parameterization_for(loaded), self.progress)
         return out
 
     def _eval_dir(self, model: Model, task: str, column: Column) -> Path:

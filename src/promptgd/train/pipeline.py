@@ -49,7 +49,7 @@ def run_pipeline(cfg: RunConfig, out: Path, command: str, progress: bool = True)
         if resumed_from is not None:
             pipeline.notes.append(f"train_{objective} resumed from {resumed_from}")
         trained, _ = load_configured(cfg.model, str(path))
-        param = parameterization_for(trained, str(path))
+        param = parameterization_for(trained)
         pipeline.evaluate_row(objective, trained, tokenizer, objective_cfg, trained_dir.eval(), param)
         summary = pipeline.summarise()
     if distributed.is_main():
