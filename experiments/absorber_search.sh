@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The absorber's method, chosen on every task's validation split (issue: one meta-trained model for every task) by the
-# rule in results/studies/absorber_smollm2.md ("Rule"), written before it ran: one start model (the mixture's rank-8
+# rule in results/studies/absorber_smollm2.md ("Rule"), written before it ran: one start model (the mixture's rank-4
 # format warm-up), four methods meta-trained on the mixture of configs/absorber/mixture.yaml, each evaluated on the
 # validation triples of the four tasks with the tasks' own presets, then experiments/absorber_choice.py. Rerun the same
 # command after a cut: finished stages are kept, a training resumes. Runs the code of the checkout it lies in
@@ -16,7 +16,7 @@ export PYTHONPATH=$root/src PROMPTGD_DATA=${PROMPTGD_DATA:-$root/../shared/data}
 py=${PROMPTGD_PYTHON:-/work/main/.venv/bin/python}
 promptgd() { "$py" -m promptgd "$@"; }
 stamp() { echo "[$(date -u +%FT%TZ)] $*"; }
-mixture=(configs/absorber/mixture.yaml warmup.lora_rank=8 "$@")
+mixture=(configs/absorber/mixture.yaml warmup.lora_rank=4 "$@")
 limit=eval.limit=${ABSORBER_EVAL_LIMIT:-0}
 # task name : its preset, whose sizes are the mixture entry's, so its validation triples are the mixture's
 tasks=(character_descriptions:configs/quickstart.yaml reversal:configs/metatrain/reversal.yaml
@@ -41,7 +41,7 @@ evaluate() {  # NAME MODEL MODES OVERRIDE...: the model on each task's validatio
 }
 
 if [ ! -d "$out/start/start_model" ]; then
-  stamp "start model: the mixture's rank-8 format warm-up"
+  stamp "start model: the mixture's rank-4 format warm-up"
   promptgd run "${mixture[@]}" 'pipeline.objectives=[]' eval.split=val eval.modes=nc eval.limit=1 --out "$out/start"
 fi
 # The plain step at each task's own η (its preset's), the baseline every share is counted from.

@@ -82,3 +82,22 @@ def test_updates_taken_at_theta_and_applied_together_do_not_depend_on_the_order(
     b = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*common, "eval.stream_seed=1"), progress=False)
     nll = lambda result: {r["query"]: r["nll"] for r in result.records}  # noqa: E731 (indices follow each order)
     assert nll(a) == pytest.approx(nll(b), rel=1e-4)  # a sum of the same updates, in another order
+
+
+def test_the_retention_plot_draws_each_methods_stream_and_refuses_an_evaluation_without_one(tmp_path):
+    from promptgd.report.retention import retention_figure
+
+    quarters = [
+        {"positions": [q, q], "nll": 2.0 + q} for q in range(1, 5)
+    ]  # a stream section as evaluate_stream writes
+    stream = {
+        "documents": 4,
+        "probed_documents": 4,
+        "quarters": quarters,
+        "probed": {"2": {"nll": 2.5}, "4": {"nll": 3.0}},
+    }
+    summary = {"modes": {"nc": {"nll": 6.0}, "ft": {"nll": 2.0}, "ft_stream": {"nll": 3.5}}, "stream": stream}
+    retention_figure({"sequential": summary, "again": summary}, "nll", tmp_path / "r.png", "tiny")
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="plain: its summary has no stream section"):
+        retention_figure({"plain": {"modes": summary["modes"]}}, "nll", tmp_path / "s.png", "tiny")
