@@ -136,3 +136,9 @@ def test_stream_speed_reports_seconds_per_document_for_both_modes(tmp_path):
     )
     assert set(figures["seconds_per_doc"]) == {"sequential", "at_theta"} and figures["fwd_bwd_seconds"] > 0
     assert json.loads((tmp_path / "stream_speed.json").read_text()) == figures
+
+
+def test_absorb_wall_time_is_the_median_of_fresh_processes(tmp_path):
+    figures = run_script("benchmarks/absorb_wall.py", "--model", "tiny:llama", "--repeats", "2", "--out", str(tmp_path))
+    assert len(figures["seconds"]) == 2 and figures["median_seconds"] > 0 and figures["tokens"] > 150
+    assert json.loads((tmp_path / "absorb_wall.json").read_text()) == figures
