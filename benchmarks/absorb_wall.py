@@ -36,8 +36,11 @@ def one_absorb(model: str, note: Path, out: Path, device: str) -> float:
     """Seconds of one `promptgd absorb` in a new process, until it exits."""
     command = [sys.executable, "-m", "promptgd", "absorb", "--model", model, "--context", str(note)]
     start = time.perf_counter()
-    subprocess.run([*command, "--device", device, "--out", str(out)], check=True, capture_output=True, text=True)
-    return time.perf_counter() - start
+    done = subprocess.run([*command, "--device", device, "--out", str(out)], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    return seconds
 
 
 def main() -> None:
@@ -48,6 +51,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, help="directory for absorb_wall.json")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         note = args.note or Path(tmp) / "note.txt"
         if args.note is None:

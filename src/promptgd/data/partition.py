@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from promptgd.config import ConfigError
 from promptgd.data.tasks import load_task
 from promptgd.data.triples import Splits, Triple
 
@@ -79,7 +80,8 @@ def partition(splits: Splits, n_warmup: int, n_val: int, n_meta: int = 0) -> Par
 
 def interleave(lists: list[list[Triple]]) -> list[Triple]:
     """The lists merged in proportion to their lengths, each kept in its own order: the i-th of n triples sits at
-    (i + 1/2) / n of the way, so every stretch of consecutive triples (an outer batch) holds each list in its share."""
+    (i + 1/2) / n of the way, so any front of the merged list (train.n_tasks, warmup.n_tasks, train.val_size,
+    eval.limit) holds each list in its share."""
     keyed = [
         ((i + 0.5) / len(triples), k, triple) for k, triples in enumerate(lists) for i, triple in enumerate(triples)
     ]
@@ -89,7 +91,7 @@ def interleave(lists: list[list[Triple]]) -> list[Triple]:
 def mixed_partition(task, n_meta: int) -> Partition:
     """`task.mixture`'s tasks, each partitioned alone and given its own Prompt separator, then interleaved split by
     split; the first `n_meta` interleaved meta-training triples (0 = all). Warm-up takes the front of the interleaved
-    warm-up triples (warmup.n_tasks), so it too mixes the tasks."""
+    warm-up triples (warmup.n_tasks), so it too holds every task in its share."""
     parts = []
     for mixed in task.mixture:
         splits = load_task(mixed.name, mixed.n_train, mixed.n_test, task.seed)
@@ -97,9 +99,28 @@ def mixed_partition(task, n_meta: int) -> Partition:
         if mixed.separator is not None:
             part = Partition(*([replace(t, separator=mixed.separator) for t in part.split(s)] for s in SPLITS))
         parts.append(part)
+    _refuse_leaks(task.mixture, parts)
     merged = {name: interleave([part.split(name) for part in parts]) for name in SPLITS}
     merged["meta"] = merged["meta"][: n_meta or None]
     return Partition(**merged)
+
+
+def _refuse_leaks(mixture, parts: list[Partition]) -> None:
+    """Each task's cut keeps its own held-out triples out of its training, but two tasks can hold the same question:
+    the people tasks describe the same people under one task.seed, with the same query and answer. A training triple
+    of one task that asks what another validates or tests on would make that task's numbers measure memory."""
+    held_out: dict[tuple[str, str], set[str]] = {}
+    for mixed, part in zip(mixture, parts):
+        for triple in part.val + part.test + part.ood:
+            held_out.setdefault((triple.query, triple.response), set()).add(mixed.name)
+    for mixed, part in zip(mixture, parts):
+        for triple in part.warmup + part.meta:
+            others = held_out.get((triple.query, triple.response), set()) - {mixed.name}
+            if others:
+                raise ConfigError(
+                    f"task.mixture: {mixed.name}'s training triples ask what {sorted(others)[0]} validates or tests "
+                    f"on (e.g. {triple.query!r} →{triple.response!r}); lower {mixed.name}'s n_meta or n_warmup"
+                )
 
 
 def load_partition(cfg) -> Partition:

