@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from promptgd.config import ConfigError
-from promptgd.data import people, squad, wikitext
+from promptgd.data import notes, people, squad, wikitext
 from promptgd.data.triples import Splits, read_jsonl
 
 TASKS: dict[str, Callable[[int, int, int], Splits]] = {
@@ -14,6 +14,7 @@ TASKS: dict[str, Callable[[int, int, int], Splits]] = {
     "reversal": people.reversal,
     squad.TASK: squad.build_squad,
     wikitext.TASK: wikitext.build_wikitext,
+    notes.TASK: notes.build_notes,
 }
 
 
