@@ -82,6 +82,22 @@ def _fact(rng: random.Random, kind: str, project: str, person, place: str, compa
 KINDS = ("lead", "office", "review", "budget", "supplier", "drift")
 
 
+def _note(rng: random.Random, project: str, projects: list[str], first_names, surnames, towns) -> list[Triple]:
+    """One note about `project`, as one triple per fact."""
+    used: set[str] = set()
+
+    def person() -> str:  # a name no other fact of this note uses, so every answer is unambiguous
+        while (name := f"{rng.choice(first_names)} {rng.choice(surnames)}") in used:
+            pass
+        used.add(name)
+        return name
+
+    place, company = rng.choice(towns), f"{rng.choice(projects)} {rng.choice(COMPANY_ENDS)}"
+    facts = [_fact(rng, kind, project, person, place, company) for kind in rng.sample(KINDS, FACTS_PER_NOTE)]
+    note = f"Project {project} status, week {rng.randint(2, 40)}. " + " ".join(sentence for sentence, _, _ in facts)
+    return [Triple(note, query, " " + answer) for _, query, answer in facts]
+
+
 def _notes(n_questions: int, rng: random.Random, projects: list[str], surnames: list[str]) -> list[Triple]:
     firsts, _ = people._name_tables()
     first_names = sorted({n for table in firsts.values() for n in table})
@@ -90,18 +106,7 @@ def _notes(n_questions: int, rng: random.Random, projects: list[str], surnames: 
     for project in projects:
         if len(triples) >= n_questions:
             break
-        used: set[str] = set()
-
-        def person() -> str:  # a name no other fact of this note uses, so every answer is unambiguous
-            while (name := f"{rng.choice(first_names)} {rng.choice(surnames)}") in used:
-                pass
-            used.add(name)
-            return name
-
-        place, company = rng.choice(towns), f"{rng.choice(projects)} {rng.choice(COMPANY_ENDS)}"
-        facts = [_fact(rng, kind, project, person, place, company) for kind in rng.sample(KINDS, FACTS_PER_NOTE)]
-        note = f"Project {project} status, week {rng.randint(2, 40)}. " + " ".join(sentence for sentence, _, _ in facts)
-        triples += [Triple(note, query, " " + answer) for _, query, answer in facts]
+        triples += _note(rng, project, projects, first_names, surnames, towns)
     return triples[:n_questions]
 
 
