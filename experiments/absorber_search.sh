@@ -11,8 +11,8 @@
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bash experiments/absorber_search.sh OUT [OVERRIDE ...]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 out=$(realpath -m "$1"); shift
+cd "$root"
 export PYTHONPATH=$root/src PROMPTGD_DATA=${PROMPTGD_DATA:-$root/../shared/data}
 py=${PROMPTGD_PYTHON:-/work/main/.venv/bin/python}
 promptgd() { "$py" -m promptgd "$@"; }

@@ -7,8 +7,8 @@
 #   bash experiments/guard_choice.sh OUT CONFIRM_DIR      (CONFIRM_DIR: experiments/confirm_squad.sh's OUT)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 out=$(realpath -m "$1"); confirm=$(realpath "$2")
+cd "$root"
 export PYTHONPATH=$root/src PROMPTGD_DATA=${PROMPTGD_DATA:-$root/../shared/data}
 py=${PROMPTGD_PYTHON:-/work/main/.venv/bin/python}
 stamp() { echo "[$(date -u +%FT%TZ)] $*"; }

@@ -7,8 +7,8 @@
 # of the checkout it lies in (PYTHONPATH), so start it from a worktree.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 out=$(realpath -m "$1"); start=$(realpath "$2")
+cd "$root"
 export PYTHONPATH=$root/src PROMPTGD_DATA=${PROMPTGD_DATA:-$root/../shared/data}
 py=${PROMPTGD_PYTHON:-/work/main/.venv/bin/python}
 promptgd() { "$py" -m promptgd "$@"; }

@@ -6,8 +6,8 @@
 #   bash experiments/squad_matched_baselines.sh OUT START_MODEL STEP_SIZE_MODEL
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
 out=$(realpath -m "$1"); start=$(realpath "$2"); sizes=$(realpath "$3")
+cd "$root"
 export PYTHONPATH=$root/src PROMPTGD_DATA=${PROMPTGD_DATA:-$root/../shared/data}
 py=${PROMPTGD_PYTHON:-/work/main/.venv/bin/python}
 stamp() { echo "[$(date -u +%FT%TZ)] $*"; }
