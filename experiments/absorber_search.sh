@@ -59,6 +59,7 @@ eta=$("$py" -c "import sys; from promptgd.config import load_config; print(load_
 for method in "${methods[@]}"; do
   name=${method%%:*}; read -ra settings <<< "${method#*:}"
   run=$out/$name; mkdir -p "$run"
+  echo "${settings[*]}" > "$run/method.txt"  # what experiments/absorber_test.sh trains the leave-one-out models with
   [ -e "$run/start_model" ] || ln -s "$out/start/start_model" "$run/start_model"
   if [ ! -d "$run/model" ]; then
     stamp "train $name"
