@@ -109,7 +109,9 @@ class TaskConfig:
     mixture: tuple[MixedTask, ...] = ()
     """With name `mixture`: the tasks trained on together. Each is partitioned alone (its own sizes, so the triples a
     task's own runs validate and test on stay out of training), then every split interleaves the tasks in proportion
-    to their sizes, so each outer batch mixes them. task.n_train, n_test and n_val are then unused and must be 0."""
+    to their sizes, so any front of a split (train.n_tasks, warmup.n_tasks) keeps each task's share; training then
+    draws the tasks in a seeded random order. A training triple of one task that another validates or tests on (the
+    people tasks share people) is refused. task.n_train, n_test and n_val are then unused and must be 0."""
 
     def __post_init__(self) -> None:
         _require(self, "task", non_negative=("n_train", "n_test", "n_val"))
