@@ -58,10 +58,9 @@ def set_tf32(enabled: bool) -> None:
 
 def load_model(spec: str, dtype: str = "float32", device: str = "auto", tf32: bool = False):
     """Return (model, tokenizer) for a hub id, a local HF directory, a delta directory (models/delta_checkpoint.py),
-    `packaged:<name>` or `tiny:<name>`; a
-    meta-trained model directory's update settings (models/update_settings.py) is `model.update_settings`, the
-    directory it was read from `model.loaded_from` (None for tiny models and hub ids). `tf32`: see
-    `set_tf32` (config: model.tf32)."""
+    `packaged:<name>` or `tiny:<name>`. A meta-trained model directory's update settings (models/update_settings.py)
+    are `model.update_settings`; the directory the model was read from is `model.loaded_from` (None for tiny models
+    and hub ids). `tf32`: see `set_tf32` (config: model.tf32)."""
     torch_dtype = DTYPES[dtype]
     set_tf32(tf32)
     if spec.startswith("tiny:"):
