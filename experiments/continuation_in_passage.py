@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 from statistics import mean
 
@@ -86,7 +87,8 @@ def main() -> None:
                 f"{percent(closed['token_accuracy'])} |"
             )
     table_md = "\n".join(lines) + "\n"
-    write_text_atomically(args.out / "continuation_in_passage.md", table_md)
+    command = "python experiments/continuation_in_passage.py " + " ".join(sys.argv[1:])
+    write_text_atomically(args.out / "continuation_in_passage.md", f"Command: `{command}`\n\n{table_md}")
     write_json(args.out / "continuation_in_passage.json", result)
     print(table_md, end="")
     print(json_line(result["gap_closed"]))
