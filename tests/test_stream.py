@@ -47,6 +47,24 @@ def test_a_stream_reports_positions_quarters_probes_and_locality(tiny):
     assert set(result.summary("m", "t")) >= {"stream", "locality"} and last["mode"] == "ft_stream"
 
 
+def test_prompt_after_the_stream_asks_the_streamed_model_with_the_document_in_the_prompt(tiny):
+    model, tokenizer = tiny
+    modes = "eval.modes=prompt,ft_stream,prompt_stream"
+    result = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*STREAM, modes), progress=False)
+    prompt, after = ({r["index"]: r for r in result.records if r["mode"] == m} for m in ("prompt", "prompt_stream"))
+    assert set(after) == set(prompt) and "prompt_stream" in result.modes
+    # The streamed weights, not θ, answer: the same prompts score differently after five updates.
+    assert any(after[i]["nll"] != pytest.approx(prompt[i]["nll"], rel=1e-4) for i in prompt)
+    # With no update at all (η = 0) the streamed model is θ, and Prompt after the stream is Prompt.
+    still = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*STREAM, modes, "inner.lr=0"), progress=False)
+    assert still.modes["prompt_stream"]["nll"] == pytest.approx(still.modes["prompt"]["nll"], rel=1e-6)
+
+
+def test_prompt_after_the_stream_needs_the_stream_first():
+    with pytest.raises(ValueError, match="list ft_stream before it"):
+        tiny_config("eval.modes=prompt_stream,ft_stream")
+
+
 def test_bm25_puts_the_questions_own_document_in_the_prompt_when_its_words_match():
     from promptgd.evaluate.retrieval import with_all, with_retrieved
 

@@ -168,7 +168,18 @@ class InnerConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     modes: tuple[
-        Literal["nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "finetuned", "prompt_bm25", "prompt_all"], ...
+        Literal[
+            "nc",
+            "prompt",
+            "ft",
+            "ft_irrelevant",
+            "ft_stream",
+            "prompt_stream",
+            "finetuned",
+            "prompt_bm25",
+            "prompt_all",
+        ],
+        ...,
     ] = (
         "nc",
         "prompt",
@@ -176,9 +187,10 @@ class EvalConfig:
         "ft_irrelevant",
     )
     """Which modes to run, in order. `ft_stream` absorbs the split's documents one after another into one model and
-    asks every question at the end (evaluate/stream.py); `prompt_bm25` and `prompt_all` put in the prompt the document
-    BM25 retrieves for the question among those documents, or all of them (evaluate/retrieval.py); `finetuned` asks
-    after ordinary fine-tuning on them (the streams' baseline)."""
+    asks every question at the end (evaluate/stream.py); `prompt_stream`, listed after it, asks them of that streamed
+    model with each question's own document in the prompt (does it still read?); `prompt_bm25` and `prompt_all` put in
+    the prompt the document BM25 retrieves for the question among those documents, or all of them
+    (evaluate/retrieval.py); `finetuned` asks after ordinary fine-tuning on them (the streams' baseline)."""
     split: Literal["test", "val", "meta", "warmup", "ood"] = "test"
     """The triples evaluated: `test` for reported numbers, `val` for choosing settings, `ood` for held-out description
     families (data/partition.py)."""
@@ -219,6 +231,8 @@ class EvalConfig:
             at_least_one=("max_new_tokens", "batch_size", "pass_tokens", "finetune_epochs"),
             non_negative=("limit", "stream"),
         )
+        if "prompt_stream" in self.modes and "ft_stream" not in self.modes[: self.modes.index("prompt_stream")]:
+            raise ConfigError("eval.modes: prompt_stream asks the model ft_stream leaves; list ft_stream before it")
 
 
 @dataclass(frozen=True)

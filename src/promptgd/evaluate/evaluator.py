@@ -7,6 +7,7 @@
                  a gradient step on unrelated text of the same kind does)
 - ft_stream:     the query alone, after every context of the split was absorbed one after another into one
                  model (evaluate/stream.py)
+- prompt_stream: context ⊕ separator ⊕ query, at the weights ft_stream left (the streamed model still reads?)
 - finetuned:     the query alone, after ordinary fine-tuning on those contexts (the streams' baseline)
 - prompt_bm25:   the document BM25 retrieves for the query among those contexts, ⊕ query (evaluate/retrieval.py)
 - prompt_all:    all those contexts ⊕ query
@@ -37,8 +38,8 @@ from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
 from promptgd.update.explicit import InnerUpdate
 from promptgd.update.step_sizes import StepSizes
 
-MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "finetuned", "prompt_bm25", "prompt_all")
-PROMPTED = ("prompt", "prompt_bm25", "prompt_all")  # modes that put a context before the query, at θ
+MODES = ("nc", "prompt", "ft", "ft_irrelevant", "ft_stream", "prompt_stream", "finetuned", "prompt_bm25", "prompt_all")
+PROMPTED = ("prompt", "prompt_stream", "prompt_bm25", "prompt_all")  # modes that put a context before the query
 
 
 @dataclass
@@ -74,19 +75,21 @@ def evaluate(
         raise ValueError(f"eval.modes: unknown mode(s) {sorted(unknown)}; choose from {', '.join(MODES)}")
     triples = streamed(triples[: eval_cfg.limit or None], eval_cfg)
     records, modes, seconds, sections = [], {}, {}, {}
+    streamed_params = None  # the weights ft_stream leaves, which prompt_stream asks (config: ft_stream comes first)
     for mode in eval_cfg.modes:
         start = time.perf_counter()
         if mode == "ft_stream":  # one sequence of updates: every process runs it whole
             args = (forward, params, tokenizer, triples, eval_cfg, inner_cfg, format_cfg, step, device, progress)
             stream_result = evaluate_stream(*args, _record, _means)
             mode_records, sections = stream_result.records, stream_result.sections
+            streamed_params = stream_result.params
         elif mode == "finetuned":
             args = (forward, params, tokenizer, triples, eval_cfg, format_cfg, device, progress, _record)
             mode_records = evaluate_finetuned(*args)
         else:
             args = (
                 forward,
-                params,
+                streamed_params if mode == "prompt_stream" else params,
                 tokenizer,
                 triples,
                 eval_cfg,

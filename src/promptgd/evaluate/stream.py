@@ -39,9 +39,16 @@ LOCALITY_CHUNKS, LOCALITY_TOKENS = 32, 128  # held-out text: this many chunks of
 class StreamResult:
     records: list[dict]  # one per question, asked at the end of the stream, with its document's `position` (1-based)
     sections: dict  # "stream" and "locality", for summary.json
+    params: Params  # the weights at the end of the stream, which mode prompt_stream asks
 
 
-STREAM_MODES = ("ft_stream", "finetuned", "prompt_bm25", "prompt_all")  # modes that read the stream's documents
+STREAM_MODES = (
+    "ft_stream",
+    "prompt_stream",
+    "finetuned",
+    "prompt_bm25",
+    "prompt_all",
+)  # they read the stream's documents
 
 
 def documents(triples: list[Triple]) -> list[list[int]]:
@@ -114,7 +121,7 @@ def evaluate_stream(
     early[str(len(stream))] = means([r for r in records if r["position"] <= PROBED_DOCUMENTS])
     summary = {"documents": len(stream), "probed_documents": min(PROBED_DOCUMENTS, len(stream))}
     summary |= {"quarters": _quarters(records, len(stream), means), "probed": early}
-    return StreamResult(records, {"stream": summary, "locality": locality.after(current)})
+    return StreamResult(records, {"stream": summary, "locality": locality.after(current)}, current)
 
 
 def evaluate_finetuned(

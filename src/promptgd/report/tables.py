@@ -10,6 +10,7 @@ MODE_NAMES = {
     "ft": "FT",
     "ft_irrelevant": "FT-irrelevant",
     "ft_stream": "FT-stream",
+    "prompt_stream": "Prompt-after-stream",
     "finetuned": "fine-tuned",
     "prompt_bm25": "Prompt-BM25",
     "prompt_all": "Prompt-all",
