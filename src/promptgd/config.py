@@ -260,7 +260,8 @@ class TrainConfig:
     first_order: bool = False
     """Drop the second-order term of the inner step: a cheaper ablation that changes the meta-gradient."""
     n_tasks: int = 0
-    """Meta-training tasks to use (0 = every training triple)."""
+    """Meta-training triples to use (0 = every training triple); with inner.contexts = k, k consecutive triples make
+    one task (k contexts absorbed, k queries asked), so an outer step reads train.batch_size × k of them."""
     epochs: int = 1
     """Passes over the tasks."""
     batch_size: int = 4
