@@ -33,7 +33,8 @@ promptgd train configs/quickstart.yaml "$@" inner.contexts=4 inner.mode=sequenti
   --out "$out/retention"
 retention=$out/retention/model
 
-stream=(eval.locality_corpus=wikitext:$PROMPTGD_DATA/wikitext-2 eval.limit=${STREAM_PEOPLE_EVAL_LIMIT:-0})
+# One document per update everywhere: the retention-trained model's saved settings say 4 contexts an update.
+stream=(inner.contexts=1 inner.mode=batched eval.locality_corpus=wikitext:$PROMPTGD_DATA/wikitext-2 eval.limit=${STREAM_PEOPLE_EVAL_LIMIT:-0})
 evaluate() {  # NAME MODEL SPLIT ARGS...: one evaluation, kept when already finished
   local name=$1 model=$2 split=$3; shift 3
   if [ -f "$out/$name/summary.json" ]; then stamp "$name: kept"; return; fi

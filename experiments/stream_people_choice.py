@@ -9,6 +9,7 @@ and ends with one JSON line of the figures and the choices."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -39,6 +40,18 @@ def first_by_accuracy(out: Path, names: dict[str, str], mode: str) -> tuple[str,
     accuracy = {key: summary(out / row)["modes"][mode]["accuracy"] for key, row in names.items()}
     best = max(accuracy.values())
     return next(key for key in names if accuracy[key] >= best - RESOLVED), accuracy
+
+
+def defined(x: float) -> float | None:
+    """None for NaN (a share without a gap), so the JSON line stays JSON."""
+    return None if math.isnan(x) else x
+
+
+def share(value: float, interval=None) -> str:
+    """A retention in %, with its interval; "none" where FT is no better than NC (no gap to retain)."""
+    if math.isnan(value):
+        return "none (FT ≤ NC)"
+    return interval.format(100, 0, "%") if interval and interval.draws else f"{100 * value:.0f}%"
 
 
 def summary(directory: Path) -> dict:
@@ -79,8 +92,8 @@ def main() -> None:
         figures["/".join(candidate)] = f = {
             "ft": s["modes"]["ft"]["accuracy"],
             "ft_stream": s["modes"]["ft_stream"]["accuracy"],
-            "retention": [retention.value, retention.low, retention.high],
-            "first_quarter_retention": first_retention,
+            "retention": [defined(retention.value), defined(retention.low), defined(retention.high)],
+            "first_quarter_retention": defined(first_retention),
             "held_out_nll_ratio": locality["after"]["held_out_nll"] / locality["before"]["held_out_nll"],
             "known_facts_after": locality["after"]["known_facts_accuracy"],
             "prompt_after_stream": s["modes"]["prompt_stream"]["accuracy"],
@@ -88,7 +101,7 @@ def main() -> None:
         mark = " (chosen)" if candidate == chosen else ""
         print(
             f"| {candidate[0]}{mark} | {candidate[1]} | {candidate[2]} | {100 * f['ft']:.1f} | "
-            f"{100 * f['ft_stream']:.1f} | {retention.format(100, 0, '%')} | {100 * first_retention:.0f}% | "
+            f"{100 * f['ft_stream']:.1f} | {share(retention.value, retention)} | {share(first_retention)} | "
             f"{f['held_out_nll_ratio']:.3f} | {100 * f['known_facts_after']:.0f}% | "
             f"{100 * f['prompt_after_stream']:.0f}% (before {100 * prompt:.0f}%) |"
         )

@@ -129,6 +129,13 @@ def test_a_ratio_is_undefined_where_its_reference_is_zero():
     assert np.isnan(ratio("row", "reference")({"row": np.array([1.0]), "reference": np.array([0.0])})[0])
 
 
+def test_a_share_undefined_in_every_draw_has_no_interval_rather_than_an_error():
+    # FT no better than NC on any context (a plain step on invented people): retention has no gap to divide by.
+    arms = {"stream": {"x": [0.0], "y": [0.0]}, "ft": {"x": [0.0], "y": [0.0]}, "nc": {"x": [0.0], "y": [0.0]}}
+    share = bootstrap(arms, gap_share("stream", "ft", "nc"))
+    assert np.isnan(share.value) and np.isnan(share.low) and np.isnan(share.high) and share.draws == 0
+
+
 def test_the_note_says_what_each_interval_resamples():
     line = note({"squad test": 101, "wikitext test": 500})
     assert (

@@ -82,6 +82,8 @@ def bootstrap(
     value = statistic({name: np.array([s.sum() / counts.sum()]) for name, s in sums.items()})[0]
     drawn = statistic({name: s[picks].sum(axis=1) / drawn_counts for name, s in sums.items()})
     drawn = drawn[np.isfinite(drawn)]
+    if not drawn.size:  # undefined in every draw (a gap share where no gap exists): no interval either
+        return Interval(float(value), float("nan"), float("nan"), len(contexts), 0)
     low, high = np.quantile(drawn, [(1 - level) / 2, (1 + level) / 2])
     return Interval(float(value), float(low), float(high), len(contexts), int(drawn.size))
 
