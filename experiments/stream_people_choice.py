@@ -9,11 +9,11 @@ and ends with one JSON line of the figures and the choices."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
-from promptgd.report.intervals import arm, bootstrap, difference, evaluation_records, gap_share
+from promptgd.report.intervals import arm, bootstrap, difference, evaluation_records
+from promptgd.report.retention import json_ready, share_text, stream_figures
 
 RESOLVED = 0.10  # the smallest accuracy difference acted on: 100 validation people resolve about ±11 points, paired
 PLAIN = ("1e-3", "3e-3", "1e-2")  # smallest first: a tie goes to the step that moves the model least
@@ -42,18 +42,6 @@ def first_by_accuracy(out: Path, names: dict[str, str], mode: str) -> tuple[str,
     return next(key for key in names if accuracy[key] >= best - RESOLVED), accuracy
 
 
-def defined(x: float) -> float | None:
-    """None for NaN (a share without a gap), so the JSON line stays JSON."""
-    return None if math.isnan(x) else x
-
-
-def share(value: float, interval=None) -> str:
-    """A retention in %, with its interval; "none" where FT is no better than NC (no gap to retain)."""
-    if math.isnan(value):
-        return "none (FT ≤ NC)"
-    return interval.format(100, 0, "%") if interval and interval.draws else f"{100 * value:.0f}%"
-
-
 def summary(directory: Path) -> dict:
     return json.loads((directory / "summary.json").read_text())
 
@@ -64,53 +52,29 @@ def main() -> None:
     finetune_lr, finetuned = first_by_accuracy(out, {lr: f"val_finetuned_lr{lr}" for lr in FINETUNE}, "finetuned")
     chosen, stream = first_by_accuracy(out, {c: row_name(*c) for c in CANDIDATES}, "ft_stream")
 
-    nc = arm(evaluation_records(out / "val_base"), "nc", "accuracy")
     prompt = summary(out / "val_base")["modes"]["prompt"]["accuracy"]
-    figures, records = {}, {}
+    figures = {}
     print(
         "| model | η | stream | val FT acc | val FT-stream acc | retention (95%) | first quarter | "
         "held-out NLL after/before | known facts after | Prompt after stream |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for candidate in CANDIDATES:
-        row = out / row_name(*candidate)
-        s, records[candidate] = summary(row), evaluation_records(row)
-        arms = {
-            "stream": arm(records[candidate], "ft_stream", "accuracy"),
-            "nc": nc,
-            "ft": arm(records[candidate], "ft", "accuracy"),
-        }
-        retention = bootstrap(arms, gap_share("stream", "ft", "nc"))
-        first = {
-            r["context"]
-            for r in records[candidate]
-            if r["mode"] == "ft_stream" and r["position"] * 4 <= s["stream"]["documents"]
-        }
-        first_arms = {name: {c: v for c, v in values.items() if c in first} for name, values in arms.items()}
-        first_retention = bootstrap(first_arms, gap_share("stream", "ft", "nc")).value
-        locality = s["locality"]
-        figures["/".join(candidate)] = f = {
-            "ft": s["modes"]["ft"]["accuracy"],
-            "ft_stream": s["modes"]["ft_stream"]["accuracy"],
-            "retention": [defined(retention.value), defined(retention.low), defined(retention.high)],
-            "first_quarter_retention": defined(first_retention),
-            "held_out_nll_ratio": locality["after"]["held_out_nll"] / locality["before"]["held_out_nll"],
-            "known_facts_after": locality["after"]["known_facts_accuracy"],
-            "prompt_after_stream": s["modes"]["prompt_stream"]["accuracy"],
-        }
+        f = stream_figures(out / row_name(*candidate), out / "val_base", "accuracy")
+        figures["/".join(candidate)] = json_ready(f)
         mark = " (chosen)" if candidate == chosen else ""
         print(
             f"| {candidate[0]}{mark} | {candidate[1]} | {candidate[2]} | {100 * f['ft']:.1f} | "
-            f"{100 * f['ft_stream']:.1f} | {share(retention.value, retention)} | {share(first_retention)} | "
-            f"{f['held_out_nll_ratio']:.3f} | {100 * f['known_facts_after']:.0f}% | "
-            f"{100 * f['prompt_after_stream']:.0f}% (before {100 * prompt:.0f}%) |"
+            f"{100 * f['ft_stream']:.1f} | {share_text(f['retention'].value, f['retention'])} | "
+            f"{share_text(f['first_quarter_retention'])} | {f['held_out_nll_ratio']:.3f} | "
+            f"{100 * f['known_facts_after']:.0f}% | {100 * f['prompt_after_stream']:.0f}% (before {100 * prompt:.0f}%) |"
         )
     best = max(CANDIDATES, key=lambda c: stream[c])
     resolution = None
     if best != chosen:  # how well the validation people resolve the difference the tie rule set aside
         arms = {
-            "best": arm(records[best], "ft_stream", "accuracy"),
-            "chosen": arm(records[chosen], "ft_stream", "accuracy"),
+            name: arm(evaluation_records(out / row_name(*c)), "ft_stream", "accuracy")
+            for name, c in (("best", best), ("chosen", chosen))
         }
         gap = bootstrap(arms, difference("best", "chosen"))
         resolution = [gap.value, gap.low, gap.high]

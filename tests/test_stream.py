@@ -119,3 +119,30 @@ def test_the_retention_plot_draws_each_methods_stream_and_refuses_an_evaluation_
     assert (tmp_path / "r.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="plain: its summary has no stream section"):
         retention_figure({"plain": {"modes": summary["modes"]}}, "nll", tmp_path / "s.png", "tiny")
+
+
+def test_stream_figures_measure_retention_against_nc_and_single_document_ft(tmp_path):
+    import json
+
+    from promptgd.report.retention import json_ready, share_text, stream_figures
+
+    def row(name: str, records: list[dict], summary: dict) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+
+    people = ["a", "b", "c", "d"]  # FT answers all four, the stream keeps the first two (positions 1 and 2)
+    record = lambda mode, i, ok, **more: {"mode": mode, "index": i, "context": people[i], "correct": ok, **more}  # noqa: E731
+    row("nc", [record("nc", i, 0.0) for i in range(4)], {"modes": {"nc": {"accuracy": 0.0}}})
+    stream = [record("ft_stream", i, float(i < 2), position=i + 1) for i in range(4)]
+    locality = {
+        "before": {"held_out_nll": 2.0, "known_facts_accuracy": 1.0},
+        "after": {"held_out_nll": 2.2, "known_facts_accuracy": 0.5},
+    }
+    summary = {"modes": {"ft_stream": {"accuracy": 0.5}}, "stream": {"documents": 4}, "locality": locality}
+    row("stream", [record("ft", i, 1.0) for i in range(4)] + stream, summary)
+    figures = stream_figures(tmp_path / "stream", tmp_path / "nc", "accuracy")
+    assert figures["retention"].value == 0.5 and figures["first_quarter_retention"] == 1.0
+    assert figures["held_out_nll_ratio"] == pytest.approx(1.1) and figures["known_facts_after"] == 0.5
+    assert json_ready(figures)["prompt_after_stream"] is None  # not asked
+    assert share_text(float("nan")) == "none (FT ≤ NC)"

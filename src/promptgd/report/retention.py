@@ -1,12 +1,17 @@
 """The retention plot of stream evaluations (mode `ft_stream`, evaluate/stream.py): per method, how the first
 documents' answers fare as more documents follow, and how each quarter of a stream fares at its end, against the
-single-document update (`ft`) and no context (`nc`) where the summaries hold them."""
+single-document update (`ft`) and no context (`nc`) where the summaries hold them; and a stream's figures beside
+its rule's targets (`stream_figures`): retention = (stream − NC) / (single-document FT − NC), on the same questions."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import matplotlib
+
+from promptgd.report.intervals import Interval, arm, bootstrap, evaluation_records, gap_share
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -42,3 +47,58 @@ def retention_figure(summaries: dict[str, dict], metric: str, path: Path, title:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def stream_figures(stream_dir: Path, nc_dir: Path, metric: str, ft_dir: Path | None = None) -> dict:
+    """A stream evaluation's figures: its `metric` at the end of the stream and single-document FT's; retention with
+    its 95% interval over contexts (NaN and no interval where FT is no better than NC); the first quarter's
+    retention; held-out NLL after/before the stream; known facts after; Prompt after the stream where it was asked.
+    NC comes from `nc_dir`'s predictions, FT from `ft_dir`'s (default: the stream's own evaluation); all three on the
+    same questions."""
+    summary = json.loads((stream_dir / "summary.json").read_text())
+    records = evaluation_records(stream_dir)
+    ft_records = records if ft_dir is None else evaluation_records(ft_dir)
+    arms = {
+        "stream": arm(records, "ft_stream", metric),
+        "nc": arm(evaluation_records(nc_dir), "nc", metric),
+        "ft": arm(ft_records, "ft", metric),
+    }
+    retention = bootstrap(arms, gap_share("stream", "ft", "nc"))
+    documents = summary["stream"]["documents"]
+    first = {r["context"] for r in records if r["mode"] == "ft_stream" and r["position"] * 4 <= documents}
+    first_arms = {name: {c: v for c, v in values.items() if c in first} for name, values in arms.items()}
+    locality = summary["locality"]
+    before, after = locality["before"].get("held_out_nll"), locality["after"].get("held_out_nll")
+    return {
+        "ft": _mean(arms["ft"]),
+        "ft_stream": summary["modes"]["ft_stream"][metric],
+        "retention": retention,
+        "first_quarter_retention": bootstrap(first_arms, gap_share("stream", "ft", "nc")).value if first else math.nan,
+        "held_out_nll_ratio": after / before if before else math.nan,
+        "known_facts_after": locality["after"]["known_facts_accuracy"],
+        "prompt_after_stream": summary["modes"].get("prompt_stream", {}).get(metric, math.nan),
+    }
+
+
+def _mean(by_context: dict[str, list[float]]) -> float:
+    values = [v for vs in by_context.values() for v in vs]
+    return sum(values) / len(values)
+
+
+def json_ready(figures: dict) -> dict:
+    """`stream_figures` for a JSON line: the interval as [value, low, high], NaN as null."""
+    out = {}
+    for key, value in figures.items():
+        if isinstance(value, Interval):
+            value = [value.value, value.low, value.high]
+        out[key] = [None if math.isnan(v) else v for v in value] if isinstance(value, list) else value
+        if isinstance(out[key], float) and math.isnan(out[key]):
+            out[key] = None
+    return out
+
+
+def share_text(value: float, interval: Interval | None = None) -> str:
+    """A retention in %, with its interval where it has one; "none (FT ≤ NC)" where there is no gap to retain."""
+    if math.isnan(value):
+        return "none (FT ≤ NC)"
+    return interval.format(100, 0, "%") if interval is not None and interval.draws else f"{100 * value:.0f}%"
