@@ -42,13 +42,8 @@ class StreamResult:
     params: Params  # the weights at the end of the stream, which mode prompt_stream asks
 
 
-STREAM_MODES = (
-    "ft_stream",
-    "prompt_stream",
-    "finetuned",
-    "prompt_bm25",
-    "prompt_all",
-)  # they read the stream's documents
+# The modes that read the stream's documents: they ask the questions of the first eval.stream of them (`streamed`).
+STREAM_MODES = ("ft_stream", "prompt_stream", "finetuned", "prompt_bm25", "prompt_all")
 
 
 def documents(triples: list[Triple]) -> list[list[int]]:

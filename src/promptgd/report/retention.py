@@ -87,14 +87,13 @@ def _mean(by_context: dict[str, list[float]]) -> float:
 
 def json_ready(figures: dict) -> dict:
     """`stream_figures` for a JSON line: the interval as [value, low, high], NaN as null."""
-    out = {}
-    for key, value in figures.items():
+
+    def plain(value):
         if isinstance(value, Interval):
-            value = [value.value, value.low, value.high]
-        out[key] = [None if math.isnan(v) else v for v in value] if isinstance(value, list) else value
-        if isinstance(out[key], float) and math.isnan(out[key]):
-            out[key] = None
-    return out
+            return [plain(value.value), plain(value.low), plain(value.high)]
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return {key: plain(value) for key, value in figures.items()}
 
 
 def share_text(value: float, interval: Interval | None = None) -> str:
