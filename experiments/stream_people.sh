@@ -43,18 +43,24 @@ evaluate() {  # NAME MODEL SPLIT ARGS...: one evaluation, kept when already fini
 evaluate val_base "$start" val --modes nc,prompt,prompt_bm25
 for lr in 1e-3 3e-3 1e-2; do evaluate "val_plain_lr$lr" "$start" val --modes ft,ft_stream inner.lr=$lr; done
 for lr in 1e-5 1e-4 1e-3; do evaluate "val_finetuned_lr$lr" "$start" val --modes finetuned eval.finetune_lr=$lr; done
+# Each model's sequential row holds its own NC, Prompt and single-document FT; its at-θ row the stream alone.
+modes_of() { [ "$1" = sequential ] && echo nc,prompt,ft,ft_stream,prompt_stream || echo ft_stream,prompt_stream; }
 for lr in 1e-2 3e-3; do
   for how in sequential at_theta; do
-    evaluate "val_quickstart_${how}_lr$lr" "$quickstart" val --modes ft,ft_stream,prompt_stream inner.lr=$lr \
+    evaluate "val_quickstart_${how}_lr$lr" "$quickstart" val --modes "$(modes_of $how)" inner.lr=$lr \
       eval.stream_mode=$how
   done
 done
 for how in sequential at_theta; do
-  evaluate "val_retention_$how" "$retention" val --modes ft,ft_stream,prompt_stream eval.stream_mode=$how
+  evaluate "val_retention_$how" "$retention" val --modes "$(modes_of $how)" eval.stream_mode=$how
 done
 "$py" experiments/stream_people_choice.py "$out" | tee "$out/choice.txt"
 read -r model lr how plain_lr finetune_lr < "$out/choice.args"
-model_dir=$([ "$model" = retention ] && echo "$retention" || echo "$quickstart")
+case $model in
+  quickstart) model_dir=$quickstart ;;
+  retention) model_dir=$retention ;;
+  *) echo "$out/choice.args: unknown model '$model'" >&2; exit 1 ;;
+esac
 evaluate test_chosen "$model_dir" test --modes nc,prompt,ft,ft_stream,prompt_stream,prompt_bm25 inner.lr=$lr \
   eval.stream_mode=$how
 evaluate ood_chosen "$model_dir" ood --modes nc,prompt,ft,ft_stream,prompt_stream,prompt_bm25 inner.lr=$lr \

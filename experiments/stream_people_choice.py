@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 from promptgd.report.intervals import arm, bootstrap, difference, evaluation_records
-from promptgd.report.retention import json_ready, share_text, stream_figures
+from promptgd.report.retention import first_within, json_ready, percent, share_text, stream_figures
 
-RESOLVED = 0.10  # the smallest accuracy difference acted on: 100 validation people resolve about ±11 points, paired
+RESOLVED = 0.10  # differences under 10 points are ties: 100 validation people resolve about ±11 points, paired
 PLAIN = ("1e-3", "3e-3", "1e-2")  # smallest first: a tie goes to the step that moves the model least
 FINETUNE = ("1e-5", "1e-4", "1e-3")
-# In order of preference among candidates within RESOLVED of the best: the preset's model before one trained for this
-# (no extra training), the η it was trained for before a smaller one, one update after another (what a user whose
-# texts arrive one by one can do) before updates taken at θ and summed.
+# In order of preference among candidates tied with the best: the preset's model before one trained for this (no
+# extra training), the η it was trained for before a smaller one, one update after another (what a user whose texts
+# arrive one by one can do) before updates taken at θ and summed.
 CANDIDATES = (
     ("quickstart", "1e-2", "sequential"),
     ("quickstart", "1e-2", "at_theta"),
@@ -31,53 +31,48 @@ CANDIDATES = (
 )
 
 
-def row_name(model: str, lr: str, how: str) -> str:
+def row(model: str, lr: str, how: str) -> str:
     return f"val_retention_{how}" if model == "retention" else f"val_quickstart_{how}_lr{lr}"
 
 
-def first_by_accuracy(out: Path, names: dict[str, str], mode: str) -> tuple[str, dict[str, float]]:
-    """The first key of `names` (key -> row) whose `mode` accuracy is within RESOLVED of the best, and every key's."""
-    accuracy = {key: summary(out / row)["modes"][mode]["accuracy"] for key, row in names.items()}
-    best = max(accuracy.values())
-    return next(key for key in names if accuracy[key] >= best - RESOLVED), accuracy
-
-
-def summary(directory: Path) -> dict:
-    return json.loads((directory / "summary.json").read_text())
+def accuracy(directory: Path, mode: str) -> float:
+    return json.loads((directory / "summary.json").read_text())["modes"][mode]["accuracy"]
 
 
 def main() -> None:
     out = Path(sys.argv[1])
-    plain_lr, plain = first_by_accuracy(out, {lr: f"val_plain_lr{lr}" for lr in PLAIN}, "ft_stream")
-    finetune_lr, finetuned = first_by_accuracy(out, {lr: f"val_finetuned_lr{lr}" for lr in FINETUNE}, "finetuned")
-    chosen, stream = first_by_accuracy(out, {c: row_name(*c) for c in CANDIDATES}, "ft_stream")
-
-    prompt = summary(out / "val_base")["modes"]["prompt"]["accuracy"]
+    plain = {lr: accuracy(out / f"val_plain_lr{lr}", "ft_stream") for lr in PLAIN}
+    finetuned = {lr: accuracy(out / f"val_finetuned_lr{lr}", "finetuned") for lr in FINETUNE}
+    plain_lr, finetune_lr = first_within(plain, RESOLVED), first_within(finetuned, RESOLVED)
     figures = {}
+    for model, lr, how in CANDIDATES:
+        # An at-θ row asks the stream only: NC, Prompt and single-document FT are its sequential twin's (same model, η).
+        twin = out / row(model, lr, "sequential")
+        figures[model, lr, how] = stream_figures(out / row(model, lr, how), "accuracy", twin, twin)
+    stream_accuracy = {candidate: f["ft_stream"] for candidate, f in figures.items()}
+    chosen = first_within(stream_accuracy, RESOLVED)
+
     print(
         "| model | η | stream | val FT acc | val FT-stream acc | retention (95%) | first quarter | "
-        "held-out NLL after/before | known facts after | Prompt after stream |"
+        "held-out NLL after/before | known facts after | Prompt before → after the stream |"
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for candidate in CANDIDATES:
-        f = stream_figures(out / row_name(*candidate), out / "val_base", "accuracy")
-        figures["/".join(candidate)] = json_ready(f)
-        mark = " (chosen)" if candidate == chosen else ""
+    for candidate, f in figures.items():
         print(
-            f"| {candidate[0]}{mark} | {candidate[1]} | {candidate[2]} | {100 * f['ft']:.1f} | "
-            f"{100 * f['ft_stream']:.1f} | {share_text(f['retention'].value, f['retention'])} | "
+            f"| {candidate[0]}{' (chosen)' if candidate == chosen else ''} | {candidate[1]} | {candidate[2]} | "
+            f"{100 * f['ft']:.1f} | {100 * f['ft_stream']:.1f} | {share_text(f['retention'].value, f['retention'])} | "
             f"{share_text(f['first_quarter_retention'])} | {f['held_out_nll_ratio']:.3f} | "
-            f"{100 * f['known_facts_after']:.0f}% | {100 * f['prompt_after_stream']:.0f}% (before {100 * prompt:.0f}%) |"
+            f"{percent(f['known_facts_after'])} | {percent(f['prompt_before'])} → {percent(f['prompt_after_stream'])} |"
         )
-    best = max(CANDIDATES, key=lambda c: stream[c])
-    resolution = None
+    best = max(stream_accuracy, key=stream_accuracy.get)
+    best_over_chosen = None
     if best != chosen:  # how well the validation people resolve the difference the tie rule set aside
         arms = {
-            name: arm(evaluation_records(out / row_name(*c)), "ft_stream", "accuracy")
-            for name, c in (("best", best), ("chosen", chosen))
+            name: arm(evaluation_records(out / row(*candidate)), "ft_stream", "accuracy")
+            for name, candidate in (("best", best), ("chosen", chosen))
         }
         gap = bootstrap(arms, difference("best", "chosen"))
-        resolution = [gap.value, gap.low, gap.high]
+        best_over_chosen = [gap.value, gap.low, gap.high]
         print(f"\nBest FT-stream {'/'.join(best)} over the chosen: {gap.format(100, 1)} points (paired, 95%).")
     print(
         "\nPlain step (start model) val FT-stream accuracy by η: "
@@ -90,19 +85,16 @@ def main() -> None:
         + f"; chosen {finetune_lr}."
     )
     (out / "choice.args").write_text(" ".join([*chosen, plain_lr, finetune_lr]) + "\n")
-    print(
-        json.dumps(
-            {
-                "candidates": figures,
-                "chosen": "/".join(chosen),
-                "best_over_chosen": resolution,
-                "plain_lr": plain_lr,
-                "plain": plain,
-                "finetune_lr": finetune_lr,
-                "finetuned": finetuned,
-            }
-        )
-    )
+    summary = {
+        "candidates": {"/".join(candidate): json_ready(f) for candidate, f in figures.items()},
+        "chosen": "/".join(chosen),
+        "best_over_chosen": best_over_chosen,
+        "plain_lr": plain_lr,
+        "plain": plain,
+        "finetune_lr": finetune_lr,
+        "finetuned": finetuned,
+    }
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -15,27 +15,22 @@ from pathlib import Path
 
 import yaml
 
-from promptgd.report.retention import json_ready, share_text, stream_figures
+from promptgd.report.retention import first_within, json_ready, percent, share_text, stream_figures
 
-RESOLVED = 0.02  # F1 differences under 2 points are ties (the rule's margin)
+RESOLVED = 0.02  # F1 differences under 2 points are ties (the rule's margin); 2 points or more are acted on
 PLAIN = ("1e-3", "3e-3", "1e-2")  # smallest first: a tie goes to the step that moves the model least
 FINETUNE = ("1e-5", "1e-4")
 
 
-def summary(directory: Path) -> dict:
-    return json.loads((directory / "summary.json").read_text())
-
-
-def first_by_f1(val: Path, rows: dict[str, str], mode: str) -> tuple[str, dict[str, float]]:
-    """The first key of `rows` (key -> row) whose `mode` F1 is within RESOLVED of the best, and every key's F1."""
-    f1 = {key: summary(val / row)["modes"][mode]["f1"] for key, row in rows.items()}
-    return next(key for key in rows if f1[key] >= max(f1.values()) - RESOLVED), f1
+def f1(directory: Path, mode: str) -> float:
+    return json.loads((directory / "summary.json").read_text())["modes"][mode]["f1"]
 
 
 def main() -> None:
     val = Path(sys.argv[1])
-    plain_lr, plain = first_by_f1(val, {lr: f"plain_lr{lr}" for lr in PLAIN}, "ft_stream")
-    finetune_lr, finetuned = first_by_f1(val, {lr: f"finetuned_lr{lr}" for lr in FINETUNE}, "finetuned")
+    plain = {lr: f1(val / f"plain_lr{lr}", "ft_stream") for lr in PLAIN}
+    finetuned = {lr: f1(val / f"finetuned_lr{lr}", "finetuned") for lr in FINETUNE}
+    plain_lr, finetune_lr = first_within(plain, RESOLVED), first_within(finetuned, RESOLVED)
     guard = yaml.safe_load((val / "sizes8" / "config.yaml").read_text())["inner"]["guard"]
     sizes = f"inner.steps=8 inner.guard={guard}"
     # method -> (its stream row, the row holding its single-document FT, model, overrides for the test stage)
@@ -49,12 +44,12 @@ def main() -> None:
             f"{sizes} eval.stream_mode=at_theta",
         ),
     }
-    figures = {name: stream_figures(val / row, val / "base", "f1", val / ft) for name, (row, ft, *_) in methods.items()}
+    figures = {name: stream_figures(val / row, "f1", val / "base", val / ft) for name, (row, ft, *_) in methods.items()}
     best = max(f["ft_stream"] for f in figures.values())
-    tied = [name for name in methods if figures[name]["ft_stream"] >= best - RESOLVED]
+    tied = [name for name in methods if round(best - figures[name]["ft_stream"], 9) < RESOLVED]
     chosen = min(tied, key=lambda name: figures[name]["held_out_nll_ratio"])  # the one that costs held-out text least
 
-    prompt = summary(val / "base")["modes"]["prompt"]["f1"]
+    prompt = f1(val / "base", "prompt")
     print(
         "| method | val FT F1 | val FT-stream F1 | F1 retention (95%) | first quarter | held-out NLL after/before | known facts after |"
     )
@@ -63,9 +58,11 @@ def main() -> None:
         print(
             f"| {name}{' (chosen)' if name == chosen else ''} | {100 * f['ft']:.1f} | {100 * f['ft_stream']:.1f} | "
             f"{share_text(f['retention'].value, f['retention'])} | {share_text(f['first_quarter_retention'])} | "
-            f"{f['held_out_nll_ratio']:.3f} | {100 * f['known_facts_after']:.0f}% |"
+            f"{f['held_out_nll_ratio']:.3f} | {percent(f['known_facts_after'])} |"
         )
-    print(f"\nPrompt F1 (start model): {100 * prompt:.1f}. Tied within {100 * RESOLVED:.0f} points: {', '.join(tied)}.")
+    print(
+        f"\nPrompt F1 (start model): {100 * prompt:.1f}. Tied (less than {100 * RESOLVED:.0f} points below the best): {', '.join(tied)}."
+    )
     print("Plain step val FT-stream F1 by η: " + ", ".join(f"{lr}: {100 * v:.1f}" for lr, v in plain.items()))
     print("Fine-tuning (3 epochs) val F1 by rate: " + ", ".join(f"{lr}: {100 * v:.1f}" for lr, v in finetuned.items()))
     _, _, model, overrides = methods[chosen]

@@ -18,8 +18,12 @@ py=${PROMPTGD_PYTHON:-/work/main/.venv/bin/python}
 stamp() { echo "[$(date -u +%FT%TZ)] $*"; }
 mkdir -p "$out"
 [ -f "$val/choice.args" ] || "$py" experiments/stream_squad_choice.py "$val" | tee "$val/choice.txt"
-{ read -r kind overrides; read -r plain_lr finetune_lr; } < "$val/choice.args"
-model=$([ "$kind" = sizes ] && echo "$sizes" || echo "$start")
+{ read -r kind overrides; read -r plain_lr finetune_lr; } < "$val/choice.args"  # stream_squad_choice.py writes it
+case $kind in
+  start) model=$start ;;
+  sizes) model=$sizes ;;
+  *) echo "$val/choice.args: unknown model '$kind'" >&2; exit 1 ;;
+esac
 read -ra chosen <<< "$overrides"
 locality=eval.locality_corpus=wikitext:$PROMPTGD_DATA/wikitext-2
 evaluate() {  # NAME MODEL ARGS...
@@ -29,7 +33,8 @@ evaluate() {  # NAME MODEL ARGS...
 }
 test100=(--split test eval.stream=100)
 evaluate test_chosen "$model" "${test100[@]}" --modes nc,prompt,ft,ft_stream,prompt_stream,prompt_bm25 "${chosen[@]}"
-evaluate test_base "$start" "${test100[@]}" --modes ft,ft_stream inner.lr="$plain_lr"
+# The plain step's stream (row base) is test_chosen itself when the plain step was chosen.
+[ "$kind" = start ] || evaluate test_base "$start" "${test100[@]}" --modes ft,ft_stream inner.lr="$plain_lr"
 evaluate test_finetuned "$start" "${test100[@]}" --modes finetuned eval.finetune_lr="$finetune_lr"
 [ -f "$out/squad_stream.jsonl" ] || "$py" experiments/squad_dev_range.py stream --out "$out/squad_stream.jsonl"
 long=(--task "jsonl:$out/squad_stream.jsonl" --split test task.n_test=0)

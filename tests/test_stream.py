@@ -1,5 +1,6 @@
 """FT over a stream: documents absorbed one after another into one model, every question asked at the end."""
 
+import numpy as np
 import pytest
 
 from conftest import tiny_config
@@ -61,6 +62,22 @@ def test_prompt_after_the_stream_asks_the_streamed_model_with_the_document_in_th
     # With no update at all (η = 0) the streamed model is θ, and Prompt after the stream is Prompt.
     still = evaluate_model(model, tokenizer, DOCUMENTS, tiny_config(*STREAM, modes, "inner.lr=0"), progress=False)
     assert still.modes["prompt_stream"]["nll"] == pytest.approx(still.modes["prompt"]["nll"], rel=1e-6)
+
+
+def test_a_run_evaluates_prompt_after_the_stream_with_its_stream_and_keeps_both(tiny, tmp_path):
+    # promptgd run and reproduce write one mode at a time (evaluate_into); prompt_stream needs the stream's weights.
+    from promptgd.evaluate.recipe import evaluate_into
+
+    model, tokenizer = tiny
+    out = tmp_path / "eval"
+    streams = tiny_config(*STREAM, "eval.modes=ft_stream,prompt_stream")
+    first = evaluate_into(out, streams, model, tokenizer, DOCUMENTS, progress=False)
+    assert set(first["modes"]) == {"ft_stream", "prompt_stream"}
+    more = tiny_config(*STREAM, "eval.modes=nc,ft_stream,prompt_stream")
+    again = evaluate_into(out, more, model, tokenizer, DOCUMENTS, progress=False)
+    assert again["modes"]["prompt_stream"] == first["modes"]["prompt_stream"]  # kept, not redone
+    modes = [line.split('"mode": "')[1].split('"')[0] for line in (out / "predictions.jsonl").open()]
+    assert sorted(modes) == sorted(["nc", "ft_stream", "prompt_stream"] * len(DOCUMENTS))
 
 
 def test_prompt_after_the_stream_needs_the_stream_first():
@@ -144,8 +161,22 @@ def test_stream_figures_measure_retention_against_nc_and_single_document_ft(tmp_
     }
     summary = {"modes": {"ft_stream": {"accuracy": 0.5}}, "stream": {"documents": 4}, "locality": locality}
     row("stream", [record("ft", i, 1.0) for i in range(4)] + stream, summary)
-    figures = stream_figures(tmp_path / "stream", tmp_path / "nc", "accuracy")
+    figures = stream_figures(tmp_path / "stream", "accuracy", nc_dir=tmp_path / "nc")
     assert figures["retention"].value == 0.5 and figures["first_quarter_retention"] == 1.0
     assert figures["held_out_nll_ratio"] == pytest.approx(1.1) and figures["known_facts_after"] == 0.5
     assert json_ready(figures)["prompt_after_stream"] is None  # not asked
     assert share_text(float("nan")) == "none (FT ≤ NC)"
+    # FT below NC: no gain to keep, so no retention (a ratio of two negatives would read as a positive share).
+    row("worse", [record("ft", i, 0.0) for i in range(4)] + stream, summary)
+    nc_right = tmp_path / "nc_right"
+    row("nc_right", [record("nc", i, 1.0) for i in range(4)], {"modes": {"nc": {"accuracy": 1.0}}})
+    assert np.isnan(stream_figures(tmp_path / "worse", "accuracy", nc_dir=nc_right)["retention"].value)
+
+
+def test_a_choice_ties_what_is_less_than_its_margin_below_the_best_and_acts_on_the_margin_itself():
+    from promptgd.report.retention import first_within
+
+    # In order of preference; 0.56 − 0.46 is 0.10000000000000003 in floats: exactly the margin, so acted on.
+    assert first_within({"preferred": 0.46, "best": 0.56}, 0.10) == "best"
+    assert first_within({"preferred": 0.47, "best": 0.56}, 0.10) == "preferred"
+    assert first_within({"preferred": 0.50, "best": 0.60}, 0.10) == "best"

@@ -1,4 +1,4 @@
-"""The four evaluation modes over a list of triples.
+"""The evaluation modes over a list of triples.
 
 - nc:            the query alone, base weights
 - prompt:        context ⊕ separator ⊕ query, base weights

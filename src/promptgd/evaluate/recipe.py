@@ -115,12 +115,13 @@ def evaluate_into(
         sections = {k: summary[k] for k in ("stream", "locality") if k in summary}
         kept = EvalResult(records, cached, summary.get("seconds", {}), sections)
     summary = None
-    for mode in cfg.eval.modes:
-        if mode in kept.modes:
+    for unit in _units_of_work(cfg.eval.modes):
+        if all(mode in kept.modes for mode in unit):
             continue
-        new = evaluate_model(model, tokenizer, triples, with_overrides(cfg, [f"eval.modes={mode}"]), progress, param)
+        overrides = [f"eval.modes={','.join(unit)}"]
+        new = evaluate_model(model, tokenizer, triples, with_overrides(cfg, overrides), progress, param)
         kept = EvalResult(
-            kept.records + new.records,
+            [r for r in kept.records if r["mode"] not in unit] + new.records,
             {**kept.modes, **new.modes},
             {**kept.seconds, **new.seconds},
             kept.sections | new.sections,
@@ -129,6 +130,15 @@ def evaluate_into(
         # An evaluation of other settings in `out` (a changed preset) is replaced: `out` is the row's own directory.
         summary = write_eval(kept, with_overrides(cfg, [f"eval.modes={','.join(every)}"]), out, replace=True)
     return summary or json.loads((out / "summary.json").read_text())
+
+
+def _units_of_work(modes: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The modes in the groups that are evaluated, kept and redone together: each mode alone, but prompt_stream with
+    ft_stream, as it asks the weights that the stream leaves, which live only while that evaluation runs."""
+    units = [(mode,) for mode in modes if mode != "prompt_stream"]
+    if "prompt_stream" in modes:
+        units = [(*unit, "prompt_stream") if unit == ("ft_stream",) else unit for unit in units]
+    return units
 
 
 def run_eval(cfg: RunConfig, out: Path) -> dict:

@@ -151,12 +151,17 @@ def evaluate_finetuned(
     return ask({k: v.detach() for k, v in tuned.items()}, triples, [i for doc in stream for i in doc])
 
 
+def quarter_of(position: int, documents: int) -> int:
+    """The quarter of a stream of `documents` (0 = earliest) that the document at `position` (1-based) falls in."""
+    return (position - 1) * 4 // documents
+
+
 def _quarters(records: list[dict], documents: int, means) -> list[dict]:
     """The metrics of each quarter of the stream by document position (first to last); a quarter that holds no
     document (a stream of fewer than 4) is left out."""
     out = []
     for q in range(4):
-        inside = [r for r in records if (r["position"] - 1) * 4 // documents == q]
+        inside = [r for r in records if quarter_of(r["position"], documents) == q]
         if inside:
             positions = [r["position"] for r in inside]
             out.append({"positions": [min(positions), max(positions)], **means(inside)})

@@ -108,6 +108,19 @@ def gap_share(ft_after: str, prompt: str, ft: str) -> Callable[[Arms], np.ndarra
     return share
 
 
+def retention(stream: str, ft: str, nc: str) -> Callable[[Arms], np.ndarray]:
+    """(stream − NC) / (FT − NC): the share of a single-document update's gain over no context that is left at the end
+    of a stream, for a metric where higher is better (accuracy, F1). NaN where FT is no better than NC: there is no
+    gain to keep, and a negative gap would turn a stream below NC into a positive share."""
+
+    def share(m: Arms) -> np.ndarray:
+        gain = m[ft] - m[nc]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(gain > 0, (m[stream] - m[nc]) / gain, np.nan)
+
+    return share
+
+
 def ratio(arm: str, reference: str) -> Callable[[Arms], np.ndarray]:
     """arm / reference (Table 3's retention); NaN where the reference is zero."""
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import matplotlib
 
-from promptgd.report.intervals import Interval, arm, bootstrap, evaluation_records, gap_share
+from promptgd.evaluate.stream import quarter_of
+from promptgd.report.intervals import Interval, arm, bootstrap, evaluation_records, retention
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,40 +50,64 @@ def retention_figure(summaries: dict[str, dict], metric: str, path: Path, title:
     plt.close(fig)
 
 
-def stream_figures(stream_dir: Path, nc_dir: Path, metric: str, ft_dir: Path | None = None) -> dict:
-    """A stream evaluation's figures: its `metric` at the end of the stream and single-document FT's; retention with
-    its 95% interval over contexts (NaN and no interval where FT is no better than NC); the first quarter's
-    retention; held-out NLL after/before the stream; known facts after; Prompt after the stream where it was asked.
-    NC comes from `nc_dir`'s predictions, FT from `ft_dir`'s (default: the stream's own evaluation); all three on the
-    same questions."""
+def stream_figures(stream_dir: Path, metric: str, nc_dir: Path | None = None, ft_dir: Path | None = None) -> dict:
+    """A stream evaluation's figures, all on the same questions: its `metric` at the end of the stream and single-
+    document FT's; retention with its 95% interval over contexts (NaN, no interval, where FT is no better than NC);
+    the first quarter's retention; held-out NLL after/before the stream; known facts after; Prompt after the stream
+    and before it where they were asked. NC (and Prompt before) come from `nc_dir`, FT from `ft_dir`; both default to
+    the stream's own evaluation."""
     summary = json.loads((stream_dir / "summary.json").read_text())
-    records = evaluation_records(stream_dir)
-    ft_records = records if ft_dir is None else evaluation_records(ft_dir)
-    arms = {
-        "stream": arm(records, "ft_stream", metric),
-        "nc": arm(evaluation_records(nc_dir), "nc", metric),
-        "ft": arm(ft_records, "ft", metric),
-    }
-    retention = bootstrap(arms, gap_share("stream", "ft", "nc"))
+    records = _records(stream_dir)
+    nc_records = records if nc_dir is None else _records(nc_dir)
+    ft_records = records if ft_dir is None else _records(ft_dir)
+    arms = {"stream": arm(records, "ft_stream", metric), "nc": arm(nc_records, "nc", metric)}
+    arms["ft"] = arm(ft_records, "ft", metric)
     documents = summary["stream"]["documents"]
-    first = {r["context"] for r in records if r["mode"] == "ft_stream" and r["position"] * 4 <= documents}
+    first = {r["context"] for r in records if r["mode"] == "ft_stream" and quarter_of(r["position"], documents) == 0}
     first_arms = {name: {c: v for c, v in values.items() if c in first} for name, values in arms.items()}
     locality = summary["locality"]
     before, after = locality["before"].get("held_out_nll"), locality["after"].get("held_out_nll")
+    prompt = arm(nc_records, "prompt", metric)
     return {
         "ft": _mean(arms["ft"]),
-        "ft_stream": summary["modes"]["ft_stream"][metric],
-        "retention": retention,
-        "first_quarter_retention": bootstrap(first_arms, gap_share("stream", "ft", "nc")).value if first else math.nan,
-        "held_out_nll_ratio": after / before if before else math.nan,
-        "known_facts_after": locality["after"]["known_facts_accuracy"],
-        "prompt_after_stream": summary["modes"].get("prompt_stream", {}).get(metric, math.nan),
+        "ft_stream": _mean(arms["stream"]),
+        "retention": bootstrap(arms, retention("stream", "ft", "nc")),
+        "first_quarter_retention": bootstrap(first_arms, retention("stream", "ft", "nc")).value if first else math.nan,
+        "held_out_nll_ratio": after / before if before and after else math.nan,
+        "known_facts_after": _or_nan(locality["after"]["known_facts_accuracy"]),
+        "prompt_after_stream": _mean(arm(records, "prompt_stream", metric)),
+        "prompt_before": _mean(prompt),
     }
 
 
+def _records(directory: Path) -> list[dict]:
+    records = evaluation_records(directory)
+    if records is None:
+        raise FileNotFoundError(f"{directory}: no predictions.jsonl(.gz); is it a finished `promptgd eval`?")
+    return records
+
+
 def _mean(by_context: dict[str, list[float]]) -> float:
+    """The mean over every question; NaN where the mode was not asked."""
     values = [v for vs in by_context.values() for v in vs]
-    return sum(values) / len(values)
+    return sum(values) / len(values) if values else math.nan
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def first_within(values: dict, margin: float):
+    """A choice rule's tie-break: the first key (in the order of preference `values` is in) whose value is less than
+    `margin` below the best. Compared at 9 decimals, so that a difference of exactly `margin` (10 of 100 people) is
+    acted on, as the rules say, rather than decided by float rounding."""
+    best = max(values.values())
+    return next(key for key, value in values.items() if round(best - value, 9) < margin)
+
+
+def percent(value: float, digits: int = 0) -> str:
+    """A share in %, "–" where it is undefined (NaN)."""
+    return "–" if math.isnan(value) else f"{100 * value:.{digits}f}%"
 
 
 def json_ready(figures: dict) -> dict:
@@ -97,7 +122,7 @@ def json_ready(figures: dict) -> dict:
 
 
 def share_text(value: float, interval: Interval | None = None) -> str:
-    """A retention in %, with its interval where it has one; "none (FT ≤ NC)" where there is no gap to retain."""
+    """A retention in %, with its interval where it has one; "none (FT ≤ NC)" where there is no gain to retain."""
     if math.isnan(value):
         return "none (FT ≤ NC)"
     return interval.format(100, 0, "%") if interval is not None and interval.draws else f"{100 * value:.0f}%"
