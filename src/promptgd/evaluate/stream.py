@@ -28,6 +28,7 @@ from promptgd.data.triples import Triple
 from promptgd.evaluate.answer_metrics import exact_match
 from promptgd.evaluate.decode import score_and_generate, stop_token_ids
 from promptgd.lm import Forward, Params, TokenBatch, sequence_losses
+from promptgd.report.retention import quarter_of
 from promptgd.update.explicit import ExplicitUpdate
 from promptgd.update.step_sizes import StepSizes
 
@@ -149,11 +150,6 @@ def evaluate_finetuned(
             optimizer.step()
     ask = _Asker(forward, tokenizer, encoder, eval_cfg, device, record, "finetuned")
     return ask({k: v.detach() for k, v in tuned.items()}, triples, [i for doc in stream for i in doc])
-
-
-def quarter_of(position: int, documents: int) -> int:
-    """The quarter of a stream of `documents` (0 = earliest) that the document at `position` (1-based) falls in."""
-    return (position - 1) * 4 // documents
 
 
 def _quarters(records: list[dict], documents: int, means) -> list[dict]:

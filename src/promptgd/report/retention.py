@@ -9,17 +9,23 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
-
-from promptgd.evaluate.stream import quarter_of
 from promptgd.report.intervals import Interval, arm, bootstrap, evaluation_records, retention
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
+
+def quarter_of(position: int, documents: int) -> int:
+    """The quarter of a stream of `documents` (0 = earliest) that the document at `position` (1-based) falls in: the
+    stream section's quarters (evaluate/stream.py) and the first quarter's retention here use this one definition."""
+    return (position - 1) * 4 // documents
 
 
 def retention_figure(summaries: dict[str, dict], metric: str, path: Path, title: str) -> None:
     """`summaries`: method name -> the summary.json of its stream evaluation (with a `stream` section)."""
+    # Imported here: evaluation imports this module for quarter_of and draws nothing.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
     fig, (early, quarters) = plt.subplots(1, 2, figsize=(10, 4))
     for index, (name, summary) in enumerate(summaries.items()):
         stream = summary.get("stream")
