@@ -19,8 +19,8 @@ promptgd() { "$py" -m promptgd "$@"; }
 stamp() { echo "[$(date -u +%FT%TZ)] $*"; }
 mkdir -p "$out"
 
-# The quickstart's model, draw b4_640_seed0 (results/studies/quickstart.md); its evaluations are the committed rows,
-# so this run evaluates one NC triple only.
+# The quickstart preset's LC model (the committed draw's preset and seed, results/studies/quickstart.md; a rebuild can
+# differ in the last bits). The streams below evaluate it themselves, so the run evaluates one NC triple only.
 stamp "quickstart model"
 promptgd run configs/quickstart.yaml "$@" eval.modes=nc eval.limit=1 --out "$out/quickstart"
 start=$out/quickstart/start_model quickstart=$out/quickstart/lc/model
