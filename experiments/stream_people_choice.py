@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from promptgd.report.intervals import arm, bootstrap, difference, evaluation_records
-from promptgd.report.retention import first_within, json_ready, percent, share_text, stream_figures
+from promptgd.report.retention import first_within, json_ready, mode_metric, percent, share_text, stream_figures
 
 RESOLVED = 0.10  # differences under 10 points are ties: 100 validation people resolve about ±11 points, paired
 PLAIN = ("1e-3", "3e-3", "1e-2")  # smallest first: a tie goes to the step that moves the model least
@@ -35,14 +35,10 @@ def row(model: str, lr: str, how: str) -> str:
     return f"val_retention_{how}" if model == "retention" else f"val_quickstart_{how}_lr{lr}"
 
 
-def accuracy(directory: Path, mode: str) -> float:
-    return json.loads((directory / "summary.json").read_text())["modes"][mode]["accuracy"]
-
-
 def main() -> None:
     out = Path(sys.argv[1])
-    plain = {lr: accuracy(out / f"val_plain_lr{lr}", "ft_stream") for lr in PLAIN}
-    finetuned = {lr: accuracy(out / f"val_finetuned_lr{lr}", "finetuned") for lr in FINETUNE}
+    plain = {lr: mode_metric(out / f"val_plain_lr{lr}", "ft_stream", "accuracy") for lr in PLAIN}
+    finetuned = {lr: mode_metric(out / f"val_finetuned_lr{lr}", "finetuned", "accuracy") for lr in FINETUNE}
     plain_lr, finetune_lr = first_within(plain, RESOLVED), first_within(finetuned, RESOLVED)
     figures = {}
     for model, lr, how in CANDIDATES:

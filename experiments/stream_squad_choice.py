@@ -15,21 +15,17 @@ from pathlib import Path
 
 import yaml
 
-from promptgd.report.retention import first_within, json_ready, percent, share_text, stream_figures
+from promptgd.report.retention import first_within, json_ready, mode_metric, percent, share_text, stream_figures
 
 RESOLVED = 0.02  # F1 differences under 2 points are ties (the rule's margin); 2 points or more are acted on
 PLAIN = ("1e-3", "3e-3", "1e-2")  # smallest first: a tie goes to the step that moves the model least
 FINETUNE = ("1e-5", "1e-4")
 
 
-def f1(directory: Path, mode: str) -> float:
-    return json.loads((directory / "summary.json").read_text())["modes"][mode]["f1"]
-
-
 def main() -> None:
     val = Path(sys.argv[1])
-    plain = {lr: f1(val / f"plain_lr{lr}", "ft_stream") for lr in PLAIN}
-    finetuned = {lr: f1(val / f"finetuned_lr{lr}", "finetuned") for lr in FINETUNE}
+    plain = {lr: mode_metric(val / f"plain_lr{lr}", "ft_stream", "f1") for lr in PLAIN}
+    finetuned = {lr: mode_metric(val / f"finetuned_lr{lr}", "finetuned", "f1") for lr in FINETUNE}
     plain_lr, finetune_lr = first_within(plain, RESOLVED), first_within(finetuned, RESOLVED)
     guard = yaml.safe_load((val / "sizes8" / "config.yaml").read_text())["inner"]["guard"]
     sizes = f"inner.steps=8 inner.guard={guard}"
@@ -49,7 +45,7 @@ def main() -> None:
     tied = [name for name in methods if round(best - figures[name]["ft_stream"], 9) < RESOLVED]
     chosen = min(tied, key=lambda name: figures[name]["held_out_nll_ratio"])  # the one that costs held-out text least
 
-    prompt = f1(val / "base", "prompt")
+    prompt = mode_metric(val / "base", "prompt", "f1")
     print(
         "| method | val FT F1 | val FT-stream F1 | F1 retention (95%) | first quarter | held-out NLL after/before | known facts after |"
     )

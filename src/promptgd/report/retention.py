@@ -9,6 +9,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from promptgd.report.intervals import Interval, arm, bootstrap, evaluation_records, retention
 
 
@@ -63,9 +65,15 @@ def stream_figures(stream_dir: Path, metric: str, nc_dir: Path | None = None, ft
     and before it where they were asked. NC (and Prompt before) come from `nc_dir`, FT from `ft_dir`; both default to
     the stream's own evaluation."""
     summary = json.loads((stream_dir / "summary.json").read_text())
-    records = _records(stream_dir)
-    nc_records = records if nc_dir is None else _records(nc_dir)
-    ft_records = records if ft_dir is None else _records(ft_dir)
+    read: dict[Path, list[dict]] = {}  # each directory's predictions read once (an at-θ row's twin gives NC and FT)
+
+    def records_of(directory: Path | None) -> list[dict]:
+        directory = directory or stream_dir
+        if directory not in read:
+            read[directory] = _records(directory)
+        return read[directory]
+
+    records, nc_records, ft_records = records_of(stream_dir), records_of(nc_dir), records_of(ft_dir)
     arms = {"stream": arm(records, "ft_stream", metric), "nc": arm(nc_records, "nc", metric)}
     arms["ft"] = arm(ft_records, "ft", metric)
     documents = summary["stream"]["documents"]
@@ -78,12 +86,22 @@ def stream_figures(stream_dir: Path, metric: str, nc_dir: Path | None = None, ft
         "ft": _mean(arms["ft"]),
         "ft_stream": _mean(arms["stream"]),
         "retention": bootstrap(arms, retention("stream", "ft", "nc")),
-        "first_quarter_retention": bootstrap(first_arms, retention("stream", "ft", "nc")).value if first else math.nan,
+        "first_quarter_retention": _estimate(first_arms, retention("stream", "ft", "nc")) if first else math.nan,
         "held_out_nll_ratio": after / before if before and after else math.nan,
         "known_facts_after": _or_nan(locality["after"]["known_facts_accuracy"]),
         "prompt_after_stream": _mean(arm(records, "prompt_stream", metric)),
         "prompt_before": _mean(prompt),
     }
+
+
+def _estimate(arms: dict[str, dict[str, list[float]]], statistic) -> float:
+    """A statistic of the arms' means over every question, without an interval (no bootstrap draws)."""
+    return float(statistic({name: np.array([_mean(values)]) for name, values in arms.items()})[0])
+
+
+def mode_metric(directory: Path, mode: str, metric: str) -> float:
+    """One mode's mean of one metric, from an evaluation directory's summary.json."""
+    return json.loads((directory / "summary.json").read_text())["modes"][mode][metric]
 
 
 def _records(directory: Path) -> list[dict]:
